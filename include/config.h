@@ -1,0 +1,73 @@
+#ifndef JA_CONFIG_H
+#define JA_CONFIG_H
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Every setting of the service. One table in config.c drives the command-line flags, the
+ * environment variables, the --help text and the validation, so they can never disagree. */
+
+typedef enum { JA_QUEUE_CLASSIC = 0, JA_QUEUE_QUORUM = 1 } ja_queue_type;
+
+typedef struct ja_config {
+    char *amqp_uri;
+    int heartbeat_s;
+    int reconnect_base_ms;
+    int reconnect_max_ms;
+
+    char *jube_url;
+    char *jube_api_key;
+    char *jube_bearer_token;
+    int http_timeout_ms;
+    int http_connect_timeout_ms;
+
+    int workers;
+    int prefetch;
+    int ring_size;
+    int max_body_bytes;
+    int max_attempts;
+    int retry_base_ms;
+    int retry_max_ms;
+
+    char *inbound_queue;
+    char *outbound_exchange;
+    char *routing_key;
+    char *outbound_queue;
+    char *dead_letter_exchange;
+    char *dead_letter_queue;
+    int queue_type; /* ja_queue_type */
+
+    int log_level; /* ja_log_level */
+    int shutdown_timeout_s;
+
+    /* Derived from amqp_uri; the strings point into amqp_uri_storage. */
+    struct amqp_connection_info amqp;
+    char *amqp_uri_storage;
+} ja_config;
+
+typedef enum {
+    JA_CONFIG_RUN,     /* start the service */
+    JA_CONFIG_HELP,    /* --help was given */
+    JA_CONFIG_VERSION, /* --version was given */
+} ja_config_action;
+
+/* Fills cfg from defaults, then the environment, then argv (flags win). Returns 0, or -EINVAL
+ * with a message for a person in err that names the flag or variable, the value and what is
+ * allowed. The caller frees cfg with ja_config_free in both cases. */
+int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *action, char *err,
+                    size_t err_size);
+
+void ja_config_free(ja_config *cfg);
+
+/* The --help text, generated from the option table. */
+void ja_config_print_help(FILE *out);
+
+/* One line with every effective setting; passwords and secrets are redacted. */
+void ja_config_describe(const ja_config *cfg, char *out, size_t out_size);
+
+/* The capacity of the consumer-to-worker ring: --ring-size, or the prefetch when 0. */
+size_t ja_config_ring_capacity(const ja_config *cfg);
+
+#endif

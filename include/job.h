@@ -1,0 +1,73 @@
+#ifndef JA_JOB_H
+#define JA_JOB_H
+
+#include "inbox.h"
+
+#include <amqp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One delivery on its way through the service, and everything learnt about it.
+ *
+ * Ownership: the consumer thread creates every job (one per delivery) and is the only thread
+ * that frees one. In between, the job belongs to whichever thread popped it last: the worker
+ * that took it from the ring, then the publisher, then the consumer again through its inbox.
+ * No two threads ever touch a job at the same time. */
+
+/* The longest x-jube-error-detail: a sentence plus at most 1 KiB of Jube's answer. */
+#define JA_ERROR_DETAIL_MAX 1400
+#define JA_GUID_LEN 36
+
+typedef enum {
+    JA_JOB_NEW,         /* consumer -> worker: to be validated and sent to Jube */
+    JA_JOB_RESPOND,     /* worker -> publisher: publish Jube's response */
+    JA_JOB_DEAD_LETTER, /* worker -> publisher: publish to the dead-letter exchange */
+    JA_JOB_ACK,         /* publisher -> consumer: the outcome is confirmed; ack the delivery */
+    JA_JOB_REQUEUE,     /* worker -> consumer: give the delivery back to the broker */
+    JA_JOB_DROP,        /* its delivery belongs to a closed channel: just free it */
+} ja_job_state;
+
+/* What was wrong with a message, as written into its dead letter. */
+typedef struct {
+    char code[40];                     /* x-jube-error, e.g. "invalid_json", "http_404" */
+    char detail[JA_ERROR_DETAIL_MAX]; /* x-jube-error-detail: a sentence for a person */
+} ja_failure;
+
+/* A growable byte buffer that keeps its memory between uses. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} ja_buf;
+
+typedef struct ja_job {
+    ja_inbox_node node; /* links the job into an inbox */
+    amqp_envelope_t envelope; /* owns the body and the properties */
+    uint64_t generation;      /* the consumer connection the delivery came on */
+    ja_job_state state;
+    char model_guid[JA_GUID_LEN + 1]; /* lower case, once validated */
+    int http_status;                  /* Jube's last status, 0 when none */
+    int attempts;                     /* calls made to Jube */
+    ja_failure failure;
+    ja_buf response;
+    int unconfirmed_publishes; /* the publisher's count of publishes not yet confirmed */
+} ja_job;
+
+static inline ja_job *ja_job_of(ja_inbox_node *node)
+{
+    return (ja_job *)((char *)node - offsetof(ja_job, node));
+}
+
+/* Sets failure to code and a printf-formatted detail. */
+void ja_failure_set(ja_failure *failure, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends n bytes unless the buffer would grow past limit. Returns 0 or -ENOMEM / -EMSGSIZE. */
+int ja_buf_append(ja_buf *buf, const void *data, size_t n, size_t limit);
+void ja_buf_free(ja_buf *buf);
+
+/* Writes at most max_in bytes of in, with quotes, backslashes and non-printable bytes escaped,
+ * so any value can be quoted in a log line or an error detail. Always NUL-terminates. */
+void ja_escape_for_text(const void *in, size_t in_len, size_t max_in, char *out, size_t out_size);
+
+#endif

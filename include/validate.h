@@ -1,0 +1,31 @@
+#ifndef JA_VALIDATE_H
+#define JA_VALIDATE_H
+
+#include "job.h"
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Checks a delivery before anything of it goes near a URL or Jube. Each check returns true, or
+ * false with the failure (code and detail, naming the offending value) filled in. */
+
+#define JA_MODEL_HEADER "EntityAnalysisModelGuid"
+
+/* True for 8-4-4-4-12 hexadecimal digits, either case. */
+bool ja_guid_is_valid(const char *s, size_t len);
+
+/* Finds the EntityAnalysisModelGuid header (an AMQP long string 'S' or byte array 'x'), checks
+ * it is a GUID and writes it in lower case to guid. */
+bool ja_validate_model_header(const amqp_basic_properties_t *props, char guid[JA_GUID_LEN + 1],
+                              ja_failure *why);
+
+/* Checks the body is not empty, at most max_bytes long, and one JSON object (RFC 8259). */
+bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure *why);
+
+/* The JSON check alone: returns NULL when text is exactly one valid JSON value (with optional
+ * surrounding white space), else a description of the first problem, with its byte offset
+ * written to error_offset. */
+const char *ja_json_check(const char *text, size_t len, size_t *error_offset, bool *is_object);
+
+#endif

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# A private RabbitMQ node for tests, benchmarks and local runs.
+#
+# It has its own node name, port and data directory, so it never collides with a
+# broker already running on the machine (the Debian package starts one on 5672).
+#
+#   scripts/broker.sh start DIR [PORT]   start a node whose files live in DIR; prints the port
+#   scripts/broker.sh stop DIR           stop the node started in DIR
+#   scripts/broker.sh ctl DIR ARGS...    run rabbitmqctl against that node
+#
+# DIR/broker.env is written on start: JA_TEST_AMQP_PORT=... and JA_TEST_NODE=...
+set -euo pipefail
+
+command=${1:?usage: broker.sh start|stop|ctl DIR [ARGS]}
+dir=${2:?usage: broker.sh start|stop|ctl DIR [ARGS]}
+shift 2
+
+port_in_use() {
+    # /proc/net/tcp lists listening sockets (state 0A) with the port in hex.
+    local hex
+    hex=$(printf '%04X' "$1")
+    grep -qE "^ *[0-9]+: [0-9A-F]+:${hex} [0-9A-F]+:[0-9A-F]+ 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+pick_port() {
+    # The Erlang distribution port is the AMQP port plus 20000, and rabbitmqctl takes ports
+    # from the AMQP port plus 30000, so a node port must stay below 35535 and clear of
+    # 35672 (where the CLI tools of a default node live).
+    local port
+    for port in $(seq 20100 20199); do
+        if ! port_in_use "$port" && ! port_in_use $((port + 20000)); then
+            echo "$port"
+            return 0
+        fi
+    done
+    echo "broker.sh: no free port pair in 20100..20199 (+20000)" >&2
+    return 1
+}
+
+node_of() {
+    # shellcheck disable=SC1091
+    . "$1/broker.env"
+    echo "$JA_TEST_NODE"
+}
+
+ctl() {
+    local node=$1
+    shift
+    RABBITMQ_NODENAME=$node rabbitmqctl -n "$node" "$@"
+}
+
+case "$command" in
+start)
+    port=${1:-$(pick_port)}
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    node="jubeamqp$port@localhost"
+    mkdir -p "$dir/mnesia" "$dir/log"
+    echo "[]." >"$dir/enabled_plugins"
+    : >"$dir/rabbitmq.conf"
+    chown -R rabbitmq:rabbitmq "$dir"
+    # The wrapper runs the broker as the rabbitmq user, which must be able to reach DIR.
+    d=$dir
+    while [ "$d" != "/" ]; do
+        chmod o+x "$d" 2>/dev/null || true
+        d=$(dirname "$d")
+    done
+    printf 'JA_TEST_AMQP_PORT=%s\nJA_TEST_NODE=%s\n' "$port" "$node" >"$dir/broker.env"
+    export RABBITMQ_NODENAME=$node
+    export RABBITMQ_NODE_PORT=$port
+    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    export RABBITMQ_DIST_PORT=$((port + 20000))
+    export RABBITMQ_MNESIA_BASE=$dir/mnesia
+    export RABBITMQ_LOG_BASE=$dir/log
+    export RABBITMQ_PID_FILE=$dir/broker.pid
+    export RABBITMQ_FEATURE_FLAGS_FILE=$dir/feature_flags
+    export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+    export RABBITMQ_CONFIG_FILE=$dir/rabbitmq
+    setsid rabbitmq-server >"$dir/log/server.out" 2>&1 </dev/null &
+    server=$!
+    # await_startup fails at once while the node is not yet registered, so retry it; give up
+    # when the server process has died or after about two minutes.
+    started=0
+    for _ in $(seq 1 120); do
+        if ctl "$node" await_startup --timeout 60 >/dev/null 2>&1; then
+            started=1
+            break
+        fi
+        kill -0 "$server" 2>/dev/null || break
+        sleep 1
+    done
+    if [ "$started" != 1 ]; then
+        echo "broker.sh: node $node did not start; last lines of its log:" >&2
+        tail -n 30 "$dir/log/server.out" >&2 || true
+        exit 1
+    fi
+    echo "$port"
+    ;;
+stop)
+    [ -f "$dir/broker.env" ] || exit 0
+    node=$(node_of "$dir")
+    timeout 60 rabbitmqctl -n "$node" stop >/dev/null 2>&1 || true
+    if [ -f "$dir/broker.pid" ]; then
+        kill -9 "$(cat "$dir/broker.pid")" 2>/dev/null || true
+    fi
+    ;;
+ctl)
+    ctl "$(node_of "$dir")" "$@"
+    ;;
+*)
+    echo "broker.sh: unknown command '$command' (start, stop or ctl)" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,228 @@
+#include "amqp_connection.h"
+
+#include "log.h"
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define CONNECT_TIMEOUT_S 10
+#define RPC_TIMEOUT_S 30
+
+/* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out,
+ * upstream issue #780): the kernel now fails the socket once data stays unacknowledged for two
+ * heartbeats, and probes an idle one. */
+static void set_socket_timeouts(int fd, int heartbeat_s)
+{
+    int on = 1;
+    unsigned int user_timeout_ms = (unsigned int)heartbeat_s * 2000u;
+    int idle = heartbeat_s;
+    int interval = heartbeat_s / 3 > 0 ? heartbeat_s / 3 : 1;
+    int count = 3;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) !=
+            0)
+        ja_log_warn("could not set TCP keepalive and user time-out on the AMQP socket: %s",
+                    strerror(errno));
+}
+
+static amqp_socket_t *new_socket(amqp_connection_state_t conn, const ja_config *cfg, char *err,
+                                 size_t err_size)
+{
+    if (!cfg->amqp.ssl) {
+        amqp_socket_t *socket = amqp_tcp_socket_new(conn);
+        if (!socket)
+            snprintf(err, err_size, "could not create a TCP socket");
+        return socket;
+    }
+    amqp_socket_t *socket = amqp_ssl_socket_new(conn);
+    if (!socket) {
+        snprintf(err, err_size, "could not create a TLS socket");
+        return NULL;
+    }
+    amqp_ssl_socket_set_verify_peer(socket, 1);
+    amqp_ssl_socket_set_verify_hostname(socket, 1);
+    int rc = amqp_ssl_socket_set_ssl_versions(socket, AMQP_TLSv1_2, AMQP_TLSvLATEST);
+    if (rc == AMQP_STATUS_OK)
+        rc = amqp_ssl_socket_set_cacert(socket, SYSTEM_CA_BUNDLE);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(err, err_size, "could not set up TLS with the CA bundle %s: %s", SYSTEM_CA_BUNDLE,
+                 amqp_error_string2(rc));
+        return NULL;
+    }
+    return socket;
+}
+
+amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, char *err,
+                                     size_t err_size)
+{
+    const struct amqp_connection_info *info = &cfg->amqp;
+    amqp_connection_state_t conn = amqp_new_connection();
+    if (!conn) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    amqp_socket_t *socket = new_socket(conn, cfg, err, err_size);
+    if (!socket)
+        goto fail;
+
+    struct timeval connect_timeout = {.tv_sec = CONNECT_TIMEOUT_S};
+    int rc = amqp_socket_open_noblock(socket, info->host, info->port, &connect_timeout);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(err, err_size, "could not connect to %s:%d: %s", info->host, info->port,
+                 amqp_error_string2(rc));
+        goto fail;
+    }
+    set_socket_timeouts(amqp_get_sockfd(conn), cfg->heartbeat_s);
+    struct timeval rpc_timeout = {.tv_sec = RPC_TIMEOUT_S};
+    amqp_set_handshake_timeout(conn, &rpc_timeout);
+    amqp_set_rpc_timeout(conn, &rpc_timeout);
+
+    amqp_table_entry_t capabilities[] = {
+        {.key = amqp_cstring_bytes("consumer_cancel_notify"),
+         .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+        {.key = amqp_cstring_bytes("connection.blocked"),
+         .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+        {.key = amqp_cstring_bytes("publisher_confirms"),
+         .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+        {.key = amqp_cstring_bytes("basic.nack"),
+         .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+        {.key = amqp_cstring_bytes("authentication_failure_close"),
+         .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+    };
+    amqp_table_entry_t properties[] = {
+        {.key = amqp_cstring_bytes("capabilities"),
+         .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                   .value.table = {.num_entries = sizeof capabilities / sizeof capabilities[0],
+                                   .entries = capabilities}}},
+        {.key = amqp_cstring_bytes("connection_name"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(name)}},
+        {.key = amqp_cstring_bytes("product"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("jube-amqp")}},
+        {.key = amqp_cstring_bytes("version"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(JA_VERSION)}},
+    };
+    amqp_table_t client_properties = {.num_entries = sizeof properties / sizeof properties[0],
+                                      .entries = properties};
+    amqp_rpc_reply_t reply = amqp_login_with_properties(
+        conn, info->vhost, 0, AMQP_DEFAULT_FRAME_SIZE, cfg->heartbeat_s, &client_properties,
+        AMQP_SASL_METHOD_PLAIN, info->user, info->password);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[512];
+        ja_amqp_describe_reply(reply, why, sizeof why);
+        snprintf(err, err_size, "login to vhost '%s' on %s:%d as user '%s' failed: %s",
+                 info->vhost, info->host, info->port, info->user, why);
+        goto fail;
+    }
+    amqp_channel_open(conn, JA_CHANNEL);
+    reply = amqp_get_rpc_reply(conn);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[512];
+        ja_amqp_describe_reply(reply, why, sizeof why);
+        snprintf(err, err_size, "could not open a channel: %s", why);
+        goto fail;
+    }
+    return conn;
+fail:
+    amqp_destroy_connection(conn);
+    return NULL;
+}
+
+void ja_amqp_close(amqp_connection_state_t conn)
+{
+    if (!conn)
+        return;
+    amqp_channel_close(conn, JA_CHANNEL, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(conn);
+}
+
+void ja_amqp_destroy(amqp_connection_state_t conn)
+{
+    if (conn)
+        amqp_destroy_connection(conn);
+}
+
+bool ja_amqp_reopen_channel(amqp_connection_state_t conn, char *err, size_t err_size)
+{
+    amqp_channel_open(conn, JA_CHANNEL);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL)
+        return true;
+    char why[512];
+    ja_amqp_describe_reply(reply, why, sizeof why);
+    snprintf(err, err_size, "could not re-open the channel: %s", why);
+    return false;
+}
+
+void ja_amqp_describe_reply(amqp_rpc_reply_t reply, char *out, size_t out_size)
+{
+    switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        snprintf(out, out_size, "no error");
+        return;
+    case AMQP_RESPONSE_NONE:
+        snprintf(out, out_size, "no reply from the broker");
+        return;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        snprintf(out, out_size, "%s", amqp_error_string2(reply.library_error));
+        return;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            const amqp_connection_close_t *m = reply.reply.decoded;
+            snprintf(out, out_size, "the broker closed the connection: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            const amqp_channel_close_t *m = reply.reply.decoded;
+            snprintf(out, out_size, "the broker closed the channel: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else {
+            snprintf(out, out_size, "unexpected reply method 0x%08X from the broker",
+                     reply.reply.id);
+        }
+        return;
+    }
+    snprintf(out, out_size, "unknown reply type %d", (int)reply.reply_type);
+}
+
+void ja_amqp_answer_close(amqp_connection_state_t conn, const amqp_method_t *method)
+{
+    if (method->id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_ok_t ok = {0};
+        amqp_send_method(conn, JA_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    } else if (method->id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_ok_t ok = {0};
+        amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    }
+}
+
+int ja_amqp_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms)
+{
+    /* Input the library already read would never wake poll(): look there first. */
+    int ready = 0;
+    if (amqp_frames_enqueued(conn) || amqp_data_in_buffer(conn))
+        ready |= JA_WAIT_AMQP;
+    struct pollfd fds[2] = {
+        {.fd = amqp_get_sockfd(conn), .events = POLLIN},
+        {.fd = extra_fd, .events = POLLIN},
+    };
+    int rc = poll(fds, 2, ready ? 0 : timeout_ms);
+    if (rc > 0) {
+        /* Errors and hang-ups count as input: reading the socket reports them. */
+        if (fds[0].revents)
+            ready |= JA_WAIT_AMQP;
+        if (fds[1].revents)
+            ready |= JA_WAIT_EXTRA;
+    }
+    return ready;
+}

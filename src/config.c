@@ -1,0 +1,407 @@
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_INT, OPT_STRING, OPT_CHOICE } option_type;
+
+typedef struct {
+    const char *name; /* the flag, without the leading "--" */
+    const char *env;
+    option_type type;
+    size_t offset;
+    const char *default_value; /* parsed like any other value, so defaults are validated too */
+    long min, max;             /* OPT_INT */
+    const char *const *choices; /* OPT_CHOICE, NULL-terminated; the index is stored */
+    bool may_be_empty;          /* OPT_STRING */
+    bool secret;                /* never printed */
+    const char *help;
+} option;
+
+static const char *const queue_types[] = {"classic", "quorum", NULL};
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+/* AMQP short strings (queue, exchange and routing-key names) hold at most 255 bytes. */
+#define NAME_MAX_BYTES 255
+
+#define INT_OPT(name, env, field, def, lo, hi, help)                                              \
+    {name, env, OPT_INT, offsetof(ja_config, field), def, lo, hi, NULL, false, false, help}
+#define STR_OPT(name, env, field, def, empty_ok, secret, help)                                     \
+    {name, env, OPT_STRING, offsetof(ja_config, field), def, 0, 0, NULL, empty_ok, secret, help}
+#define CHOICE_OPT(name, env, field, def, choices, help)                                           \
+    {name, env, OPT_CHOICE, offsetof(ja_config, field), def, 0, 0, choices, false, false, help}
+
+static const option options[] = {
+    STR_OPT("amqp-uri", "AMQPUri", amqp_uri, "amqp://guest:guest@127.0.0.1:5672/", false, false,
+            "RabbitMQ URI (amqp://user:pass@host:port/vhost). As in Jube, a bare '/' or no path "
+            "means the vhost '/'."),
+    INT_OPT("heartbeat", "AMQPHeartbeatSeconds", heartbeat_s, "30", 1, 600,
+            "AMQP heartbeat in seconds; a dead broker is noticed within about two."),
+    INT_OPT("reconnect-base-ms", "JUBE_AMQP_RECONNECT_BASE_MS", reconnect_base_ms, "500", 1,
+            600000, "First delay before reconnecting to the broker; doubles up to the maximum."),
+    INT_OPT("reconnect-max-ms", "JUBE_AMQP_RECONNECT_MAX_MS", reconnect_max_ms, "30000", 1,
+            3600000, "Longest delay between reconnection attempts."),
+    STR_OPT("jube-url", "JUBE_URL", jube_url, "http://127.0.0.1:5001", false, false,
+            "Base URL of Jube's HTTP API."),
+    STR_OPT("jube-api-key", "JUBE_API_KEY", jube_api_key, "", true, true,
+            "Sent to Jube as the X-API-KEY header when set."),
+    STR_OPT("jube-bearer-token", "JUBE_BEARER_TOKEN", jube_bearer_token, "", true, true,
+            "Sent to Jube as 'Authorization: Bearer ...' when set."),
+    INT_OPT("http-timeout-ms", "JUBE_AMQP_HTTP_TIMEOUT_MS", http_timeout_ms, "10000", 100,
+            600000, "Longest time one call to Jube may take, connecting included."),
+    INT_OPT("http-connect-timeout-ms", "JUBE_AMQP_HTTP_CONNECT_TIMEOUT_MS",
+            http_connect_timeout_ms, "2000", 10, 600000,
+            "Longest time to open a connection to Jube."),
+    INT_OPT("workers", "JUBE_AMQP_WORKERS", workers, "16", 1, 4096,
+            "Worker threads, each with one keep-alive connection to Jube."),
+    INT_OPT("prefetch", "JUBE_AMQP_PREFETCH", prefetch, "256", 1, 65535,
+            "Most unacknowledged deliveries the broker hands the service at once."),
+    INT_OPT("ring-size", "JUBE_AMQP_RING_SIZE", ring_size, "0", 0, 1048576,
+            "Capacity of the consumer-to-worker ring; 0 means the prefetch. Never below it."),
+    INT_OPT("max-body-bytes", "JUBE_AMQP_MAX_BODY_BYTES", max_body_bytes, "1048576", 2,
+            134217728, "Larger message bodies are dead-lettered (Jube's own default limit is 4000)."),
+    INT_OPT("max-attempts", "JUBE_AMQP_MAX_ATTEMPTS", max_attempts, "5", 1, 1000,
+            "Calls to Jube for a message that keeps getting a 5xx other than 502/503/504, before "
+            "it is dead-lettered."),
+    INT_OPT("retry-base-ms", "JUBE_AMQP_RETRY_BASE_MS", retry_base_ms, "100", 1, 600000,
+            "First delay before calling Jube again; doubles (with jitter) up to the maximum."),
+    INT_OPT("retry-max-ms", "JUBE_AMQP_RETRY_MAX_MS", retry_max_ms, "30000", 1, 3600000,
+            "Longest delay between calls to Jube for one message, Retry-After included."),
+    STR_OPT("inbound-queue", "JUBE_AMQP_INBOUND_QUEUE", inbound_queue, "jubeInbound", false,
+            false, "Queue the transactions are consumed from."),
+    STR_OPT("outbound-exchange", "JUBE_AMQP_OUTBOUND_EXCHANGE", outbound_exchange, "jubeOutbound",
+            false, false, "Fanout exchange the responses are published to."),
+    STR_OPT("routing-key", "JUBE_AMQP_ROUTING_KEY", routing_key, "", true, false,
+            "Routing key of published responses."),
+    STR_OPT("outbound-queue", "JUBE_AMQP_OUTBOUND_QUEUE", outbound_queue, "", true, false,
+            "When set, a durable queue of this name is declared and bound to the outbound "
+            "exchange."),
+    STR_OPT("dead-letter-exchange", "JUBE_AMQP_DEAD_LETTER_EXCHANGE", dead_letter_exchange,
+            "jubeDeadLetter", false, false, "Fanout exchange failed messages are published to."),
+    STR_OPT("dead-letter-queue", "JUBE_AMQP_DEAD_LETTER_QUEUE", dead_letter_queue,
+            "jubeDeadLetter", false, false,
+            "Durable queue bound to the dead-letter exchange, so no dead letter is dropped."),
+    CHOICE_OPT("queue-type", "JUBE_AMQP_QUEUE_TYPE", queue_type, "classic", queue_types,
+               "Type of the queues the service creates (existing queues are used as they are)."),
+    CHOICE_OPT("log-level", "JUBE_AMQP_LOG_LEVEL", log_level, "info", log_levels,
+               "Least important level that is logged."),
+    INT_OPT("shutdown-timeout", "JUBE_AMQP_SHUTDOWN_TIMEOUT", shutdown_timeout_s, "30", 1, 3600,
+            "Seconds a graceful shutdown may take before the service exits without finishing "
+            "(unacknowledged messages return to the queue)."),
+};
+
+#define OPTION_COUNT (sizeof options / sizeof options[0])
+
+static void *field_of(ja_config *cfg, const option *opt)
+{
+    return (char *)cfg + opt->offset;
+}
+
+static const void *const_field_of(const ja_config *cfg, const option *opt)
+{
+    return (const char *)cfg + opt->offset;
+}
+
+/* Says where a value came from: "--prefetch" or "environment variable JUBE_AMQP_PREFETCH". */
+static void describe_source(const option *opt, bool from_env, char *out, size_t size)
+{
+    if (from_env)
+        snprintf(out, size, "environment variable %s", opt->env);
+    else
+        snprintf(out, size, "--%s", opt->name);
+}
+
+static void describe_choices(const option *opt, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *const *c = opt->choices; *c && used < size; c++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", c == opt->choices ? "" : ", ",
+                                 *c);
+}
+
+static int set_value(ja_config *cfg, const option *opt, const char *value, bool from_env,
+                     char *err, size_t err_size)
+{
+    char source[96];
+    describe_source(opt, from_env, source, sizeof source);
+    /* Secrets are never echoed, not even in an error. */
+    const char *shown = opt->secret ? "(secret)" : value;
+
+    switch (opt->type) {
+    case OPT_INT: {
+        char *end = NULL;
+        errno = 0;
+        long parsed = strtol(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || errno == ERANGE) {
+            snprintf(err, err_size, "%s: '%s' is not a whole number (allowed: %ld..%ld)", source,
+                     shown, opt->min, opt->max);
+            return -EINVAL;
+        }
+        if (parsed < opt->min || parsed > opt->max) {
+            snprintf(err, err_size, "%s: %ld is out of range %ld..%ld", source, parsed, opt->min,
+                     opt->max);
+            return -EINVAL;
+        }
+        *(int *)field_of(cfg, opt) = (int)parsed;
+        return 0;
+    }
+    case OPT_STRING: {
+        if (value[0] == '\0' && !opt->may_be_empty) {
+            snprintf(err, err_size, "%s: must not be empty", source);
+            return -EINVAL;
+        }
+        char *copy = strdup(value);
+        if (!copy) {
+            snprintf(err, err_size, "%s: out of memory", source);
+            return -ENOMEM;
+        }
+        char **slot = field_of(cfg, opt);
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case OPT_CHOICE:
+        for (int i = 0; opt->choices[i]; i++) {
+            if (strcmp(opt->choices[i], value) == 0) {
+                *(int *)field_of(cfg, opt) = i;
+                return 0;
+            }
+        }
+        char allowed[128];
+        describe_choices(opt, allowed, sizeof allowed);
+        snprintf(err, err_size, "%s: '%s' is not one of: %s", source, value, allowed);
+        return -EINVAL;
+    }
+    return -EINVAL;
+}
+
+static const option *find_option(const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        if (strlen(options[i].name) == name_len && strncmp(options[i].name, name, name_len) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Checks that need more than one setting, or the shape of a URL. */
+static int validate(ja_config *cfg, char *err, size_t err_size)
+{
+    if (cfg->retry_base_ms > cfg->retry_max_ms) {
+        snprintf(err, err_size, "--retry-base-ms %d is larger than --retry-max-ms %d",
+                 cfg->retry_base_ms, cfg->retry_max_ms);
+        return -EINVAL;
+    }
+    if (cfg->reconnect_base_ms > cfg->reconnect_max_ms) {
+        snprintf(err, err_size, "--reconnect-base-ms %d is larger than --reconnect-max-ms %d",
+                 cfg->reconnect_base_ms, cfg->reconnect_max_ms);
+        return -EINVAL;
+    }
+    if (cfg->ring_size != 0 && cfg->ring_size < cfg->prefetch) {
+        snprintf(err, err_size,
+                 "--ring-size %d is smaller than --prefetch %d; the ring must hold every "
+                 "delivery the broker may hand out (use 0 for the prefetch)",
+                 cfg->ring_size, cfg->prefetch);
+        return -EINVAL;
+    }
+    if (cfg->http_connect_timeout_ms > cfg->http_timeout_ms) {
+        snprintf(err, err_size,
+                 "--http-connect-timeout-ms %d is larger than --http-timeout-ms %d",
+                 cfg->http_connect_timeout_ms, cfg->http_timeout_ms);
+        return -EINVAL;
+    }
+    if (cfg->jube_api_key[0] && cfg->jube_bearer_token[0]) {
+        snprintf(err, err_size, "--jube-api-key and --jube-bearer-token are both set; Jube takes "
+                                "one of them");
+        return -EINVAL;
+    }
+    if (!has_prefix(cfg->jube_url, "http://") && !has_prefix(cfg->jube_url, "https://")) {
+        snprintf(err, err_size, "--jube-url: '%s' does not start with http:// or https://",
+                 cfg->jube_url);
+        return -EINVAL;
+    }
+    const struct {
+        const char *flag;
+        const char *value;
+    } names[] = {
+        {"--inbound-queue", cfg->inbound_queue},
+        {"--outbound-exchange", cfg->outbound_exchange},
+        {"--routing-key", cfg->routing_key},
+        {"--outbound-queue", cfg->outbound_queue},
+        {"--dead-letter-exchange", cfg->dead_letter_exchange},
+        {"--dead-letter-queue", cfg->dead_letter_queue},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t len = strlen(names[i].value);
+        if (len > NAME_MAX_BYTES) {
+            snprintf(err, err_size, "%s: %zu bytes is longer than AMQP allows (%d)",
+                     names[i].flag, len, NAME_MAX_BYTES);
+            return -EINVAL;
+        }
+    }
+
+    free(cfg->amqp_uri_storage);
+    cfg->amqp_uri_storage = strdup(cfg->amqp_uri);
+    if (!cfg->amqp_uri_storage)
+        return -ENOMEM;
+    amqp_default_connection_info(&cfg->amqp);
+    if (amqp_parse_url(cfg->amqp_uri_storage, &cfg->amqp) != AMQP_STATUS_OK) {
+        /* The URI may hold a password: say what shape is expected, not what was given. */
+        snprintf(err, err_size,
+                 "--amqp-uri: not a valid AMQP URI (expected amqp://user:password@host:port/vhost "
+                 "or amqps://...)");
+        return -EINVAL;
+    }
+    /* Jube reads AMQPUri with the .NET client, which takes "amqp://host/" to mean the vhost "/".
+     * The AMQP URI spec would make it the empty vhost, which RabbitMQ refuses; operators reuse
+     * Jube's value, so follow Jube. */
+    if (cfg->amqp.vhost[0] == '\0')
+        cfg->amqp.vhost = "/";
+    return 0;
+}
+
+int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *action, char *err,
+                    size_t err_size)
+{
+    memset(cfg, 0, sizeof *cfg);
+    *action = JA_CONFIG_RUN;
+    err[0] = '\0';
+
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        int rc = set_value(cfg, &options[i], options[i].default_value, false, err, err_size);
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const char *value = getenv(options[i].env);
+        if (value) {
+            int rc = set_value(cfg, &options[i], value, true, err, err_size);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *action = JA_CONFIG_HELP;
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            *action = JA_CONFIG_VERSION;
+            return 0;
+        }
+        if (!has_prefix(arg, "--")) {
+            snprintf(err, err_size, "unexpected argument '%s' (flags start with --; see --help)",
+                     arg);
+            return -EINVAL;
+        }
+        const char *name = arg + 2;
+        const char *equals = strchr(name, '=');
+        size_t name_len = equals ? (size_t)(equals - name) : strlen(name);
+        const option *opt = find_option(name, name_len);
+        if (!opt) {
+            snprintf(err, err_size, "unknown flag '--%.*s' (see --help)", (int)name_len, name);
+            return -EINVAL;
+        }
+        const char *value;
+        if (equals) {
+            value = equals + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            snprintf(err, err_size, "--%s needs a value", opt->name);
+            return -EINVAL;
+        }
+        int rc = set_value(cfg, opt, value, false, err, err_size);
+        if (rc != 0)
+            return rc;
+    }
+    return validate(cfg, err, err_size);
+}
+
+void ja_config_free(ja_config *cfg)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        if (options[i].type == OPT_STRING) {
+            char **slot = field_of(cfg, &options[i]);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    free(cfg->amqp_uri_storage);
+    cfg->amqp_uri_storage = NULL;
+}
+
+void ja_config_print_help(FILE *out)
+{
+    fprintf(out, "Usage: jube-amqp [--flag value | --flag=value]...\n\n"
+                 "Consumes transactions from RabbitMQ, invokes the Jube model named by each\n"
+                 "message's EntityAnalysisModelGuid header over Jube's HTTP API, and publishes\n"
+                 "the response (or a dead letter saying what went wrong).\n"
+                 "A flag wins over its environment variable, which wins over the default.\n\n");
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const option *opt = &options[i];
+        char allowed[160];
+        switch (opt->type) {
+        case OPT_INT:
+            snprintf(allowed, sizeof allowed, "%ld..%ld", opt->min, opt->max);
+            break;
+        case OPT_STRING:
+            snprintf(allowed, sizeof allowed, "%s", "text");
+            break;
+        case OPT_CHOICE:
+            describe_choices(opt, allowed, sizeof allowed);
+            break;
+        }
+        fprintf(out, "  --%s (env %s; %s; default '%s')\n      %s\n", opt->name, opt->env, allowed,
+                opt->default_value, opt->help);
+    }
+    fprintf(out, "  --help     print this text\n  --version  print the version\n\n"
+                 "Exit status: 0 after a clean shutdown, 1 on a fatal error or a shutdown that\n"
+                 "timed out, 2 for a bad flag or environment variable.\n");
+}
+
+/* Writes the URI with its password replaced, so it can be logged. */
+static void redact_uri(const ja_config *cfg, char *out, size_t size)
+{
+    const struct amqp_connection_info *a = &cfg->amqp;
+    snprintf(out, size, "%s://%s:***@%s:%d/%s", a->ssl ? "amqps" : "amqp", a->user, a->host,
+             a->port, a->vhost);
+}
+
+void ja_config_describe(const ja_config *cfg, char *out, size_t out_size)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < OPTION_COUNT && used < out_size; i++) {
+        const option *opt = &options[i];
+        char value[600];
+        if (opt->offset == offsetof(ja_config, amqp_uri)) {
+            redact_uri(cfg, value, sizeof value);
+        } else if (opt->type == OPT_INT) {
+            snprintf(value, sizeof value, "%d", *(const int *)const_field_of(cfg, opt));
+        } else if (opt->type == OPT_CHOICE) {
+            snprintf(value, sizeof value, "%s",
+                     opt->choices[*(const int *)const_field_of(cfg, opt)]);
+        } else {
+            const char *s = *(char *const *)const_field_of(cfg, opt);
+            snprintf(value, sizeof value, "%s", opt->secret ? (s[0] ? "(set)" : "(unset)") : s);
+        }
+        used += (size_t)snprintf(out + used, out_size - used, "%s%s=%s", i ? " " : "", opt->name,
+                                 value);
+    }
+}
+
+size_t ja_config_ring_capacity(const ja_config *cfg)
+{
+    return (size_t)(cfg->ring_size ? cfg->ring_size : cfg->prefetch);
+}

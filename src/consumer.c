@@ -1,0 +1,299 @@
+#include "consumer.h"
+
+#include "amqp_connection.h"
+#include "log.h"
+#include "outcome.h"
+#include "topology.h"
+
+#include <amqp_framing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Deliveries read in one go before the inbox is looked at again, so acks are never starved. */
+#define READ_BATCH 64
+
+typedef struct {
+    ja_service *svc;
+    const ja_config *cfg;
+    amqp_connection_state_t conn;
+    uint64_t generation; /* of conn; increases with every connection */
+    size_t in_flight;    /* deliveries on conn not yet acked or requeued */
+    amqp_bytes_t consumer_tag;
+    bool cancelled; /* the subscription was cancelled for shutdown */
+    unsigned reconnect_attempt;
+    uint64_t rng;
+
+    ja_job **spare; /* freed jobs kept for reuse, so steady traffic allocates no jobs */
+    size_t spare_count, spare_capacity;
+} consumer;
+
+static ja_job *new_job(consumer *c)
+{
+    if (c->spare_count > 0)
+        return c->spare[--c->spare_count];
+    return calloc(1, sizeof(ja_job));
+}
+
+static void recycle_job(consumer *c, ja_job *job)
+{
+    amqp_destroy_envelope(&job->envelope);
+    memset(&job->envelope, 0, sizeof job->envelope);
+    if (c->spare_count < c->spare_capacity) {
+        c->spare[c->spare_count++] = job; /* keeps its response buffer too */
+        return;
+    }
+    ja_buf_free(&job->response);
+    free(job);
+}
+
+static void lose_connection(consumer *c, const char *why)
+{
+    ja_log_warn("consumer connection lost: %s; %zu unacknowledged deliveries will be "
+                "redelivered by the broker",
+                why, c->in_flight);
+    ja_amqp_destroy(c->conn);
+    c->conn = NULL;
+    c->in_flight = 0;
+    amqp_bytes_free(c->consumer_tag);
+    c->consumer_tag = amqp_empty_bytes;
+    /* No delivery of the old channel can be acked any more: tell workers to stop on them,
+     * and take back those no worker has started. */
+    atomic_store(&c->svc->live_generation, 0);
+    ja_service_wake_sleepers(c->svc);
+    ja_job *job;
+    while ((job = ja_ring_pop(c->svc->work)))
+        recycle_job(c, job);
+}
+
+static bool connect_consumer(consumer *c)
+{
+    char err[1024];
+    const char *queue = c->cfg->inbound_queue;
+    c->conn = ja_amqp_open(c->cfg, "jube-amqp consumer", err, sizeof err);
+    if (c->conn && ja_topology_declare_inbound(c->conn, c->cfg, err, sizeof err) == 0) {
+        amqp_basic_qos(c->conn, JA_CHANNEL, 0, (uint16_t)c->cfg->prefetch, 0);
+        amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
+        amqp_basic_consume_ok_t *ok = NULL;
+        if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+            ok = amqp_basic_consume(c->conn, JA_CHANNEL, amqp_cstring_bytes(queue),
+                                    amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+            reply = amqp_get_rpc_reply(c->conn);
+        }
+        if (ok) {
+            c->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
+            c->generation++;
+            c->in_flight = 0;
+            c->cancelled = false;
+            c->reconnect_attempt = 0;
+            atomic_store(&c->svc->live_generation, c->generation);
+            ja_log_info("consuming queue '%s' on %s:%d vhost '%s' with prefetch %d", queue,
+                        c->cfg->amqp.host, c->cfg->amqp.port, c->cfg->amqp.vhost,
+                        c->cfg->prefetch);
+            return true;
+        }
+        char why[512];
+        ja_amqp_describe_reply(reply, why, sizeof why);
+        snprintf(err, sizeof err, "could not consume queue '%s': %s", queue, why);
+    }
+    if (c->conn)
+        ja_amqp_destroy(c->conn);
+    c->conn = NULL;
+    uint64_t delay = ja_backoff_ms(++c->reconnect_attempt, (uint64_t)c->cfg->reconnect_base_ms,
+                                   (uint64_t)c->cfg->reconnect_max_ms, &c->rng);
+    ja_log_warn("consumer cannot connect: %s; retrying in %llu ms", err,
+                (unsigned long long)delay);
+    ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
+    return false;
+}
+
+static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
+{
+    ja_job *job = new_job(c);
+    if (!job) {
+        ja_log_error("out of memory: returning delivery %llu to the queue",
+                     (unsigned long long)envelope->delivery_tag);
+        amqp_basic_nack(c->conn, JA_CHANNEL, envelope->delivery_tag, 0, 1);
+        amqp_envelope_t copy = *envelope;
+        amqp_destroy_envelope(&copy);
+        return;
+    }
+    job->envelope = *envelope;
+    job->generation = c->generation;
+    job->state = JA_JOB_NEW;
+    job->http_status = 0;
+    job->attempts = 0;
+    job->failure.code[0] = '\0';
+    job->failure.detail[0] = '\0';
+    job->model_guid[0] = '\0';
+    c->in_flight++;
+    /* The broker never has more than prefetch deliveries out to us, and the ring holds at
+     * least that many, so this push cannot fail. */
+    if (!ja_ring_push(c->svc->work, job)) {
+        ja_log_error("the work ring (capacity %zu) is full with %zu deliveries in flight; "
+                     "returning delivery %llu to the queue",
+                     ja_ring_capacity(c->svc->work), c->in_flight,
+                     (unsigned long long)envelope->delivery_tag);
+        amqp_basic_nack(c->conn, JA_CHANNEL, envelope->delivery_tag, 0, 1);
+        c->in_flight--;
+        recycle_job(c, job);
+        return;
+    }
+    sem_post(&c->svc->work_ready);
+}
+
+/* Handles a frame that is not a delivery. Returns false when the connection must be replaced. */
+static bool handle_other_frame(consumer *c)
+{
+    amqp_frame_t frame;
+    int rc = amqp_simple_wait_frame(c->conn, &frame);
+    if (rc != AMQP_STATUS_OK) {
+        lose_connection(c, amqp_error_string2(rc));
+        return false;
+    }
+    if (frame.frame_type != AMQP_FRAME_METHOD)
+        return true;
+    amqp_method_t *method = &frame.payload.method;
+    char why[600];
+    switch (method->id) {
+    case AMQP_BASIC_CANCEL_METHOD:
+        snprintf(why, sizeof why,
+                 "the broker cancelled the subscription to queue '%s' (deleted, or its node "
+                 "went down)",
+                 c->cfg->inbound_queue);
+        lose_connection(c, why);
+        return false;
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_rpc_reply_t reply = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION, .reply = *method};
+        ja_amqp_describe_reply(reply, why, sizeof why);
+        ja_amqp_answer_close(c->conn, method);
+        lose_connection(c, why);
+        return false;
+    }
+    default:
+        return true; /* e.g. basic.cancel-ok */
+    }
+}
+
+/* Reads what the broker sent, up to READ_BATCH deliveries, without blocking. */
+static bool read_input(consumer *c)
+{
+    for (int i = 0; i < READ_BATCH; i++) {
+        amqp_maybe_release_buffers(c->conn);
+        amqp_envelope_t envelope;
+        struct timeval zero = {0, 0};
+        amqp_rpc_reply_t reply = amqp_consume_message(c->conn, &envelope, &zero, 0);
+        if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+            take_delivery(c, &envelope);
+            if (!amqp_frames_enqueued(c->conn) && !amqp_data_in_buffer(c->conn))
+                return true;
+            continue;
+        }
+        if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+            if (reply.library_error == AMQP_STATUS_TIMEOUT)
+                return true;
+            if (reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+                if (!handle_other_frame(c))
+                    return false;
+                continue;
+            }
+        }
+        char why[600];
+        ja_amqp_describe_reply(reply, why, sizeof why);
+        lose_connection(c, why);
+        return false;
+    }
+    return true;
+}
+
+/* Acks, requeues or frees every job handed back. Returns false when the connection failed. */
+static bool settle_returned_jobs(consumer *c)
+{
+    ja_inbox_node *node = ja_inbox_take_all(&c->svc->to_consumer);
+    int rc = AMQP_STATUS_OK;
+    while (node) {
+        ja_inbox_node *next = node->next;
+        ja_job *job = ja_job_of(node);
+        if (c->conn && job->generation == c->generation && rc == AMQP_STATUS_OK) {
+            uint64_t tag = job->envelope.delivery_tag;
+            if (job->state == JA_JOB_ACK)
+                rc = amqp_basic_ack(c->conn, JA_CHANNEL, tag, 0);
+            else if (job->state == JA_JOB_REQUEUE)
+                rc = amqp_basic_nack(c->conn, JA_CHANNEL, tag, 0, 1);
+            c->in_flight--;
+        }
+        recycle_job(c, job);
+        node = next;
+    }
+    if (rc != AMQP_STATUS_OK) {
+        lose_connection(c, amqp_error_string2(rc));
+        return false;
+    }
+    return true;
+}
+
+static void cancel_subscription(consumer *c)
+{
+    c->cancelled = true;
+    amqp_basic_cancel(c->conn, JA_CHANNEL, c->consumer_tag);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[600];
+        ja_amqp_describe_reply(reply, why, sizeof why);
+        lose_connection(c, why);
+        return;
+    }
+    ja_log_info("stopped consuming; waiting for %zu deliveries in flight", c->in_flight);
+}
+
+void *ja_consumer_run(void *arg)
+{
+    ja_log_set_thread_name("consumer");
+    consumer c = {.svc = arg, .cfg = ((ja_service *)arg)->cfg};
+    c.rng = (uint64_t)time(NULL) ^ 0xA5A5A5A5ull;
+    c.spare_capacity = ja_config_ring_capacity(c.cfg);
+    c.spare = calloc(c.spare_capacity, sizeof *c.spare);
+    if (!c.spare)
+        c.spare_capacity = 0;
+    int heartbeat_wait_ms = c.cfg->heartbeat_s * 1000 / 2;
+
+    for (;;) {
+        bool stopping = atomic_load(&c.svc->stopping);
+        if (!c.conn) {
+            if (stopping)
+                break; /* nothing left that could be acked */
+            if (!connect_consumer(&c))
+                continue;
+        }
+        if (!settle_returned_jobs(&c))
+            continue;
+        if (stopping && !c.cancelled) {
+            cancel_subscription(&c);
+            if (!c.conn)
+                continue;
+        }
+        if (stopping && c.in_flight == 0 && !amqp_frames_enqueued(c.conn) &&
+            !amqp_data_in_buffer(c.conn)) {
+            ja_amqp_close(c.conn);
+            c.conn = NULL;
+            ja_log_info("every delivery is settled; consumer connection closed");
+            break;
+        }
+        int ready = ja_amqp_wait(c.conn, ja_inbox_fd(&c.svc->to_consumer), heartbeat_wait_ms);
+        /* Read even when nothing arrived: that is when rabbitmq-c sends heartbeats. */
+        if (!(ready & JA_WAIT_EXTRA) || (ready & JA_WAIT_AMQP))
+            read_input(&c);
+    }
+
+    atomic_store(&c.svc->live_generation, 0);
+    settle_returned_jobs(&c); /* frees anything handed back meanwhile */
+    for (size_t i = 0; i < c.spare_count; i++) {
+        ja_buf_free(&c.spare[i]->response);
+        free(c.spare[i]);
+    }
+    free(c.spare);
+    amqp_bytes_free(c.consumer_tag);
+    atomic_store(&c.svc->consumer_done, true);
+    return NULL;
+}

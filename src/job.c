@@ -1,0 +1,65 @@
+#include "job.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ja_failure_set(ja_failure *failure, const char *code, const char *fmt, ...)
+{
+    snprintf(failure->code, sizeof failure->code, "%s", code);
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(failure->detail, sizeof failure->detail, fmt, args);
+    va_end(args);
+}
+
+int ja_buf_append(ja_buf *buf, const void *data, size_t n, size_t limit)
+{
+    if (buf->len + n > limit)
+        return -EMSGSIZE;
+    if (buf->len + n > buf->cap) {
+        size_t cap = buf->cap ? buf->cap : 4096;
+        while (cap < buf->len + n)
+            cap *= 2;
+        char *grown = realloc(buf->data, cap);
+        if (!grown)
+            return -ENOMEM;
+        buf->data = grown;
+        buf->cap = cap;
+    }
+    memcpy(buf->data + buf->len, data, n);
+    buf->len += n;
+    return 0;
+}
+
+void ja_buf_free(ja_buf *buf)
+{
+    free(buf->data);
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
+}
+
+void ja_escape_for_text(const void *in, size_t in_len, size_t max_in, char *out, size_t out_size)
+{
+    const unsigned char *p = in;
+    size_t used = 0;
+    size_t n = in_len < max_in ? in_len : max_in;
+    for (size_t i = 0; i < n && used + 5 < out_size; i++) {
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            out[used++] = '\\';
+            out[used++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            used += (size_t)snprintf(out + used, out_size - used, "\\x%02x", c);
+        } else {
+            out[used++] = (char)c; /* UTF-8 passes through */
+        }
+    }
+    if (n < in_len && used + 4 < out_size) {
+        memcpy(out + used, "...", 3);
+        used += 3;
+    }
+    out[used < out_size ? used : out_size - 1] = '\0';
+}

@@ -1,0 +1,165 @@
+/* jube-amqp: the AMQP front door of the Jube fraud and AML engine.
+ *
+ * The main thread reads the configuration, starts the consumer, the workers and the publisher
+ * (service.h shows how a message travels between them), then waits for SIGTERM or SIGINT and
+ * runs the graceful shutdown. */
+
+#include "config.h"
+#include "consumer.h"
+#include "log.h"
+#include "publisher.h"
+#include "service.h"
+#include "worker.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_BAD_CONFIG 2
+
+typedef struct {
+    pthread_t consumer;
+    pthread_t publisher;
+    pthread_t *workers;
+    ja_worker_args *worker_args;
+    int worker_count;
+} threads;
+
+static int start_threads(ja_service *svc, threads *t)
+{
+    const ja_config *cfg = svc->cfg;
+    t->workers = calloc((size_t)cfg->workers, sizeof *t->workers);
+    t->worker_args = calloc((size_t)cfg->workers, sizeof *t->worker_args);
+    if (!t->workers || !t->worker_args)
+        return -ENOMEM;
+    int rc = pthread_create(&t->publisher, NULL, ja_publisher_run, svc);
+    if (rc != 0)
+        return -rc;
+    for (int i = 0; i < cfg->workers; i++) {
+        t->worker_args[i] = (ja_worker_args){.svc = svc, .index = i};
+        rc = pthread_create(&t->workers[i], NULL, ja_worker_run, &t->worker_args[i]);
+        if (rc != 0)
+            return -rc;
+        t->worker_count++;
+    }
+    rc = pthread_create(&t->consumer, NULL, ja_consumer_run, svc);
+    return -rc;
+}
+
+static void join_threads(ja_service *svc, threads *t)
+{
+    pthread_join(t->consumer, NULL);
+    atomic_store(&svc->threads_exit, true);
+    ja_service_wake_sleepers(svc);
+    for (int i = 0; i < t->worker_count; i++)
+        sem_post(&svc->work_ready);
+    ja_inbox_wake(&svc->to_publisher);
+    for (int i = 0; i < t->worker_count; i++)
+        pthread_join(t->workers[i], NULL);
+    pthread_join(t->publisher, NULL);
+    free(t->workers);
+    free(t->worker_args);
+}
+
+/* Waits for the first SIGTERM or SIGINT, then for the consumer to settle everything. Returns
+ * true when the shutdown finished in time; false on a second signal or the time-out. */
+static bool wait_for_shutdown(ja_service *svc, const sigset_t *signals)
+{
+    int sig;
+    while (sigwait(signals, &sig) != 0)
+        ;
+    ja_log_info("received %s: stopping consumption and finishing the messages in flight "
+                "(at most %d s)",
+                strsignal(sig), svc->cfg->shutdown_timeout_s);
+    atomic_store(&svc->stopping, true);
+    ja_service_wake_sleepers(svc);
+    ja_inbox_wake(&svc->to_consumer);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += svc->cfg->shutdown_timeout_s;
+    while (!atomic_load(&svc->consumer_done)) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > deadline.tv_sec ||
+            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
+            ja_log_error("shutdown did not finish within %d s; exiting now (unacknowledged "
+                         "messages return to the queue)",
+                         svc->cfg->shutdown_timeout_s);
+            return false;
+        }
+        /* The consumer finishes on its own; look again every 50 ms, or at once on a signal. */
+        struct timespec tick = {.tv_nsec = 50 * 1000000L};
+        if (sigtimedwait(signals, NULL, &tick) > 0) {
+            ja_log_error("second signal: exiting now (unacknowledged messages return to the "
+                         "queue)");
+            return false;
+        }
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    ja_config cfg;
+    ja_config_action action;
+    char err[1024];
+    if (ja_config_parse(&cfg, argc, argv, &action, err, sizeof err) != 0) {
+        fprintf(stderr, "jube-amqp: %s\n", err);
+        ja_config_free(&cfg);
+        return EXIT_BAD_CONFIG;
+    }
+    if (action == JA_CONFIG_HELP) {
+        ja_config_print_help(stdout);
+        ja_config_free(&cfg);
+        return 0;
+    }
+    if (action == JA_CONFIG_VERSION) {
+        printf("jube-amqp %s (rabbitmq-c %s, %s)\n", JA_VERSION, amqp_version(),
+               curl_version());
+        ja_config_free(&cfg);
+        return 0;
+    }
+    ja_log_threshold = (ja_log_level)cfg.log_level;
+    char described[4096];
+    ja_config_describe(&cfg, described, sizeof described);
+    ja_log_info("jube-amqp %s starting: %s", JA_VERSION, described);
+
+    /* Before any thread exists: libcurl's global state, no SIGPIPE from a dead socket, and
+     * the shutdown signals blocked everywhere so only the main thread receives them. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ja_log_error("libcurl failed to initialise");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+
+    ja_service svc;
+    int rc = ja_service_init(&svc, &cfg);
+    threads t = {0};
+    if (rc == 0)
+        rc = start_threads(&svc, &t);
+    if (rc != 0) {
+        ja_log_error("could not start: %s", strerror(-rc));
+        return 1;
+    }
+    if (!wait_for_shutdown(&svc, &signals))
+        _exit(1); /* leave the rest to the broker: unacked deliveries are redelivered */
+
+    join_threads(&svc, &t);
+    ja_service_destroy(&svc);
+    curl_global_cleanup();
+    ja_config_free(&cfg);
+    ja_log_info("stopped cleanly");
+    return 0;
+}

@@ -1,0 +1,112 @@
+#include "topology.h"
+
+#include "amqp_connection.h"
+#include "log.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* True when the last RPC failed because the broker closed the channel with 404 NOT_FOUND, which
+ * is how a passive declaration says "no such queue or exchange". The close is answered and the
+ * channel re-opened, ready for the real declaration. */
+static bool absent_and_channel_reopened(amqp_connection_state_t conn, amqp_rpc_reply_t reply,
+                                        char *err, size_t err_size)
+{
+    if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+        reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+        return false;
+    const amqp_channel_close_t *close = reply.reply.decoded;
+    bool not_found = close->reply_code == AMQP_NOT_FOUND;
+    ja_amqp_answer_close(conn, &reply.reply);
+    if (!ja_amqp_reopen_channel(conn, err, err_size))
+        return false;
+    return not_found;
+}
+
+static int fail_with(amqp_connection_state_t conn, const char *what, const char *name, char *err,
+                     size_t err_size)
+{
+    char why[512];
+    ja_amqp_describe_reply(amqp_get_rpc_reply(conn), why, sizeof why);
+    snprintf(err, err_size, "could not %s '%s': %s", what, name, why);
+    return -1;
+}
+
+static int ensure_queue(amqp_connection_state_t conn, const ja_config *cfg, const char *name,
+                        char *err, size_t err_size)
+{
+    amqp_bytes_t queue = amqp_cstring_bytes(name);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(conn, JA_CHANNEL, queue, 1, 0, 0, 0, amqp_empty_table);
+    if (ok) {
+        ja_log_info("using existing queue '%s' (%u messages, %u consumers)", name,
+                    ok->message_count, ok->consumer_count);
+        return 0;
+    }
+    err[0] = '\0';
+    if (!absent_and_channel_reopened(conn, amqp_get_rpc_reply(conn), err, err_size))
+        return err[0] ? -1 : fail_with(conn, "look up queue", name, err, err_size);
+
+    amqp_table_entry_t quorum = {.key = amqp_cstring_bytes("x-queue-type"),
+                                 .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                           .value.bytes = amqp_cstring_bytes("quorum")}};
+    amqp_table_t arguments = amqp_empty_table;
+    if (cfg->queue_type == JA_QUEUE_QUORUM)
+        arguments = (amqp_table_t){.num_entries = 1, .entries = &quorum};
+    if (!amqp_queue_declare(conn, JA_CHANNEL, queue, 0, 1, 0, 0, arguments))
+        return fail_with(conn, "create queue", name, err, err_size);
+    ja_log_info("created durable %s queue '%s'",
+                cfg->queue_type == JA_QUEUE_QUORUM ? "quorum" : "classic", name);
+    return 0;
+}
+
+static int ensure_fanout_exchange(amqp_connection_state_t conn, const char *name, char *err,
+                                  size_t err_size)
+{
+    amqp_bytes_t exchange = amqp_cstring_bytes(name);
+    amqp_bytes_t fanout = amqp_cstring_bytes("fanout");
+    if (amqp_exchange_declare(conn, JA_CHANNEL, exchange, fanout, 1, 0, 0, 0, amqp_empty_table)) {
+        ja_log_info("using existing exchange '%s'", name);
+        return 0;
+    }
+    err[0] = '\0';
+    if (!absent_and_channel_reopened(conn, amqp_get_rpc_reply(conn), err, err_size))
+        return err[0] ? -1 : fail_with(conn, "look up exchange", name, err, err_size);
+    if (!amqp_exchange_declare(conn, JA_CHANNEL, exchange, fanout, 0, 1, 0, 0, amqp_empty_table))
+        return fail_with(conn, "create exchange", name, err, err_size);
+    ja_log_info("created durable fanout exchange '%s'", name);
+    return 0;
+}
+
+static int bind_queue(amqp_connection_state_t conn, const char *queue, const char *exchange,
+                      char *err, size_t err_size)
+{
+    if (!amqp_queue_bind(conn, JA_CHANNEL, amqp_cstring_bytes(queue),
+                         amqp_cstring_bytes(exchange), amqp_empty_bytes, amqp_empty_table))
+        return fail_with(conn, "bind to its exchange the queue", queue, err, err_size);
+    return 0;
+}
+
+int ja_topology_declare_inbound(amqp_connection_state_t conn, const ja_config *cfg, char *err,
+                                size_t err_size)
+{
+    return ensure_queue(conn, cfg, cfg->inbound_queue, err, err_size);
+}
+
+int ja_topology_declare_outbound(amqp_connection_state_t conn, const ja_config *cfg, char *err,
+                                 size_t err_size)
+{
+    if (ensure_fanout_exchange(conn, cfg->outbound_exchange, err, err_size) != 0)
+        return -1;
+    if (cfg->outbound_queue[0]) {
+        if (ensure_queue(conn, cfg, cfg->outbound_queue, err, err_size) != 0 ||
+            bind_queue(conn, cfg->outbound_queue, cfg->outbound_exchange, err, err_size) != 0)
+            return -1;
+    }
+    if (ensure_fanout_exchange(conn, cfg->dead_letter_exchange, err, err_size) != 0 ||
+        ensure_queue(conn, cfg, cfg->dead_letter_queue, err, err_size) != 0 ||
+        bind_queue(conn, cfg->dead_letter_queue, cfg->dead_letter_exchange, err, err_size) != 0)
+        return -1;
+    return 0;
+}

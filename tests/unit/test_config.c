@@ -1,0 +1,280 @@
+/* Configuration: defaults, environment, flags, and a clear message for every bad value. */
+
+#include "config.h"
+#include "test.h"
+
+typedef struct {
+    int rc;
+    ja_config cfg;
+    ja_config_action action;
+    char err[1024];
+} parsed;
+
+static parsed parse(int argc, char **argv)
+{
+    parsed p;
+    p.rc = ja_config_parse(&p.cfg, argc, argv, &p.action, p.err, sizeof p.err);
+    return p;
+}
+
+/* PARSE("--flag", "value", ...) parses those arguments. */
+static parsed parse_list(char **args)
+{
+    int argc = 0;
+    while (args[argc])
+        argc++;
+    return parse(argc, args);
+}
+#define PARSE(...) parse_list((char *[]){"jube-amqp", __VA_ARGS__, NULL})
+
+static parsed parse_none(void)
+{
+    char *argv[] = {"jube-amqp"};
+    return parse(1, argv);
+}
+
+TEST(defaults)
+{
+    parsed p = parse_none();
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.action, JA_CONFIG_RUN);
+    ASSERT_STR_EQ(p.cfg.amqp_uri, "amqp://guest:guest@127.0.0.1:5672/");
+    ASSERT_STR_EQ(p.cfg.amqp.vhost, "/"); /* as Jube's .NET client reads it */
+    ASSERT_STR_EQ(p.cfg.amqp.host, "127.0.0.1");
+    ASSERT_EQ(p.cfg.amqp.port, 5672);
+    ASSERT_STR_EQ(p.cfg.jube_url, "http://127.0.0.1:5001");
+    ASSERT_STR_EQ(p.cfg.inbound_queue, "jubeInbound");
+    ASSERT_STR_EQ(p.cfg.outbound_exchange, "jubeOutbound");
+    ASSERT_STR_EQ(p.cfg.dead_letter_exchange, "jubeDeadLetter");
+    ASSERT_STR_EQ(p.cfg.dead_letter_queue, "jubeDeadLetter");
+    ASSERT_STR_EQ(p.cfg.routing_key, "");
+    ASSERT_STR_EQ(p.cfg.outbound_queue, "");
+    ASSERT_EQ(p.cfg.heartbeat_s, 30);
+    ASSERT_EQ(p.cfg.prefetch, 256);
+    ASSERT_EQ(p.cfg.workers, 16);
+    ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_CLASSIC);
+    ASSERT_EQ(ja_config_ring_capacity(&p.cfg), 256);
+    ja_config_free(&p.cfg);
+}
+
+TEST(every_flag_in_both_spellings)
+{
+    parsed p = PARSE("--amqp-uri", "amqp://u:p@broker:5673/prod", "--heartbeat=10",
+                     "--reconnect-base-ms", "50", "--reconnect-max-ms", "5000", "--jube-url",
+                     "https://jube.example:5001/", "--jube-api-key", "k", "--http-timeout-ms",
+                     "2500", "--http-connect-timeout-ms", "500", "--workers", "64", "--prefetch",
+                     "300", "--ring-size", "1000", "--max-body-bytes", "4000", "--max-attempts",
+                     "3", "--retry-base-ms", "10", "--retry-max-ms", "1000", "--inbound-queue",
+                     "in", "--outbound-exchange", "out", "--routing-key", "rk", "--outbound-queue",
+                     "outq", "--dead-letter-exchange", "dlx", "--dead-letter-queue", "dlq",
+                     "--queue-type", "quorum", "--log-level", "debug", "--shutdown-timeout", "7");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.amqp.host, "broker");
+    ASSERT_EQ(p.cfg.amqp.port, 5673);
+    ASSERT_STR_EQ(p.cfg.amqp.vhost, "prod");
+    ASSERT_EQ(p.cfg.heartbeat_s, 10);
+    ASSERT_EQ(p.cfg.reconnect_base_ms, 50);
+    ASSERT_EQ(p.cfg.reconnect_max_ms, 5000);
+    ASSERT_STR_EQ(p.cfg.jube_url, "https://jube.example:5001/");
+    ASSERT_STR_EQ(p.cfg.jube_api_key, "k");
+    ASSERT_EQ(p.cfg.http_timeout_ms, 2500);
+    ASSERT_EQ(p.cfg.http_connect_timeout_ms, 500);
+    ASSERT_EQ(p.cfg.workers, 64);
+    ASSERT_EQ(p.cfg.prefetch, 300);
+    ASSERT_EQ(ja_config_ring_capacity(&p.cfg), 1000);
+    ASSERT_EQ(p.cfg.max_body_bytes, 4000);
+    ASSERT_EQ(p.cfg.max_attempts, 3);
+    ASSERT_EQ(p.cfg.retry_base_ms, 10);
+    ASSERT_EQ(p.cfg.retry_max_ms, 1000);
+    ASSERT_STR_EQ(p.cfg.inbound_queue, "in");
+    ASSERT_STR_EQ(p.cfg.outbound_exchange, "out");
+    ASSERT_STR_EQ(p.cfg.routing_key, "rk");
+    ASSERT_STR_EQ(p.cfg.outbound_queue, "outq");
+    ASSERT_STR_EQ(p.cfg.dead_letter_exchange, "dlx");
+    ASSERT_STR_EQ(p.cfg.dead_letter_queue, "dlq");
+    ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_QUORUM);
+    ASSERT_EQ(p.cfg.log_level, 3);
+    ASSERT_EQ(p.cfg.shutdown_timeout_s, 7);
+    ja_config_free(&p.cfg);
+}
+
+TEST(environment_then_flags_win)
+{
+    setenv("AMQPUri", "amqp://a:b@envhost:1234/%2F", 1);
+    setenv("AMQPHeartbeatSeconds", "12", 1);
+    setenv("JUBE_URL", "http://envjube:9", 1);
+    setenv("JUBE_AMQP_PREFETCH", "77", 1);
+    setenv("JUBE_AMQP_WORKERS", "5", 1);
+    parsed p = PARSE("--workers", "6");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.amqp.host, "envhost");
+    ASSERT_STR_EQ(p.cfg.amqp.vhost, "/");
+    ASSERT_EQ(p.cfg.heartbeat_s, 12);
+    ASSERT_STR_EQ(p.cfg.jube_url, "http://envjube:9");
+    ASSERT_EQ(p.cfg.prefetch, 77);
+    ASSERT_EQ(p.cfg.workers, 6);
+    ja_config_free(&p.cfg);
+}
+
+TEST(out_of_range_names_flag_value_and_range)
+{
+    parsed p = PARSE("--prefetch", "0");
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_STR_EQ(p.err, "--prefetch: 0 is out of range 1..65535");
+    ja_config_free(&p.cfg);
+}
+
+TEST(not_a_number)
+{
+    parsed p = PARSE("--workers", "many");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "--workers: 'many' is not a whole number (allowed: 1..4096)");
+    ja_config_free(&p.cfg);
+    p = PARSE("--workers", "12abc");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_CONTAINS(p.err, "'12abc' is not a whole number");
+    ja_config_free(&p.cfg);
+}
+
+TEST(bad_environment_value_names_the_variable)
+{
+    setenv("JUBE_AMQP_PREFETCH", "70000", 1);
+    parsed p = parse_none();
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "environment variable JUBE_AMQP_PREFETCH: 70000 is out of range 1..65535");
+    ja_config_free(&p.cfg);
+}
+
+TEST(bad_choice_lists_the_choices)
+{
+    parsed p = PARSE("--queue-type", "stream");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "--queue-type: 'stream' is not one of: classic, quorum");
+    ja_config_free(&p.cfg);
+}
+
+TEST(unknown_flag_missing_value_and_stray_argument)
+{
+    parsed p = PARSE("--prefetsh", "5");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "unknown flag '--prefetsh' (see --help)");
+    ja_config_free(&p.cfg);
+    p = PARSE("--prefetch");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "--prefetch needs a value");
+    ja_config_free(&p.cfg);
+    p = PARSE("prefetch");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_CONTAINS(p.err, "unexpected argument 'prefetch'");
+    ja_config_free(&p.cfg);
+}
+
+TEST(empty_name_refused)
+{
+    parsed p = PARSE("--inbound-queue", "");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "--inbound-queue: must not be empty");
+    ja_config_free(&p.cfg);
+}
+
+TEST(cross_field_checks)
+{
+    parsed p = PARSE("--prefetch", "100", "--ring-size", "50");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_CONTAINS(p.err, "--ring-size 50 is smaller than --prefetch 100");
+    ja_config_free(&p.cfg);
+    p = PARSE("--retry-base-ms", "500", "--retry-max-ms", "100");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "--retry-base-ms 500 is larger than --retry-max-ms 100");
+    ja_config_free(&p.cfg);
+    p = PARSE("--jube-api-key", "a", "--jube-bearer-token", "b");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_CONTAINS(p.err, "both set");
+    ja_config_free(&p.cfg);
+    p = PARSE("--jube-url", "ftp://jube");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "--jube-url: 'ftp://jube' does not start with http:// or https://");
+    ja_config_free(&p.cfg);
+}
+
+TEST(bad_amqp_uri_does_not_echo_the_password)
+{
+    parsed p = PARSE("--amqp-uri", "http://user:s3cret@host/");
+    ASSERT_NE(p.rc, 0);
+    ASSERT_CONTAINS(p.err, "--amqp-uri: not a valid AMQP URI");
+    ASSERT(!strstr(p.err, "s3cret"));
+    ja_config_free(&p.cfg);
+}
+
+TEST(long_name_refused)
+{
+    char name[300];
+    memset(name, 'q', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    parsed p = PARSE("--outbound-queue", name);
+    ASSERT_NE(p.rc, 0);
+    ASSERT_STR_EQ(p.err, "--outbound-queue: 299 bytes is longer than AMQP allows (255)");
+    ja_config_free(&p.cfg);
+}
+
+TEST(help_and_version)
+{
+    parsed p = PARSE("--help");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.action, JA_CONFIG_HELP);
+    ja_config_free(&p.cfg);
+    p = PARSE("--version");
+    ASSERT_EQ(p.action, JA_CONFIG_VERSION);
+    ja_config_free(&p.cfg);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ja_config_print_help(out);
+    fclose(out);
+    const char *flags[] = {"--amqp-uri", "AMQPUri", "--heartbeat", "AMQPHeartbeatSeconds",
+                           "--jube-url", "JUBE_URL", "--workers", "--prefetch", "--ring-size",
+                           "--http-timeout-ms", "--max-attempts", "--retry-base-ms",
+                           "--retry-max-ms", "--max-body-bytes", "--inbound-queue",
+                           "--outbound-exchange", "--dead-letter-exchange", "--outbound-queue",
+                           "--queue-type", "--log-level", "--shutdown-timeout", "--version"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        ASSERT_CONTAINS(text, flags[i]);
+    free(text);
+}
+
+TEST(describe_redacts_secrets)
+{
+    parsed p = PARSE("--amqp-uri", "amqp://user:hunter2@h:5672/v", "--jube-api-key", "topsecret");
+    ASSERT_EQ(p.rc, 0);
+    char line[4096];
+    ja_config_describe(&p.cfg, line, sizeof line);
+    ASSERT_CONTAINS(line, "amqp-uri=amqp://user:***@h:5672/v");
+    ASSERT_CONTAINS(line, "jube-api-key=(set)");
+    ASSERT_CONTAINS(line, "prefetch=256");
+    ASSERT(!strstr(line, "hunter2"));
+    ASSERT(!strstr(line, "topsecret"));
+    ja_config_free(&p.cfg);
+}
+
+int main(int argc, char **argv)
+{
+    /* Each test runs in its own child, so environment changes stay inside it. */
+    static const test_case tests[] = {
+        TEST_ENTRY(defaults),
+        TEST_ENTRY(every_flag_in_both_spellings),
+        TEST_ENTRY(environment_then_flags_win),
+        TEST_ENTRY(out_of_range_names_flag_value_and_range),
+        TEST_ENTRY(not_a_number),
+        TEST_ENTRY(bad_environment_value_names_the_variable),
+        TEST_ENTRY(bad_choice_lists_the_choices),
+        TEST_ENTRY(unknown_flag_missing_value_and_stray_argument),
+        TEST_ENTRY(empty_name_refused),
+        TEST_ENTRY(cross_field_checks),
+        TEST_ENTRY(bad_amqp_uri_does_not_echo_the_password),
+        TEST_ENTRY(long_name_refused),
+        TEST_ENTRY(help_and_version),
+        TEST_ENTRY(describe_redacts_secrets),
+    };
+    return RUN_TESTS(tests);
+}

@@ -1,0 +1,179 @@
+/* Input checks: the model header and the body, each failure with its code and the value. */
+
+#include "test.h"
+#include "validate.h"
+
+#define SAMPLE_GUID "90c425fd-101a-420b-91d1-cb7a24a969cc"
+
+static amqp_basic_properties_t with_header(amqp_table_entry_t *entry, int count)
+{
+    amqp_basic_properties_t props = {0};
+    props._flags = AMQP_BASIC_HEADERS_FLAG;
+    props.headers.num_entries = count;
+    props.headers.entries = entry;
+    return props;
+}
+
+static amqp_table_entry_t string_entry(const char *key, const char *value, uint8_t kind)
+{
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes(key)};
+    e.value.kind = kind;
+    e.value.value.bytes = amqp_cstring_bytes(value);
+    return e;
+}
+
+TEST(guid_shapes)
+{
+    ASSERT(ja_guid_is_valid(SAMPLE_GUID, 36));
+    ASSERT(ja_guid_is_valid("90C425FD-101A-420B-91D1-CB7A24A969CC", 36));
+    ASSERT(!ja_guid_is_valid("90c425fd101a420b91d1cb7a24a969cc", 32));
+    ASSERT(!ja_guid_is_valid("90c425fd-101a-420b-91d1-cb7a24a969c", 35));
+    ASSERT(!ja_guid_is_valid("90c425fd-101a-420b-91d1-cb7a24a969cg", 36));
+    ASSERT(!ja_guid_is_valid("90c425fd-101a-420b-91d1/cb7a24a969cc", 36));
+    ASSERT(!ja_guid_is_valid("../../../../admin/x?y=1&z=2#abcdefgh", 36));
+}
+
+TEST(header_as_long_string_or_bytes_is_lowercased)
+{
+    char guid[JA_GUID_LEN + 1];
+    ja_failure why = {0};
+    amqp_table_entry_t e = string_entry(JA_MODEL_HEADER, "90C425FD-101A-420B-91D1-CB7A24A969CC",
+                                        AMQP_FIELD_KIND_UTF8);
+    amqp_basic_properties_t props = with_header(&e, 1);
+    ASSERT(ja_validate_model_header(&props, guid, &why));
+    ASSERT_STR_EQ(guid, SAMPLE_GUID);
+    e = string_entry(JA_MODEL_HEADER, SAMPLE_GUID, AMQP_FIELD_KIND_BYTES);
+    ASSERT(ja_validate_model_header(&props, guid, &why));
+    ASSERT_STR_EQ(guid, SAMPLE_GUID);
+}
+
+TEST(missing_header)
+{
+    char guid[JA_GUID_LEN + 1];
+    ja_failure why = {0};
+    amqp_basic_properties_t none = {0};
+    ASSERT(!ja_validate_model_header(&none, guid, &why));
+    ASSERT_STR_EQ(why.code, "missing_model_guid");
+    ASSERT_CONTAINS(why.detail, "no EntityAnalysisModelGuid header");
+
+    amqp_table_entry_t other = string_entry("entityanalysismodelguid", SAMPLE_GUID,
+                                            AMQP_FIELD_KIND_UTF8);
+    amqp_basic_properties_t props = with_header(&other, 1);
+    ASSERT(!ja_validate_model_header(&props, guid, &why));
+    ASSERT_STR_EQ(why.code, "missing_model_guid");
+}
+
+TEST(header_of_wrong_type)
+{
+    char guid[JA_GUID_LEN + 1];
+    ja_failure why = {0};
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes(JA_MODEL_HEADER)};
+    e.value.kind = AMQP_FIELD_KIND_I32;
+    e.value.value.i32 = 42;
+    amqp_basic_properties_t props = with_header(&e, 1);
+    ASSERT(!ja_validate_model_header(&props, guid, &why));
+    ASSERT_STR_EQ(why.code, "invalid_model_guid");
+    ASSERT_CONTAINS(why.detail, "is an integer (I)");
+}
+
+TEST(header_not_a_guid_is_quoted_escaped)
+{
+    char guid[JA_GUID_LEN + 1];
+    ja_failure why = {0};
+    amqp_table_entry_t e = string_entry(JA_MODEL_HEADER, "../admin\"\n", AMQP_FIELD_KIND_UTF8);
+    amqp_basic_properties_t props = with_header(&e, 1);
+    ASSERT(!ja_validate_model_header(&props, guid, &why));
+    ASSERT_STR_EQ(why.code, "invalid_model_guid");
+    ASSERT_CONTAINS(why.detail, "\"../admin\\\"\\x0a\" is not a GUID");
+}
+
+TEST(body_checks)
+{
+    ja_failure why = {0};
+    ASSERT(ja_validate_body("{\"TxnId\":\"1\"}", 13, 100, &why));
+    ASSERT(!ja_validate_body("", 0, 100, &why));
+    ASSERT_STR_EQ(why.code, "empty_body");
+    ASSERT(!ja_validate_body("{\"a\":1}", 7, 6, &why));
+    ASSERT_STR_EQ(why.code, "body_too_large");
+    ASSERT_CONTAINS(why.detail, "7 bytes, more than --max-body-bytes 6");
+    ASSERT(!ja_validate_body("not json", 8, 100, &why));
+    ASSERT_STR_EQ(why.code, "invalid_json");
+    ASSERT_CONTAINS(why.detail, "at byte 0");
+    ASSERT(!ja_validate_body("{\"a\":}", 6, 100, &why));
+    ASSERT_CONTAINS(why.detail, "at byte 5");
+    ASSERT(!ja_validate_body("[1,2]", 5, 100, &why));
+    ASSERT_STR_EQ(why.code, "invalid_json");
+    ASSERT_CONTAINS(why.detail, "not an object");
+}
+
+static bool valid_json(const char *text)
+{
+    size_t at;
+    bool object;
+    return ja_json_check(text, strlen(text), &at, &object) == NULL;
+}
+
+TEST(json_scanner_accepts_rfc8259)
+{
+    const char *good[] = {
+        "{}", " { } ", "[]", "0", "-0.5e+10", "1E3", "\"s\"", "true", "false", "null",
+        "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\\n\\\"\"}", "[\"\xc3\xa9\"]",
+        "{\"TxnId\":\"0987654321\",\"Amount\":123.45}\n",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!valid_json(good[i]))
+            FAIL("rejected valid JSON: %s", good[i]);
+}
+
+TEST(json_scanner_rejects_the_rest)
+{
+    const char *bad[] = {
+        "", " ", "{", "}", "{\"a\"}", "{\"a\":1,}", "[1,]", "01", "1.", ".5", "-", "1e",
+        "tru", "nul", "{'a':1}", "{a:1}", "\"unterminated", "\"bad\\q\"", "\"\\u12G4\"",
+        "{} {}", "[1 2]", "\"tab\tinside\"", "NaN",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (valid_json(bad[i]))
+            FAIL("accepted invalid JSON: '%s'", bad[i]);
+}
+
+TEST(json_scanner_bounds_nesting)
+{
+    char deep[2001];
+    memset(deep, '[', 1000);
+    memset(deep + 1000, ']', 1000);
+    deep[2000] = '\0';
+    size_t at;
+    bool object;
+    const char *why = ja_json_check(deep, 2000, &at, &object);
+    ASSERT(why != NULL);
+    ASSERT_STR_EQ(why, "nested too deeply");
+}
+
+TEST(json_sample_transaction_is_an_object)
+{
+    FILE *f = fopen(JA_SAMPLE_REQUEST, "rb");
+    ASSERT(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    ja_failure why = {0};
+    ASSERT(ja_validate_body(text, n, 1048576, &why));
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case tests[] = {
+        TEST_ENTRY(guid_shapes),
+        TEST_ENTRY(header_as_long_string_or_bytes_is_lowercased),
+        TEST_ENTRY(missing_header),
+        TEST_ENTRY(header_of_wrong_type),
+        TEST_ENTRY(header_not_a_guid_is_quoted_escaped),
+        TEST_ENTRY(body_checks),
+        TEST_ENTRY(json_scanner_accepts_rfc8259),
+        TEST_ENTRY(json_scanner_rejects_the_rest),
+        TEST_ENTRY(json_scanner_bounds_nesting),
+        TEST_ENTRY(json_sample_transaction_is_an_object),
+    };
+    return RUN_TESTS(tests);
+}
