@@ -375,8 +375,9 @@ void ja_config_print_help(FILE *out)
 static void redact_uri(const ja_config *cfg, char *out, size_t size)
 {
     const struct amqp_connection_info *a = &cfg->amqp;
+    const char *vhost = strcmp(a->vhost, "/") == 0 ? "%2F" : a->vhost;
     snprintf(out, size, "%s://%s:***@%s:%d/%s", a->ssl ? "amqps" : "amqp", a->user, a->host,
-             a->port, a->vhost);
+             a->port, vhost);
 }
 
 void ja_config_describe(const ja_config *cfg, char *out, size_t out_size)

@@ -1,0 +1,629 @@
+#include "harness.h"
+
+#include "test.h"
+
+#include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+}
+
+static const char *broker_dir(void)
+{
+    const char *dir = getenv("JA_TEST_BROKER_DIR");
+    if (!dir)
+        FAIL("JA_TEST_BROKER_DIR is not set: run the integration tests through ctest");
+    return dir;
+}
+
+int broker_port(void)
+{
+    static int port;
+    if (port)
+        return port;
+    char path[512];
+    snprintf(path, sizeof path, "%s/broker.env", broker_dir());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        FAIL("cannot read %s: is the broker fixture running?", path);
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "JA_TEST_AMQP_PORT=%d", &port) == 1)
+            break;
+    fclose(f);
+    if (!port)
+        FAIL("no JA_TEST_AMQP_PORT in %s", path);
+    return port;
+}
+
+const char *broker_uri(void)
+{
+    static char uri[128];
+    snprintf(uri, sizeof uri, "amqp://guest:guest@127.0.0.1:%d/", broker_port());
+    return uri;
+}
+
+int broker_ctl(const char *args)
+{
+    char command[1024];
+    snprintf(command, sizeof command, "bash '%s/scripts/broker.sh' ctl '%s' %s >/dev/null 2>&1",
+             JA_SOURCE_DIR, broker_dir(), args);
+    int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- the test's own AMQP client ---- */
+
+typedef struct {
+    amqp_connection_state_t conn;
+    uint64_t published;
+    uint64_t confirmed;
+    amqp_channel_t next_channel;
+} client_state;
+
+static client_state clients[8];
+
+static client_state *state_of(amqp_connection_state_t conn)
+{
+    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++)
+        if (clients[i].conn == conn)
+            return &clients[i];
+    FAIL("unknown test connection");
+}
+
+static void check_reply(amqp_connection_state_t conn, const char *what)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+        FAIL("%s: %s", what, amqp_error_string2(r.library_error));
+    if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *m = r.reply.decoded;
+        FAIL("%s: channel closed %u %.*s", what, m->reply_code, (int)m->reply_text.len,
+             (char *)m->reply_text.bytes);
+    }
+    FAIL("%s: broker error (method 0x%08x)", what, r.reply.id);
+}
+
+amqp_connection_state_t test_connect(void)
+{
+    amqp_connection_state_t conn = amqp_new_connection();
+    amqp_socket_t *socket = amqp_tcp_socket_new(conn);
+    struct timeval timeout = {.tv_sec = 10};
+    if (amqp_socket_open_noblock(socket, "127.0.0.1", broker_port(), &timeout) != AMQP_STATUS_OK)
+        FAIL("cannot connect to the test broker on port %d", broker_port());
+    amqp_rpc_reply_t r = amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest",
+                                    "guest");
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        FAIL("cannot log in to the test broker");
+    amqp_channel_open(conn, 1);
+    check_reply(conn, "channel.open");
+    amqp_confirm_select(conn, 1);
+    check_reply(conn, "confirm.select");
+    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++) {
+        if (!clients[i].conn) {
+            clients[i] = (client_state){.conn = conn, .next_channel = 2};
+            return conn;
+        }
+    }
+    FAIL("too many test connections");
+}
+
+void test_disconnect(amqp_connection_state_t conn)
+{
+    client_state *s = state_of(conn);
+    amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(conn);
+    memset(s, 0, sizeof *s);
+}
+
+/* A fresh channel for one probe, so that a 404 closing it does not disturb channel 1. */
+static amqp_channel_t open_probe_channel(amqp_connection_state_t conn)
+{
+    client_state *s = state_of(conn);
+    amqp_channel_t ch = s->next_channel++;
+    if (s->next_channel > 2000)
+        s->next_channel = 2;
+    amqp_channel_open(conn, ch);
+    check_reply(conn, "channel.open");
+    return ch;
+}
+
+static bool passive_declare(amqp_connection_state_t conn, const char *queue, long *messages,
+                            long *consumers)
+{
+    amqp_channel_t ch = open_probe_channel(conn);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(conn, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    if (!ok) {
+        amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+        if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+            r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_ok_t close_ok = {0};
+            amqp_send_method(conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+            return false;
+        }
+        check_reply(conn, "queue.declare (passive)");
+    }
+    *messages = ok->message_count;
+    *consumers = ok->consumer_count;
+    amqp_channel_close(conn, ch, AMQP_REPLY_SUCCESS);
+    return true;
+}
+
+long queue_depth(amqp_connection_state_t conn, const char *queue)
+{
+    long messages, consumers;
+    return passive_declare(conn, queue, &messages, &consumers) ? messages : -1;
+}
+
+long queue_consumers(amqp_connection_state_t conn, const char *queue)
+{
+    long messages, consumers;
+    return passive_declare(conn, queue, &messages, &consumers) ? consumers : -1;
+}
+
+bool wait_queue_depth(amqp_connection_state_t conn, const char *queue, long count,
+                      int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (queue_depth(conn, queue) != count) {
+        if (now_ms() > deadline)
+            return false;
+        sleep_ms(20);
+    }
+    return true;
+}
+
+void declare_queue(amqp_connection_state_t conn, const char *queue, bool durable)
+{
+    amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 0, durable, 0, 0, amqp_empty_table);
+    check_reply(conn, "queue.declare");
+}
+
+static const char *log_dir(void);
+
+topology_names test_begin(const char *test_name)
+{
+    topology_names n;
+    snprintf(n.inbound, sizeof n.inbound, "%s.in", test_name);
+    snprintf(n.outbound, sizeof n.outbound, "%s.out", test_name);
+    snprintf(n.outbound_queue, sizeof n.outbound_queue, "%s.outq", test_name);
+    snprintf(n.dead_letter_exchange, sizeof n.dead_letter_exchange, "%s.dlx", test_name);
+    snprintf(n.dead_letter_queue, sizeof n.dead_letter_queue, "%s.dlq", test_name);
+    delete_topology(&n);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.log", log_dir(), test_name);
+    FILE *log = fopen(path, "w");
+    if (log)
+        fclose(log);
+    return n;
+}
+
+void delete_topology(const topology_names *names)
+{
+    amqp_connection_state_t conn = test_connect();
+    const char *queues[] = {names->inbound, names->outbound_queue, names->dead_letter_queue};
+    for (size_t i = 0; i < 3; i++) {
+        amqp_queue_delete(conn, 1, amqp_cstring_bytes(queues[i]), 0, 0);
+        check_reply(conn, "queue.delete");
+    }
+    const char *exchanges[] = {names->outbound, names->dead_letter_exchange};
+    for (size_t i = 0; i < 2; i++) {
+        amqp_exchange_delete(conn, 1, amqp_cstring_bytes(exchanges[i]), 0);
+        check_reply(conn, "exchange.delete");
+    }
+    test_disconnect(conn);
+}
+
+static void read_confirm_frames(amqp_connection_state_t conn, client_state *s, int timeout_ms)
+{
+    amqp_frame_t frame;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    int rc = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
+    if (rc == AMQP_STATUS_TIMEOUT)
+        return;
+    if (rc != AMQP_STATUS_OK)
+        FAIL("test publisher connection failed: %s", amqp_error_string2(rc));
+    if (frame.frame_type != AMQP_FRAME_METHOD)
+        return;
+    if (frame.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+        amqp_basic_ack_t *ack = frame.payload.method.decoded;
+        if (ack->delivery_tag > s->confirmed)
+            s->confirmed = ack->delivery_tag;
+    } else if (frame.payload.method.id == AMQP_BASIC_NACK_METHOD) {
+        FAIL("the broker refused a test message");
+    } else if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *m = frame.payload.method.decoded;
+        FAIL("the broker closed the test channel: %.*s", (int)m->reply_text.len,
+             (char *)m->reply_text.bytes);
+    }
+}
+
+void publish_message(amqp_connection_state_t conn, const char *queue, const void *body,
+                     size_t len, const test_properties *tp)
+{
+    client_state *s = state_of(conn);
+    amqp_basic_properties_t props = {0};
+    amqp_table_entry_t entries[16];
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    if (tp) {
+        if (tp->correlation_id) {
+            props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+            props.correlation_id = amqp_cstring_bytes(tp->correlation_id);
+        }
+        if (tp->message_id) {
+            props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+            props.message_id = amqp_cstring_bytes(tp->message_id);
+        }
+        if (tp->reply_to) {
+            props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
+            props.reply_to = amqp_cstring_bytes(tp->reply_to);
+        }
+        if (tp->content_type) {
+            props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+            props.content_type = amqp_cstring_bytes(tp->content_type);
+        }
+        if (tp->header_count > 0) {
+            props._flags |= AMQP_BASIC_HEADERS_FLAG;
+            for (int i = 0; i < tp->header_count && i < 16; i++) {
+                const test_header *h = &tp->headers[i];
+                entries[i].key = amqp_cstring_bytes(h->key);
+                if (h->kind == 'I') {
+                    entries[i].value.kind = AMQP_FIELD_KIND_I32;
+                    entries[i].value.value.i32 = h->number;
+                } else {
+                    entries[i].value.kind =
+                        h->kind == 'x' ? AMQP_FIELD_KIND_BYTES : AMQP_FIELD_KIND_UTF8;
+                    entries[i].value.value.bytes = amqp_cstring_bytes(h->text);
+                }
+            }
+            props.headers.num_entries = tp->header_count;
+            props.headers.entries = entries;
+        }
+    }
+    amqp_bytes_t payload = {.len = len, .bytes = (void *)body};
+    int rc = amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, &props,
+                                payload);
+    if (rc != AMQP_STATUS_OK)
+        FAIL("test publish failed: %s", amqp_error_string2(rc));
+    s->published++;
+    /* Keep confirms from piling up unread. */
+    if (s->published % 256 == 0)
+        read_confirm_frames(conn, s, 0);
+}
+
+void publish_transaction(amqp_connection_state_t conn, const char *queue, const char *body)
+{
+    test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL};
+    test_properties props = {.content_type = "application/json", .headers = &model,
+                             .header_count = 1};
+    publish_message(conn, queue, body, strlen(body), &props);
+}
+
+void wait_confirms(amqp_connection_state_t conn)
+{
+    client_state *s = state_of(conn);
+    long long deadline = now_ms() + 60000;
+    while (s->confirmed < s->published) {
+        if (now_ms() > deadline)
+            FAIL("the broker confirmed %llu of %llu test messages within 60 s",
+                 (unsigned long long)s->confirmed, (unsigned long long)s->published);
+        read_confirm_frames(conn, s, 100);
+    }
+}
+
+message_list collect_messages(amqp_connection_state_t conn, const char *queue, size_t count,
+                              int timeout_ms)
+{
+    message_list list = {.items = calloc(count ? count : 1, sizeof(amqp_envelope_t))};
+    amqp_channel_t ch = open_probe_channel(conn);
+    amqp_basic_qos(conn, ch, 0, 500, 0);
+    check_reply(conn, "basic.qos");
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(conn, ch, amqp_cstring_bytes(queue),
+                                                     amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    check_reply(conn, "basic.consume");
+    amqp_bytes_t tag = amqp_bytes_malloc_dup(ok->consumer_tag);
+    long long deadline = now_ms() + timeout_ms;
+    while (list.count < count && now_ms() < deadline) {
+        amqp_maybe_release_buffers(conn);
+        struct timeval tv = {.tv_usec = 100000};
+        amqp_envelope_t envelope;
+        amqp_rpc_reply_t r = amqp_consume_message(conn, &envelope, &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            amqp_basic_ack(conn, ch, envelope.delivery_tag, 0);
+            list.items[list.count++] = envelope;
+        } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                   r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            amqp_frame_t frame;
+            if (amqp_simple_wait_frame(conn, &frame) != AMQP_STATUS_OK)
+                FAIL("test consumer connection failed");
+        } else if (!(r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                     r.library_error == AMQP_STATUS_TIMEOUT)) {
+            FAIL("test consumer failed on queue %s", queue);
+        }
+    }
+    /* Closing the channel returns anything delivered but not read to the queue. */
+    amqp_channel_close(conn, ch, AMQP_REPLY_SUCCESS);
+    amqp_bytes_free(tag);
+    return list;
+}
+
+void free_messages(message_list *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        amqp_destroy_envelope(&list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+const amqp_field_value_t *header_of(const amqp_envelope_t *msg, const char *key)
+{
+    const amqp_basic_properties_t *p = &msg->message.properties;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    for (int i = 0; i < p->headers.num_entries; i++)
+        if (bytes_equal(p->headers.entries[i].key, key))
+            return &p->headers.entries[i].value;
+    return NULL;
+}
+
+bool bytes_equal(amqp_bytes_t bytes, const char *text)
+{
+    return bytes.len == strlen(text) && memcmp(bytes.bytes, text, bytes.len) == 0;
+}
+
+bool header_text_is(const amqp_envelope_t *msg, const char *key, const char *text)
+{
+    const amqp_field_value_t *v = header_of(msg, key);
+    return v && (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES) &&
+           bytes_equal(v->value.bytes, text);
+}
+
+int header_int(const amqp_envelope_t *msg, const char *key)
+{
+    const amqp_field_value_t *v = header_of(msg, key);
+    if (!v)
+        FAIL("header %s is missing", key);
+    if (v->kind != AMQP_FIELD_KIND_I32)
+        FAIL("header %s is of kind '%c', not I", key, v->kind);
+    return v->value.i32;
+}
+
+char *response_entry_id(const amqp_envelope_t *msg)
+{
+    cJSON *json = cJSON_ParseWithLength(msg->message.body.bytes, msg->message.body.len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(json, "EntityInstanceEntryId");
+    char *copy = cJSON_IsString(id) ? strdup(id->valuestring) : NULL;
+    cJSON_Delete(json);
+    return copy;
+}
+
+char *sample_transaction(const char *txn_id)
+{
+    static char *sample;
+    if (!sample) {
+        FILE *f = fopen(JA_SAMPLE_REQUEST, "rb");
+        if (!f)
+            FAIL("cannot read %s", JA_SAMPLE_REQUEST);
+        sample = calloc(1, 16384);
+        fread(sample, 1, 16383, f);
+        fclose(f);
+    }
+    const char *marker = "\"TxnId\": \"0987654321\"";
+    const char *at = strstr(sample, marker);
+    if (!at)
+        FAIL("the sample transaction has no TxnId");
+    size_t size = strlen(sample) + strlen(txn_id) + 16;
+    char *out = malloc(size);
+    snprintf(out, size, "%.*s\"TxnId\": \"%s\"%s", (int)(at - sample), sample, txn_id,
+             at + strlen(marker));
+    return out;
+}
+
+/* ---- child processes ---- */
+
+static const char *log_dir(void)
+{
+    const char *dir = getenv("JA_TEST_LOG_DIR");
+    return dir ? dir : "/tmp";
+}
+
+stub_process stub_start(const char *const *extra_args)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        FAIL("pipe: %s", strerror(errno));
+    const char *argv[40] = {JA_STUB_BIN, "--port", "0"};
+    int argc = 3;
+    for (int i = 0; extra_args && extra_args[i] && argc < 38; i++)
+        argv[argc++] = extra_args[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(JA_STUB_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[128] = {0};
+    size_t len = 0;
+    long long deadline = now_ms() + 10000;
+    while (!strchr(line, '\n') && len < sizeof line - 1) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int left = (int)(deadline - now_ms());
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            FAIL("jube-stub did not start within 10 s");
+        ssize_t n = read(fds[0], line + len, sizeof line - 1 - len);
+        if (n <= 0)
+            FAIL("jube-stub exited at start");
+        len += (size_t)n;
+    }
+    close(fds[0]);
+    stub_process stub = {.pid = pid};
+    if (sscanf(line, "listening on 127.0.0.1:%d", &stub.port) != 1)
+        FAIL("unexpected first line from jube-stub: %s", line);
+    return stub;
+}
+
+void stub_stop(stub_process *stub)
+{
+    if (stub->pid > 0) {
+        kill(stub->pid, SIGKILL);
+        waitpid(stub->pid, NULL, 0);
+    }
+    stub->pid = 0;
+}
+
+long stub_stat(const stub_process *stub, const char *name)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)stub->port)};
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+        FAIL("cannot reach jube-stub for /stats");
+    const char *request = "GET /stats HTTP/1.1\r\nHost: stub\r\nConnection: close\r\n\r\n";
+    if (write(fd, request, strlen(request)) < 0)
+        FAIL("cannot send to jube-stub");
+    char answer[2048] = {0};
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof answer - 1 && (n = read(fd, answer + len, sizeof answer - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = strstr(answer, key);
+    if (!at)
+        FAIL("no %s in jube-stub's /stats: %s", name, answer);
+    return strtol(at + strlen(key), NULL, 10);
+}
+
+service_process service_spawn(const char *test_name, const char *const *args)
+{
+    service_process s = {0};
+    snprintf(s.log_path, sizeof s.log_path, "%s/%s.log", log_dir(), test_name);
+    const char *argv[64] = {JA_SERVICE_BIN};
+    int argc = 1;
+    for (int i = 0; args && args[i] && argc < 63; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    fprintf(stderr, "service log: %s\n", s.log_path);
+    s.pid = fork();
+    if (s.pid == 0) {
+        int fd = open(s.log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        execv(JA_SERVICE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return s;
+}
+
+service_process service_start(const char *test_name, const topology_names *names,
+                              const stub_process *stub, const char *const *extra_args)
+{
+    char jube_url[64];
+    snprintf(jube_url, sizeof jube_url, "http://127.0.0.1:%d", stub ? stub->port : 1);
+    const char *args[64] = {
+        "--amqp-uri", broker_uri(), "--jube-url", jube_url,
+        "--inbound-queue", names->inbound, "--outbound-exchange", names->outbound,
+        "--outbound-queue", names->outbound_queue,
+        "--dead-letter-exchange", names->dead_letter_exchange,
+        "--dead-letter-queue", names->dead_letter_queue,
+        "--heartbeat", "10", "--reconnect-base-ms", "100", "--reconnect-max-ms", "1000",
+        "--retry-base-ms", "20", "--retry-max-ms", "500",
+    };
+    int argc = 24;
+    for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
+        args[argc++] = extra_args[i];
+    args[argc] = NULL;
+    service_process s = service_spawn(test_name, args);
+
+    amqp_connection_state_t conn = test_connect();
+    long long deadline = now_ms() + 20000;
+    while (queue_consumers(conn, names->inbound) < 1) {
+        int status;
+        if (waitpid(s.pid, &status, WNOHANG) == s.pid)
+            FAIL("the service exited at start (status %d); see %s", status, s.log_path);
+        if (now_ms() > deadline)
+            FAIL("the service did not consume %s within 20 s; see %s", names->inbound,
+                 s.log_path);
+        sleep_ms(20);
+    }
+    /* The publisher declares the outbound side; wait for it too. */
+    while (queue_depth(conn, names->dead_letter_queue) < 0) {
+        if (now_ms() > deadline)
+            FAIL("the service did not declare %s within 20 s; see %s", names->dead_letter_queue,
+                 s.log_path);
+        sleep_ms(20);
+    }
+    test_disconnect(conn);
+    return s;
+}
+
+int service_wait_exit(service_process *service, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int status;
+        pid_t done = waitpid(service->pid, &status, WNOHANG);
+        if (done == service->pid) {
+            service->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        if (now_ms() > deadline) {
+            kill(service->pid, SIGKILL);
+            waitpid(service->pid, NULL, 0);
+            service->pid = 0;
+            FAIL("the service did not exit within %d ms; see %s", timeout_ms, service->log_path);
+        }
+        sleep_ms(10);
+    }
+}
+
+int service_stop(service_process *service, int sig)
+{
+    if (service->pid <= 0)
+        return -1;
+    kill(service->pid, sig);
+    return service_wait_exit(service, 60000);
+}
+
+bool service_log_contains(const service_process *service, const char *text)
+{
+    FILE *f = fopen(service->log_path, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}

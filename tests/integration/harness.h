@@ -1,0 +1,127 @@
+#ifndef JA_HARNESS_H
+#define JA_HARNESS_H
+
+/* What the integration tests share: the real broker the CTest fixture started
+ * (scripts/broker.sh), the stand-in Jube and the service as child processes, and a small AMQP
+ * client to publish and collect messages. Every wait is bounded. */
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define SAMPLE_MODEL "90c425fd-101a-420b-91d1-cb7a24a969cc"
+
+/* Names of one test's queues and exchanges, all prefixed with the test's name. */
+typedef struct {
+    char inbound[128];
+    char outbound[128];
+    char outbound_queue[128];
+    char dead_letter_exchange[128];
+    char dead_letter_queue[128];
+} topology_names;
+
+typedef struct {
+    pid_t pid;
+    int port;
+} stub_process;
+
+typedef struct {
+    pid_t pid;
+    char log_path[512];
+} service_process;
+
+/* The broker's AMQP port, from the fixture's broker.env. */
+int broker_port(void);
+/* amqp://guest:guest@127.0.0.1:PORT/ */
+const char *broker_uri(void);
+/* Runs rabbitmqctl against the test broker; returns its exit status. */
+int broker_ctl(const char *args);
+
+/* Starts a test: names its topology, deletes anything left of it from an earlier run, and
+ * empties its service log. */
+topology_names test_begin(const char *test_name);
+void delete_topology(const topology_names *names);
+
+/* Starts jube-stub with extra arguments (NULL-terminated); waits until it listens. */
+stub_process stub_start(const char *const *extra_args);
+void stub_stop(stub_process *stub);
+/* A counter from GET /stats ("requests", "invocations", "failures", ...). */
+long stub_stat(const stub_process *stub, const char *name);
+
+/* Starts the service on the test's topology, with extra arguments (NULL-terminated), and waits
+ * until it consumes the inbound queue. */
+service_process service_start(const char *test_name, const topology_names *names,
+                              const stub_process *stub, const char *const *extra_args);
+/* Starts the service without waiting, with exactly these arguments after the binary name. */
+service_process service_spawn(const char *test_name, const char *const *args);
+/* Sends sig and waits (bounded) for the exit; returns the exit status, or 128+signal. */
+int service_stop(service_process *service, int sig);
+/* Waits (bounded) for an exit that should happen by itself. */
+int service_wait_exit(service_process *service, int timeout_ms);
+/* True when the service's log contains text. */
+bool service_log_contains(const service_process *service, const char *text);
+
+/* A connection of the test's own. */
+amqp_connection_state_t test_connect(void);
+void test_disconnect(amqp_connection_state_t conn);
+
+/* Messages in a queue (passive declare); -1 when it does not exist. */
+long queue_depth(amqp_connection_state_t conn, const char *queue);
+long queue_consumers(amqp_connection_state_t conn, const char *queue);
+/* Waits (bounded) until the queue holds `count` messages. */
+bool wait_queue_depth(amqp_connection_state_t conn, const char *queue, long count,
+                      int timeout_ms);
+void declare_queue(amqp_connection_state_t conn, const char *queue, bool durable);
+
+/* One header for publish_message. kind 'S' (long string), 'x' (bytes) or 'I' (int). */
+typedef struct {
+    const char *key;
+    char kind;
+    const char *text;
+    int number;
+} test_header;
+
+typedef struct {
+    const char *correlation_id;
+    const char *message_id;
+    const char *reply_to;
+    const char *content_type;
+    const test_header *headers;
+    int header_count;
+} test_properties;
+
+/* Publishes to the default exchange (routing key = queue) persistently, with confirms. */
+void publish_message(amqp_connection_state_t conn, const char *queue, const void *body,
+                     size_t len, const test_properties *props);
+/* The same with only the model header: the usual way to send a transaction. */
+void publish_transaction(amqp_connection_state_t conn, const char *queue, const char *body);
+/* Waits for the confirms of everything published so far. */
+void wait_confirms(amqp_connection_state_t conn);
+
+/* Collects up to `count` messages from a queue (auto-ack), waiting at most timeout_ms. The
+ * envelopes belong to the caller: free them with free_messages. */
+typedef struct {
+    amqp_envelope_t *items;
+    size_t count;
+} message_list;
+message_list collect_messages(amqp_connection_state_t conn, const char *queue, size_t count,
+                              int timeout_ms);
+void free_messages(message_list *list);
+
+/* Helpers on received messages. */
+const amqp_field_value_t *header_of(const amqp_envelope_t *msg, const char *key);
+bool header_text_is(const amqp_envelope_t *msg, const char *key, const char *text);
+int header_int(const amqp_envelope_t *msg, const char *key);
+bool bytes_equal(amqp_bytes_t bytes, const char *text);
+/* The EntityInstanceEntryId of a Jube response (a fresh string), or NULL. */
+char *response_entry_id(const amqp_envelope_t *msg);
+
+/* The sample transaction with its TxnId replaced (a fresh string). */
+char *sample_transaction(const char *txn_id);
+
+/* Milliseconds on a monotonic clock. */
+long long now_ms(void);
+
+#endif

@@ -1,0 +1,407 @@
+/* The real service against the real broker and the stand-in Jube. */
+
+#include "harness.h"
+#include "test.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <time.h>
+
+/* Collects `count` responses and checks that each id in 0..count-1 ("<prefix>-<i>") came
+ * exactly once. Returns how many arrived. */
+static size_t expect_each_id_once(amqp_connection_state_t conn, const char *queue,
+                                  const char *prefix, size_t count, int timeout_ms)
+{
+    message_list got = collect_messages(conn, queue, count, timeout_ms);
+    char *seen = calloc(count, 1);
+    for (size_t i = 0; i < got.count; i++) {
+        char *id = response_entry_id(&got.items[i]);
+        ASSERT(id != NULL);
+        size_t n = strlen(prefix);
+        ASSERT(strncmp(id, prefix, n) == 0 && id[n] == '-');
+        long index = strtol(id + n + 1, NULL, 10);
+        ASSERT(index >= 0 && (size_t)index < count);
+        if (seen[index])
+            FAIL("response for %s arrived twice", id);
+        seen[index] = 1;
+        free(id);
+    }
+    size_t arrived = got.count;
+    if (arrived != count) {
+        for (size_t i = 0; i < count; i++)
+            if (!seen[i]) {
+                fprintf(stderr, "first missing: %s-%zu\n", prefix, i);
+                break;
+            }
+    }
+    free(seen);
+    free_messages(&got);
+    return arrived;
+}
+
+static void publish_numbered(amqp_connection_state_t conn, const char *queue, const char *prefix,
+                             size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%zu", prefix, i);
+        char *body = sample_transaction(id);
+        publish_transaction(conn, queue, body);
+        free(body);
+    }
+    wait_confirms(conn);
+}
+
+TEST(roundtrip)
+{
+    topology_names t = test_begin("roundtrip");
+    stub_process stub = stub_start(NULL);
+    service_process svc = service_start("roundtrip", &t, &stub, NULL);
+    amqp_connection_state_t conn = test_connect();
+
+    char *body = sample_transaction("0987654321");
+    test_header headers[] = {
+        {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL},
+        {.key = "tenant", .kind = 'S', .text = "acme"},
+        {.key = "attempt", .kind = 'I', .number = 7},
+    };
+    test_properties props = {.correlation_id = "corr-42", .message_id = "msg-42",
+                             .content_type = "application/json", .headers = headers,
+                             .header_count = 3};
+    publish_message(conn, t.inbound, body, strlen(body), &props);
+    wait_confirms(conn);
+
+    message_list got = collect_messages(conn, t.outbound_queue, 1, 10000);
+    ASSERT_EQ(got.count, 1);
+    const amqp_envelope_t *m = &got.items[0];
+    const amqp_basic_properties_t *p = &m->message.properties;
+    char *id = response_entry_id(m);
+    ASSERT_STR_EQ(id, "0987654321");
+    free(id);
+    ASSERT(bytes_equal(m->exchange, t.outbound));
+    ASSERT(p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG);
+    ASSERT(bytes_equal(p->content_type, "application/json"));
+    ASSERT_EQ(p->delivery_mode, AMQP_DELIVERY_PERSISTENT);
+    ASSERT(bytes_equal(p->correlation_id, "corr-42"));
+    ASSERT(bytes_equal(p->message_id, "msg-42"));
+    ASSERT(header_text_is(m, "EntityAnalysisModelGuid", SAMPLE_MODEL));
+    ASSERT(header_text_is(m, "tenant", "acme"));
+    ASSERT_EQ(header_int(m, "attempt"), 7);
+    ASSERT_EQ(header_int(m, "x-jube-http-status"), 200);
+    free_messages(&got);
+    free(body);
+
+    ASSERT_EQ(queue_depth(conn, t.inbound), 0);
+    ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
+    ASSERT_EQ(stub_stat(&stub, "invocations"), 1);
+    test_disconnect(conn);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    stub_stop(&stub);
+}
+
+TEST(five_thousand_exactly_once)
+{
+    enum { COUNT = 5000 };
+    topology_names t = test_begin("five_thousand");
+    stub_process stub = stub_start(NULL);
+    const char *args[] = {"--workers", "8", "--prefetch", "200", NULL};
+    service_process svc = service_start("five_thousand", &t, &stub, args);
+    amqp_connection_state_t conn = test_connect();
+    publish_numbered(conn, t.inbound, "txn", COUNT);
+
+    ASSERT_EQ(expect_each_id_once(conn, t.outbound_queue, "txn", COUNT, 120000), COUNT);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    /* Nothing more may come: no duplicates, nothing left behind, nothing dead-lettered. */
+    ASSERT_EQ(queue_depth(conn, t.outbound_queue), 0);
+    ASSERT_EQ(queue_depth(conn, t.inbound), 0);
+    ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
+    ASSERT_EQ(stub_stat(&stub, "invocations"), COUNT);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+typedef struct {
+    const char *name;
+    const char *body;          /* NULL: the sample transaction */
+    size_t body_len;           /* 0 with a body: strlen */
+    test_header header;        /* kind 0: no header */
+    const char *expected_code; /* NULL: must succeed */
+    int expected_status;
+    const char *detail_part;
+} bad_input_case;
+
+TEST(bad_input_is_dead_lettered_with_its_reason)
+{
+    topology_names t = test_begin("bad_input");
+    /* The stand-in keeps Jube's 4000-byte limit; the service allows 6000, so a 5000-byte
+     * body reaches Jube (and gets its 400), while a 7000-byte one is stopped by the service. */
+    stub_process stub = stub_start(NULL);
+    const char *args[] = {"--max-body-bytes", "6000", NULL};
+    service_process svc = service_start("bad_input", &t, &stub, args);
+    amqp_connection_state_t conn = test_connect();
+
+    char big[7001], jube_big[5001];
+    memset(big, ' ', sizeof big);
+    memcpy(big, "{\"TxnId\":\"big\"}", 15);
+    big[7000] = '\0';
+    memset(jube_big, ' ', sizeof jube_big);
+    memcpy(jube_big, "{\"TxnId\":\"jube-big\"}", 20);
+    jube_big[5000] = '\0';
+    const test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S',
+                               .text = SAMPLE_MODEL};
+    const bad_input_case cases[] = {
+        {"no_header", NULL, 0, {0}, "missing_model_guid", 0, "no EntityAnalysisModelGuid"},
+        {"int_header", NULL, 0, {.key = "EntityAnalysisModelGuid", .kind = 'I', .number = 5},
+         "invalid_model_guid", 0, "is an integer (I)"},
+        {"not_a_guid", NULL, 0, {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = "../x"},
+         "invalid_model_guid", 0, "\"../x\" is not a GUID"},
+        {"not_json", "hello", 0, model, "invalid_json", 0, "not valid JSON"},
+        {"json_array", "[1,2]", 0, model, "invalid_json", 0, "not an object"},
+        {"empty_body", "", 0, model, "empty_body", 0, "empty"},
+        {"too_large", big, 0, model, "body_too_large", 0, "7000 bytes"},
+        {"unknown_model", NULL, 0,
+         {.key = "EntityAnalysisModelGuid", .kind = 'S',
+          .text = "00000000-0000-0000-0000-000000000000"},
+         "http_404", 404, "Model not found."},
+        {"jube_limit", jube_big, 0, model, "http_400", 400, "too large"},
+        {"bytes_header_is_fine", NULL, 0,
+         {.key = "EntityAnalysisModelGuid", .kind = 'x', .text = SAMPLE_MODEL}, NULL, 0, NULL},
+    };
+    enum { CASES = sizeof cases / sizeof cases[0] };
+    char *sample = sample_transaction("ok");
+    for (size_t i = 0; i < CASES; i++) {
+        const char *body = cases[i].body ? cases[i].body : sample;
+        test_properties props = {.message_id = cases[i].name,
+                                 .headers = &cases[i].header,
+                                 .header_count = cases[i].header.kind ? 1 : 0};
+        publish_message(conn, t.inbound, body, strlen(body), &props);
+    }
+    wait_confirms(conn);
+
+    message_list dead = collect_messages(conn, t.dead_letter_queue, CASES - 1, 20000);
+    ASSERT_EQ(dead.count, CASES - 1);
+    for (size_t i = 0; i < CASES; i++) {
+        const bad_input_case *c = &cases[i];
+        if (!c->expected_code)
+            continue;
+        const amqp_envelope_t *m = NULL;
+        for (size_t j = 0; j < dead.count; j++)
+            if (bytes_equal(dead.items[j].message.properties.message_id, c->name))
+                m = &dead.items[j];
+        if (!m)
+            FAIL("case %s: no dead letter", c->name);
+        if (!header_text_is(m, "x-jube-error", c->expected_code))
+            FAIL("case %s: x-jube-error is not %s", c->name, c->expected_code);
+        const amqp_field_value_t *detail = header_of(m, "x-jube-error-detail");
+        ASSERT(detail && detail->kind == AMQP_FIELD_KIND_UTF8);
+        char text[2048];
+        snprintf(text, sizeof text, "%.*s", (int)detail->value.bytes.len,
+                 (char *)detail->value.bytes.bytes);
+        if (!strstr(text, c->detail_part))
+            FAIL("case %s: detail \"%s\" lacks \"%s\"", c->name, text, c->detail_part);
+        ASSERT_EQ(header_int(m, "x-jube-http-status"), c->expected_status);
+        ASSERT_EQ(header_int(m, "x-jube-attempts"), c->expected_status ? 1 : 0);
+        /* The original body and headers travel with it. */
+        const char *body = c->body ? c->body : sample;
+        ASSERT_EQ(m->message.body.len, strlen(body));
+        ASSERT(memcmp(m->message.body.bytes, body, strlen(body)) == 0);
+        if (c->header.kind == 'S')
+            ASSERT(header_text_is(m, "EntityAnalysisModelGuid", c->header.text));
+        ASSERT_EQ(m->message.properties.delivery_mode, AMQP_DELIVERY_PERSISTENT);
+    }
+    free_messages(&dead);
+
+    message_list ok = collect_messages(conn, t.outbound_queue, 1, 10000);
+    ASSERT_EQ(ok.count, 1);
+    ASSERT(bytes_equal(ok.items[0].message.properties.message_id, "bytes_header_is_fine"));
+    free_messages(&ok);
+    ASSERT(wait_queue_depth(conn, t.inbound, 0, 5000));
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    ASSERT_EQ(queue_depth(conn, t.inbound), 0);
+    free(sample);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+TEST(jube_unavailable_then_recovers)
+{
+    enum { COUNT = 300 };
+    topology_names t = test_begin("jube_recovers");
+    /* The first 600 calls fail with 503, as Jube does while its engine starts. */
+    const char *stub_args[] = {"--fail-first", "600", "--fail-status", "503", NULL};
+    stub_process stub = stub_start(stub_args);
+    const char *args[] = {"--workers", "16", "--retry-base-ms", "5", "--retry-max-ms", "50",
+                          NULL};
+    service_process svc = service_start("jube_recovers", &t, &stub, args);
+    amqp_connection_state_t conn = test_connect();
+    publish_numbered(conn, t.inbound, "r", COUNT);
+
+    ASSERT_EQ(expect_each_id_once(conn, t.outbound_queue, "r", COUNT, 60000), COUNT);
+    ASSERT_EQ(stub_stat(&stub, "failures"), 600);
+    ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
+    ASSERT(service_log_contains(&svc, "Jube unavailable: it answered HTTP 503"));
+    ASSERT(service_log_contains(&svc, "Jube is answering again"));
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+TEST(server_error_dead_lettered_after_max_attempts)
+{
+    topology_names t = test_begin("server_error");
+    const char *stub_args[] = {"--fail-every", "1", "--fail-status", "500", NULL};
+    stub_process stub = stub_start(stub_args);
+    const char *args[] = {"--max-attempts", "3", NULL};
+    service_process svc = service_start("server_error", &t, &stub, args);
+    amqp_connection_state_t conn = test_connect();
+    char *body = sample_transaction("e-1");
+    publish_transaction(conn, t.inbound, body);
+    wait_confirms(conn);
+
+    message_list dead = collect_messages(conn, t.dead_letter_queue, 1, 10000);
+    ASSERT_EQ(dead.count, 1);
+    ASSERT(header_text_is(&dead.items[0], "x-jube-error", "http_500"));
+    ASSERT_EQ(header_int(&dead.items[0], "x-jube-attempts"), 3);
+    ASSERT_EQ(header_int(&dead.items[0], "x-jube-http-status"), 500);
+    ASSERT_EQ(stub_stat(&stub, "requests"), 3);
+    free_messages(&dead);
+    free(body);
+    ASSERT_EQ(queue_depth(conn, t.outbound_queue), 0);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+TEST(reply_to_gets_the_response)
+{
+    topology_names t = test_begin("reply_to");
+    stub_process stub = stub_start(NULL);
+    service_process svc = service_start("reply_to", &t, &stub, NULL);
+    amqp_connection_state_t conn = test_connect();
+    const char *replies = "reply_to.replies";
+    amqp_queue_delete(conn, 1, amqp_cstring_bytes(replies), 0, 0);
+    declare_queue(conn, replies, false);
+
+    char *body = sample_transaction("rt-1");
+    test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL};
+    test_properties props = {.correlation_id = "ask-1", .reply_to = replies, .headers = &model,
+                             .header_count = 1};
+    publish_message(conn, t.inbound, body, strlen(body), &props);
+    wait_confirms(conn);
+
+    message_list reply = collect_messages(conn, replies, 1, 10000);
+    ASSERT_EQ(reply.count, 1);
+    char *id = response_entry_id(&reply.items[0]);
+    ASSERT_STR_EQ(id, "rt-1");
+    free(id);
+    ASSERT(bytes_equal(reply.items[0].message.properties.correlation_id, "ask-1"));
+    free_messages(&reply);
+    message_list out = collect_messages(conn, t.outbound_queue, 1, 10000);
+    ASSERT_EQ(out.count, 1);
+    free_messages(&out);
+    free(body);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    amqp_queue_delete(conn, 1, amqp_cstring_bytes(replies), 0, 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+TEST(adopts_jube_style_topology)
+{
+    topology_names t = test_begin("adopt");
+    amqp_connection_state_t conn = test_connect();
+    /* As Jube declares them: a non-durable queue and a non-durable fanout exchange. */
+    declare_queue(conn, t.inbound, false);
+    amqp_exchange_declare(conn, 1, amqp_cstring_bytes(t.outbound), amqp_cstring_bytes("fanout"),
+                          0, 0, 0, 0, amqp_empty_table);
+    ASSERT_EQ(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL);
+
+    stub_process stub = stub_start(NULL);
+    service_process svc = service_start("adopt", &t, &stub, NULL);
+    char *body = sample_transaction("adopt-1");
+    publish_transaction(conn, t.inbound, body);
+    wait_confirms(conn);
+    message_list out = collect_messages(conn, t.outbound_queue, 1, 10000);
+    ASSERT_EQ(out.count, 1);
+    free_messages(&out);
+    free(body);
+    ASSERT(service_log_contains(&svc, "using existing queue 'adopt.in'"));
+    ASSERT(service_log_contains(&svc, "using existing exchange 'adopt.out'"));
+    ASSERT(!service_log_contains(&svc, "PRECONDITION_FAILED"));
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+TEST(sigterm_under_load_loses_nothing)
+{
+    enum { COUNT = 3000 };
+    topology_names t = test_begin("sigterm");
+    const char *stub_args[] = {"--latency-ms", "2", NULL};
+    stub_process stub = stub_start(stub_args);
+    const char *args[] = {"--workers", "8", "--prefetch", "100", NULL};
+    service_process svc = service_start("sigterm", &t, &stub, args);
+    amqp_connection_state_t conn = test_connect();
+    publish_numbered(conn, t.inbound, "s", COUNT);
+
+    /* Stop it part-way through. */
+    long long deadline = now_ms() + 60000;
+    while (queue_depth(conn, t.outbound_queue) < COUNT / 5) {
+        ASSERT(now_ms() < deadline);
+        struct timespec d = {.tv_nsec = 5000000};
+        nanosleep(&d, NULL);
+    }
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    ASSERT(service_log_contains(&svc, "every delivery is settled"));
+    long done = queue_depth(conn, t.outbound_queue);
+    long left = queue_depth(conn, t.inbound);
+    fprintf(stderr, "after SIGTERM: %ld responses, %ld still queued\n", done, left);
+    ASSERT(left > 0);
+    ASSERT_EQ(done + left, COUNT); /* a graceful stop leaves no duplicate */
+
+    svc = service_start("sigterm", &t, &stub, args);
+    ASSERT_EQ(expect_each_id_once(conn, t.outbound_queue, "s", COUNT, 60000), COUNT);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+TEST(bad_flags_exit_2_with_a_clear_message)
+{
+    const struct {
+        const char *args[4];
+        const char *message;
+    } cases[] = {
+        {{"--prefetch", "0", NULL}, "--prefetch: 0 is out of range 1..65535"},
+        {{"--workers", "lots", NULL}, "--workers: 'lots' is not a whole number"},
+        {{"--bogus", "1", NULL}, "unknown flag '--bogus'"},
+        {{"--queue-type", "lazy", NULL}, "'lazy' is not one of: classic, quorum"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        service_process svc = service_spawn("bad_flags", cases[i].args);
+        ASSERT_EQ(service_wait_exit(&svc, 10000), 2);
+        if (!service_log_contains(&svc, cases[i].message))
+            FAIL("no '%s' in %s", cases[i].message, svc.log_path);
+    }
+    const char *help[] = {"--help", NULL};
+    service_process svc = service_spawn("bad_flags", help);
+    ASSERT_EQ(service_wait_exit(&svc, 10000), 0);
+    ASSERT(service_log_contains(&svc, "--max-body-bytes"));
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case tests[] = {
+        TEST_ENTRY(roundtrip),
+        TEST_ENTRY(five_thousand_exactly_once),
+        TEST_ENTRY(bad_input_is_dead_lettered_with_its_reason),
+        TEST_ENTRY(jube_unavailable_then_recovers),
+        TEST_ENTRY(server_error_dead_lettered_after_max_attempts),
+        TEST_ENTRY(reply_to_gets_the_response),
+        TEST_ENTRY(adopts_jube_style_topology),
+        TEST_ENTRY(sigterm_under_load_loses_nothing),
+        TEST_ENTRY(bad_flags_exit_2_with_a_clear_message),
+    };
+    return RUN_TESTS(tests);
+}
