@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -461,8 +462,15 @@ stub_process stub_start(const char *const *extra_args)
     for (int i = 0; extra_args && extra_args[i] && argc < 38; i++)
         argv[argc++] = extra_args[i];
     argv[argc] = NULL;
+    char stub_log[512];
+    snprintf(stub_log, sizeof stub_log, "%s/jube-stub.log", log_dir());
     pid_t pid = fork();
     if (pid == 0) {
+        /* A test that dies must not leave its servers behind. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int log = open(stub_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(log, STDERR_FILENO);
+        close(log);
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
@@ -535,6 +543,7 @@ service_process service_spawn(const char *test_name, const char *const *args)
     fprintf(stderr, "service log: %s\n", s.log_path);
     s.pid = fork();
     if (s.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(s.log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);

@@ -204,7 +204,7 @@ TEST(bad_input_is_dead_lettered_with_its_reason)
         /* The original body and headers travel with it. */
         const char *body = c->body ? c->body : sample;
         ASSERT_EQ(m->message.body.len, strlen(body));
-        ASSERT(memcmp(m->message.body.bytes, body, strlen(body)) == 0);
+        ASSERT(strlen(body) == 0 || memcmp(m->message.body.bytes, body, strlen(body)) == 0);
         if (c->header.kind == 'S')
             ASSERT(header_text_is(m, "EntityAnalysisModelGuid", c->header.text));
         ASSERT_EQ(m->message.properties.delivery_mode, AMQP_DELIVERY_PERSISTENT);
