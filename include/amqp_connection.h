@@ -36,7 +36,7 @@ void ja_amqp_answer_close(amqp_connection_state_t conn, const amqp_method_t *met
 
 /* Waits until the connection has input (already buffered by the library, or on the socket),
  * until extra_fd is readable, or until timeout_ms passes. Returns a bit set of JA_WAIT_*. */
-#define JA_WAIT_AMQP 1
+#define JA_WAIT_AMQP  1
 #define JA_WAIT_EXTRA 2
 int ja_amqp_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms);
 

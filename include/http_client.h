@@ -20,7 +20,7 @@ typedef struct {
     bool transport_ok;       /* an HTTP status line arrived */
     bool response_too_large; /* the body passed JA_HTTP_MAX_RESPONSE_BYTES and was cut off */
     long status;
-    int64_t retry_after_ms; /* from Retry-After, or -1 */
+    int64_t retry_after_ms;      /* from Retry-After, or -1 */
     char error[CURL_ERROR_SIZE]; /* libcurl's words when transport_ok is false */
 } ja_http_result;
 

@@ -16,7 +16,7 @@
 
 /* The longest x-jube-error-detail: a sentence plus at most 1 KiB of Jube's answer. */
 #define JA_ERROR_DETAIL_MAX 1400
-#define JA_GUID_LEN 36
+#define JA_GUID_LEN         36
 
 typedef enum {
     JA_JOB_NEW,         /* consumer -> worker: to be validated and sent to Jube */
@@ -29,7 +29,7 @@ typedef enum {
 
 /* What was wrong with a message, as written into its dead letter. */
 typedef struct {
-    char code[40];                     /* x-jube-error, e.g. "invalid_json", "http_404" */
+    char code[40];                    /* x-jube-error, e.g. "invalid_json", "http_404" */
     char detail[JA_ERROR_DETAIL_MAX]; /* x-jube-error-detail: a sentence for a person */
 } ja_failure;
 
@@ -41,7 +41,7 @@ typedef struct {
 } ja_buf;
 
 typedef struct ja_job {
-    ja_inbox_node node; /* links the job into an inbox */
+    ja_inbox_node node;       /* links the job into an inbox */
     amqp_envelope_t envelope; /* owns the body and the properties */
     uint64_t generation;      /* the consumer connection the delivery came on */
     ja_job_state state;

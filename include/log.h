@@ -25,8 +25,8 @@ void ja_log_write(ja_log_level level, const char *fmt, ...) __attribute__((forma
     } while (0)
 
 #define ja_log_error(...) JA_LOG(JA_LOG_ERROR, __VA_ARGS__)
-#define ja_log_warn(...) JA_LOG(JA_LOG_WARN, __VA_ARGS__)
-#define ja_log_info(...) JA_LOG(JA_LOG_INFO, __VA_ARGS__)
+#define ja_log_warn(...)  JA_LOG(JA_LOG_WARN, __VA_ARGS__)
+#define ja_log_info(...)  JA_LOG(JA_LOG_INFO, __VA_ARGS__)
 #define ja_log_debug(...) JA_LOG(JA_LOG_DEBUG, __VA_ARGS__)
 
 #endif

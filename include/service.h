@@ -22,8 +22,8 @@
 typedef struct ja_service {
     const ja_config *cfg;
 
-    ja_ring *work;       /* consumer -> workers; capacity >= prefetch, so a push never fails */
-    sem_t work_ready;    /* counts pushes, so idle workers sleep instead of spinning */
+    ja_ring *work;         /* consumer -> workers; capacity >= prefetch, so a push never fails */
+    sem_t work_ready;      /* counts pushes, so idle workers sleep instead of spinning */
     ja_inbox to_publisher; /* workers -> publisher: responses and dead letters to publish */
     ja_inbox to_consumer;  /* publisher and workers -> consumer: jobs to ack, requeue or free */
 

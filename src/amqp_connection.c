@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define SYSTEM_CA_BUNDLE  "/etc/ssl/certs/ca-certificates.crt"
 #define CONNECT_TIMEOUT_S 10
-#define RPC_TIMEOUT_S 30
+#define RPC_TIMEOUT_S     30
 
 /* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out,
  * upstream issue #780): the kernel now fails the socket once data stays unacknowledged for two
@@ -120,8 +120,8 @@ amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, cha
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[512];
         ja_amqp_describe_reply(reply, why, sizeof why);
-        snprintf(err, err_size, "login to vhost '%s' on %s:%d as user '%s' failed: %s",
-                 info->vhost, info->host, info->port, info->user, why);
+        snprintf(err, err_size, "login to vhost '%s' on %s:%d as user '%s' failed: %s", info->vhost,
+                 info->host, info->port, info->user, why);
         goto fail;
     }
     amqp_channel_open(conn, JA_CHANNEL);

@@ -14,8 +14,8 @@ typedef struct {
     const char *env;
     option_type type;
     size_t offset;
-    const char *default_value; /* parsed like any other value, so defaults are validated too */
-    long min, max;             /* OPT_INT */
+    const char *default_value;  /* parsed like any other value, so defaults are validated too */
+    long min, max;              /* OPT_INT */
     const char *const *choices; /* OPT_CHOICE, NULL-terminated; the index is stored */
     bool may_be_empty;          /* OPT_STRING */
     bool secret;                /* never printed */
@@ -28,12 +28,18 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL}
 /* AMQP short strings (queue, exchange and routing-key names) hold at most 255 bytes. */
 #define NAME_MAX_BYTES 255
 
-#define INT_OPT(name, env, field, def, lo, hi, help)                                              \
-    {name, env, OPT_INT, offsetof(ja_config, field), def, lo, hi, NULL, false, false, help}
+#define INT_OPT(name, env, field, def, lo, hi, help)                                               \
+    {                                                                                              \
+        name, env, OPT_INT, offsetof(ja_config, field), def, lo, hi, NULL, false, false, help      \
+    }
 #define STR_OPT(name, env, field, def, empty_ok, secret, help)                                     \
-    {name, env, OPT_STRING, offsetof(ja_config, field), def, 0, 0, NULL, empty_ok, secret, help}
+    {                                                                                              \
+        name, env, OPT_STRING, offsetof(ja_config, field), def, 0, 0, NULL, empty_ok, secret, help \
+    }
 #define CHOICE_OPT(name, env, field, def, choices, help)                                           \
-    {name, env, OPT_CHOICE, offsetof(ja_config, field), def, 0, 0, choices, false, false, help}
+    {                                                                                              \
+        name, env, OPT_CHOICE, offsetof(ja_config, field), def, 0, 0, choices, false, false, help  \
+    }
 
 static const option options[] = {
     STR_OPT("amqp-uri", "AMQPUri", amqp_uri, "amqp://guest:guest@127.0.0.1:5672/", false, false,
@@ -41,29 +47,28 @@ static const option options[] = {
             "means the vhost '/'."),
     INT_OPT("heartbeat", "AMQPHeartbeatSeconds", heartbeat_s, "30", 1, 600,
             "AMQP heartbeat in seconds; a dead broker is noticed within about two."),
-    INT_OPT("reconnect-base-ms", "JUBE_AMQP_RECONNECT_BASE_MS", reconnect_base_ms, "500", 1,
-            600000, "First delay before reconnecting to the broker; doubles up to the maximum."),
-    INT_OPT("reconnect-max-ms", "JUBE_AMQP_RECONNECT_MAX_MS", reconnect_max_ms, "30000", 1,
-            3600000, "Longest delay between reconnection attempts."),
+    INT_OPT("reconnect-base-ms", "JUBE_AMQP_RECONNECT_BASE_MS", reconnect_base_ms, "500", 1, 600000,
+            "First delay before reconnecting to the broker; doubles up to the maximum."),
+    INT_OPT("reconnect-max-ms", "JUBE_AMQP_RECONNECT_MAX_MS", reconnect_max_ms, "30000", 1, 3600000,
+            "Longest delay between reconnection attempts."),
     STR_OPT("jube-url", "JUBE_URL", jube_url, "http://127.0.0.1:5001", false, false,
             "Base URL of Jube's HTTP API."),
     STR_OPT("jube-api-key", "JUBE_API_KEY", jube_api_key, "", true, true,
             "Sent to Jube as the X-API-KEY header when set."),
     STR_OPT("jube-bearer-token", "JUBE_BEARER_TOKEN", jube_bearer_token, "", true, true,
             "Sent to Jube as 'Authorization: Bearer ...' when set."),
-    INT_OPT("http-timeout-ms", "JUBE_AMQP_HTTP_TIMEOUT_MS", http_timeout_ms, "10000", 100,
-            600000, "Longest time one call to Jube may take, connecting included."),
-    INT_OPT("http-connect-timeout-ms", "JUBE_AMQP_HTTP_CONNECT_TIMEOUT_MS",
-            http_connect_timeout_ms, "2000", 10, 600000,
-            "Longest time to open a connection to Jube."),
+    INT_OPT("http-timeout-ms", "JUBE_AMQP_HTTP_TIMEOUT_MS", http_timeout_ms, "10000", 100, 600000,
+            "Longest time one call to Jube may take, connecting included."),
+    INT_OPT("http-connect-timeout-ms", "JUBE_AMQP_HTTP_CONNECT_TIMEOUT_MS", http_connect_timeout_ms,
+            "2000", 10, 600000, "Longest time to open a connection to Jube."),
     INT_OPT("workers", "JUBE_AMQP_WORKERS", workers, "16", 1, 4096,
             "Worker threads, each with one keep-alive connection to Jube."),
     INT_OPT("prefetch", "JUBE_AMQP_PREFETCH", prefetch, "256", 1, 65535,
             "Most unacknowledged deliveries the broker hands the service at once."),
     INT_OPT("ring-size", "JUBE_AMQP_RING_SIZE", ring_size, "0", 0, 1048576,
             "Capacity of the consumer-to-worker ring; 0 means the prefetch. Never below it."),
-    INT_OPT("max-body-bytes", "JUBE_AMQP_MAX_BODY_BYTES", max_body_bytes, "1048576", 2,
-            134217728, "Larger message bodies are dead-lettered (Jube's own default limit is 4000)."),
+    INT_OPT("max-body-bytes", "JUBE_AMQP_MAX_BODY_BYTES", max_body_bytes, "1048576", 2, 134217728,
+            "Larger message bodies are dead-lettered (Jube's own default limit is 4000)."),
     INT_OPT("max-attempts", "JUBE_AMQP_MAX_ATTEMPTS", max_attempts, "5", 1, 1000,
             "Calls to Jube for a message that keeps getting a 5xx other than 502/503/504, before "
             "it is dead-lettered."),
@@ -71,8 +76,8 @@ static const option options[] = {
             "First delay before calling Jube again; doubles (with jitter) up to the maximum."),
     INT_OPT("retry-max-ms", "JUBE_AMQP_RETRY_MAX_MS", retry_max_ms, "30000", 1, 3600000,
             "Longest delay between calls to Jube for one message, Retry-After included."),
-    STR_OPT("inbound-queue", "JUBE_AMQP_INBOUND_QUEUE", inbound_queue, "jubeInbound", false,
-            false, "Queue the transactions are consumed from."),
+    STR_OPT("inbound-queue", "JUBE_AMQP_INBOUND_QUEUE", inbound_queue, "jubeInbound", false, false,
+            "Queue the transactions are consumed from."),
     STR_OPT("outbound-exchange", "JUBE_AMQP_OUTBOUND_EXCHANGE", outbound_exchange, "jubeOutbound",
             false, false, "Fanout exchange the responses are published to."),
     STR_OPT("routing-key", "JUBE_AMQP_ROUTING_KEY", routing_key, "", true, false,
@@ -82,8 +87,8 @@ static const option options[] = {
             "exchange."),
     STR_OPT("dead-letter-exchange", "JUBE_AMQP_DEAD_LETTER_EXCHANGE", dead_letter_exchange,
             "jubeDeadLetter", false, false, "Fanout exchange failed messages are published to."),
-    STR_OPT("dead-letter-queue", "JUBE_AMQP_DEAD_LETTER_QUEUE", dead_letter_queue,
-            "jubeDeadLetter", false, false,
+    STR_OPT("dead-letter-queue", "JUBE_AMQP_DEAD_LETTER_QUEUE", dead_letter_queue, "jubeDeadLetter",
+            false, false,
             "Durable queue bound to the dead-letter exchange, so no dead letter is dropped."),
     CHOICE_OPT("queue-type", "JUBE_AMQP_QUEUE_TYPE", queue_type, "classic", queue_types,
                "Type of the queues the service creates (existing queues are used as they are)."),
@@ -120,12 +125,12 @@ static void describe_choices(const option *opt, char *out, size_t size)
     size_t used = 0;
     out[0] = '\0';
     for (const char *const *c = opt->choices; *c && used < size; c++)
-        used += (size_t)snprintf(out + used, size - used, "%s%s", c == opt->choices ? "" : ", ",
-                                 *c);
+        used +=
+            (size_t)snprintf(out + used, size - used, "%s%s", c == opt->choices ? "" : ", ", *c);
 }
 
-static int set_value(ja_config *cfg, const option *opt, const char *value, bool from_env,
-                     char *err, size_t err_size)
+static int set_value(ja_config *cfg, const option *opt, const char *value, bool from_env, char *err,
+                     size_t err_size)
 {
     char source[96];
     describe_source(opt, from_env, source, sizeof source);
@@ -215,14 +220,14 @@ static int validate(ja_config *cfg, char *err, size_t err_size)
         return -EINVAL;
     }
     if (cfg->http_connect_timeout_ms > cfg->http_timeout_ms) {
-        snprintf(err, err_size,
-                 "--http-connect-timeout-ms %d is larger than --http-timeout-ms %d",
+        snprintf(err, err_size, "--http-connect-timeout-ms %d is larger than --http-timeout-ms %d",
                  cfg->http_connect_timeout_ms, cfg->http_timeout_ms);
         return -EINVAL;
     }
     if (cfg->jube_api_key[0] && cfg->jube_bearer_token[0]) {
-        snprintf(err, err_size, "--jube-api-key and --jube-bearer-token are both set; Jube takes "
-                                "one of them");
+        snprintf(err, err_size,
+                 "--jube-api-key and --jube-bearer-token are both set; Jube takes "
+                 "one of them");
         return -EINVAL;
     }
     if (!has_prefix(cfg->jube_url, "http://") && !has_prefix(cfg->jube_url, "https://")) {
@@ -244,8 +249,8 @@ static int validate(ja_config *cfg, char *err, size_t err_size)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         size_t len = strlen(names[i].value);
         if (len > NAME_MAX_BYTES) {
-            snprintf(err, err_size, "%s: %zu bytes is longer than AMQP allows (%d)",
-                     names[i].flag, len, NAME_MAX_BYTES);
+            snprintf(err, err_size, "%s: %zu bytes is longer than AMQP allows (%d)", names[i].flag,
+                     len, NAME_MAX_BYTES);
             return -EINVAL;
         }
     }

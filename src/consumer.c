@@ -88,8 +88,7 @@ static bool connect_consumer(consumer *c)
             c->reconnect_attempt = 0;
             atomic_store(&c->svc->live_generation, c->generation);
             ja_log_info("consuming queue '%s' on %s:%d vhost '%s' with prefetch %d", queue,
-                        c->cfg->amqp.host, c->cfg->amqp.port, c->cfg->amqp.vhost,
-                        c->cfg->prefetch);
+                        c->cfg->amqp.host, c->cfg->amqp.port, c->cfg->amqp.vhost, c->cfg->prefetch);
             return true;
         }
         char why[512];
@@ -101,8 +100,7 @@ static bool connect_consumer(consumer *c)
     c->conn = NULL;
     uint64_t delay = ja_backoff_ms(++c->reconnect_attempt, (uint64_t)c->cfg->reconnect_base_ms,
                                    (uint64_t)c->cfg->reconnect_max_ms, &c->rng);
-    ja_log_warn("consumer cannot connect: %s; retrying in %llu ms", err,
-                (unsigned long long)delay);
+    ja_log_warn("consumer cannot connect: %s; retrying in %llu ms", err, (unsigned long long)delay);
     ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
     return false;
 }

@@ -13,9 +13,9 @@
 struct ja_http_client {
     CURL *curl;
     struct curl_slist *headers;
-    char *url;           /* base URL and path prefix, with room for the GUID */
+    char *url; /* base URL and path prefix, with room for the GUID */
     size_t url_prefix_len;
-    ja_buf *response;     /* the buffer of the request under way */
+    ja_buf *response; /* the buffer of the request under way */
     bool too_large;
     int64_t retry_after_ms;
     char error[CURL_ERROR_SIZE];
@@ -51,8 +51,7 @@ static struct curl_slist *build_headers(const ja_config *cfg)
     struct curl_slist *list = NULL;
     char line[4096];
     /* An empty Expect stops libcurl from waiting for "100 Continue" on large bodies. */
-    const char *fixed[] = {"Content-Type: application/json", "Accept: application/json",
-                           "Expect:"};
+    const char *fixed[] = {"Content-Type: application/json", "Accept: application/json", "Expect:"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         struct curl_slist *next = curl_slist_append(list, fixed[i]);
         if (!next)

@@ -31,8 +31,8 @@ void ja_inbox_push(ja_inbox *inbox, ja_inbox_node *node)
     ja_inbox_node *head = atomic_load_explicit(&inbox->head, memory_order_relaxed);
     do {
         node->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&inbox->head, &head, node,
-                                                    memory_order_release, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&inbox->head, &head, node, memory_order_release,
+                                                    memory_order_relaxed));
     if (head == NULL)
         ja_inbox_wake(inbox);
 }

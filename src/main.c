@@ -121,8 +121,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (action == JA_CONFIG_VERSION) {
-        printf("jube-amqp %s (rabbitmq-c %s, %s)\n", JA_VERSION, amqp_version(),
-               curl_version());
+        printf("jube-amqp %s (rabbitmq-c %s, %s)\n", JA_VERSION, amqp_version(), curl_version());
         ja_config_free(&cfg);
         return 0;
     }

@@ -39,7 +39,7 @@ typedef struct {
     size_t window_capacity;
     size_t window_start; /* index of head_seq */
     size_t window_count;
-    uint64_t head_seq;   /* sequence number of the oldest publish in the window */
+    uint64_t head_seq; /* sequence number of the oldest publish in the window */
 
     retry *retries;
     size_t retry_count, retry_capacity;

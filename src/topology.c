@@ -48,9 +48,9 @@ static int ensure_queue(amqp_connection_state_t conn, const ja_config *cfg, cons
     if (!absent_and_channel_reopened(conn, amqp_get_rpc_reply(conn), err, err_size))
         return err[0] ? -1 : fail_with(conn, "look up queue", name, err, err_size);
 
-    amqp_table_entry_t quorum = {.key = amqp_cstring_bytes("x-queue-type"),
-                                 .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                           .value.bytes = amqp_cstring_bytes("quorum")}};
+    amqp_table_entry_t quorum = {
+        .key = amqp_cstring_bytes("x-queue-type"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
     amqp_table_t arguments = amqp_empty_table;
     if (cfg->queue_type == JA_QUEUE_QUORUM)
         arguments = (amqp_table_t){.num_entries = 1, .entries = &quorum};
@@ -82,8 +82,8 @@ static int ensure_fanout_exchange(amqp_connection_state_t conn, const char *name
 static int bind_queue(amqp_connection_state_t conn, const char *queue, const char *exchange,
                       char *err, size_t err_size)
 {
-    if (!amqp_queue_bind(conn, JA_CHANNEL, amqp_cstring_bytes(queue),
-                         amqp_cstring_bytes(exchange), amqp_empty_bytes, amqp_empty_table))
+    if (!amqp_queue_bind(conn, JA_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                         amqp_empty_bytes, amqp_empty_table))
         return fail_with(conn, "bind to its exchange the queue", queue, err, err_size);
     return 0;
 }

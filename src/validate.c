@@ -281,8 +281,8 @@ bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure
         char near[120];
         ja_escape_for_text((const char *)body + offset, len - offset, 24, near, sizeof near);
         ja_failure_set(why, "invalid_json",
-                       "The message body is not valid JSON: %s at byte %zu (near \"%s\").",
-                       problem, offset, near);
+                       "The message body is not valid JSON: %s at byte %zu (near \"%s\").", problem,
+                       offset, near);
         return false;
     }
     if (!is_object) {

@@ -65,8 +65,8 @@ static void process(worker *w, ja_job *job)
     if (!ja_validate_model_header(&msg->properties, job->model_guid, &job->failure) ||
         !ja_validate_body(msg->body.bytes, msg->body.len, (size_t)w->cfg->max_body_bytes,
                           &job->failure)) {
-        ja_log_debug("delivery %llu dead-lettered: %s", (unsigned long long)job->envelope.delivery_tag,
-                     job->failure.detail);
+        ja_log_debug("delivery %llu dead-lettered: %s",
+                     (unsigned long long)job->envelope.delivery_tag, job->failure.detail);
         dead_letter(w, job);
         return;
     }
@@ -77,10 +77,10 @@ static void process(worker *w, ja_job *job)
         ja_http_invoke(w->http, job->model_guid, msg->body.bytes, msg->body.len, &job->response,
                        &result);
         job->http_status = result.transport_ok ? (int)result.status : 0;
-        ja_outcome outcome = result.response_too_large
-                                 ? JA_OUTCOME_SERVER_ERROR
-                                 : ja_outcome_classify(result.transport_ok, result.status,
-                                                       job->response.len);
+        ja_outcome outcome =
+            result.response_too_large
+                ? JA_OUTCOME_SERVER_ERROR
+                : ja_outcome_classify(result.transport_ok, result.status, job->response.len);
         ja_log_debug("model %s attempt %d: HTTP %d (%s)", job->model_guid, job->attempts,
                      job->http_status, ja_outcome_name(outcome));
         switch (outcome) {
@@ -121,9 +121,8 @@ static void process(worker *w, ja_job *job)
                         : (uint64_t)w->cfg->retry_max_ms;
         if (!ja_service_sleep(svc, delay, JA_WAKE_ON_STOP, job->generation)) {
             /* Shutting down, or the delivery's channel is gone: the broker keeps the message. */
-            ja_service_to_consumer(svc, job,
-                                   ja_service_is_live(svc, job->generation) ? JA_JOB_REQUEUE
-                                                                            : JA_JOB_DROP);
+            ja_service_to_consumer(
+                svc, job, ja_service_is_live(svc, job->generation) ? JA_JOB_REQUEUE : JA_JOB_DROP);
             return;
         }
     }

@@ -19,7 +19,10 @@ typedef struct {
 } test_case;
 
 #define TEST(name) static void test_##name(void)
-#define TEST_ENTRY(name) {#name, test_##name}
+#define TEST_ENTRY(name)                                                                           \
+    {                                                                                              \
+#name, test_##name                                                                         \
+    }
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
@@ -67,7 +70,7 @@ typedef struct {
     do {                                                                                           \
         const char *h_ = (haystack), *n_ = (needle);                                               \
         if (!h_ || !strstr(h_, n_))                                                                \
-            FAIL("%s contains %s: \"%s\" lacks \"%s\"", #haystack, #needle, h_ ? h_ : "(null)",  \
+            FAIL("%s contains %s: \"%s\" lacks \"%s\"", #haystack, #needle, h_ ? h_ : "(null)",    \
                  n_);                                                                              \
     } while (0)
 

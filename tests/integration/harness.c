@@ -113,8 +113,8 @@ amqp_connection_state_t test_connect(void)
     struct timeval timeout = {.tv_sec = 10};
     if (amqp_socket_open_noblock(socket, "127.0.0.1", broker_port(), &timeout) != AMQP_STATUS_OK)
         FAIL("cannot connect to the test broker on port %d", broker_port());
-    amqp_rpc_reply_t r = amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest",
-                                    "guest");
+    amqp_rpc_reply_t r =
+        amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         FAIL("cannot log in to the test broker");
     amqp_channel_open(conn, 1);
@@ -184,8 +184,7 @@ long queue_consumers(amqp_connection_state_t conn, const char *queue)
     return passive_declare(conn, queue, &messages, &consumers) ? consumers : -1;
 }
 
-bool wait_queue_depth(amqp_connection_state_t conn, const char *queue, long count,
-                      int timeout_ms)
+bool wait_queue_depth(amqp_connection_state_t conn, const char *queue, long count, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
     while (queue_depth(conn, queue) != count) {
@@ -261,8 +260,8 @@ static void read_confirm_frames(amqp_connection_state_t conn, client_state *s, i
     }
 }
 
-void publish_message(amqp_connection_state_t conn, const char *queue, const void *body,
-                     size_t len, const test_properties *tp)
+void publish_message(amqp_connection_state_t conn, const char *queue, const void *body, size_t len,
+                     const test_properties *tp)
 {
     client_state *s = state_of(conn);
     amqp_basic_properties_t props = {0};
@@ -318,8 +317,8 @@ void publish_message(amqp_connection_state_t conn, const char *queue, const void
 void publish_transaction(amqp_connection_state_t conn, const char *queue, const char *body)
 {
     test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL};
-    test_properties props = {.content_type = "application/json", .headers = &model,
-                             .header_count = 1};
+    test_properties props = {
+        .content_type = "application/json", .headers = &model, .header_count = 1};
     publish_message(conn, queue, body, strlen(body), &props);
 }
 
@@ -560,13 +559,30 @@ service_process service_start(const char *test_name, const topology_names *names
     char jube_url[64];
     snprintf(jube_url, sizeof jube_url, "http://127.0.0.1:%d", stub ? stub->port : 1);
     const char *args[64] = {
-        "--amqp-uri", broker_uri(), "--jube-url", jube_url,
-        "--inbound-queue", names->inbound, "--outbound-exchange", names->outbound,
-        "--outbound-queue", names->outbound_queue,
-        "--dead-letter-exchange", names->dead_letter_exchange,
-        "--dead-letter-queue", names->dead_letter_queue,
-        "--heartbeat", "10", "--reconnect-base-ms", "100", "--reconnect-max-ms", "1000",
-        "--retry-base-ms", "20", "--retry-max-ms", "500",
+        "--amqp-uri",
+        broker_uri(),
+        "--jube-url",
+        jube_url,
+        "--inbound-queue",
+        names->inbound,
+        "--outbound-exchange",
+        names->outbound,
+        "--outbound-queue",
+        names->outbound_queue,
+        "--dead-letter-exchange",
+        names->dead_letter_exchange,
+        "--dead-letter-queue",
+        names->dead_letter_queue,
+        "--heartbeat",
+        "10",
+        "--reconnect-base-ms",
+        "100",
+        "--reconnect-max-ms",
+        "1000",
+        "--retry-base-ms",
+        "20",
+        "--retry-max-ms",
+        "500",
     };
     int argc = 24;
     for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
@@ -581,8 +597,7 @@ service_process service_start(const char *test_name, const topology_names *names
         if (waitpid(s.pid, &status, WNOHANG) == s.pid)
             FAIL("the service exited at start (status %d); see %s", status, s.log_path);
         if (now_ms() > deadline)
-            FAIL("the service did not consume %s within 20 s; see %s", names->inbound,
-                 s.log_path);
+            FAIL("the service did not consume %s within 20 s; see %s", names->inbound, s.log_path);
         sleep_ms(20);
     }
     /* The publisher declares the outbound side; wait for it too. */

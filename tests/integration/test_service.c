@@ -65,8 +65,10 @@ TEST(roundtrip)
         {.key = "tenant", .kind = 'S', .text = "acme"},
         {.key = "attempt", .kind = 'I', .number = 7},
     };
-    test_properties props = {.correlation_id = "corr-42", .message_id = "msg-42",
-                             .content_type = "application/json", .headers = headers,
+    test_properties props = {.correlation_id = "corr-42",
+                             .message_id = "msg-42",
+                             .content_type = "application/json",
+                             .headers = headers,
                              .header_count = 3};
     publish_message(conn, t.inbound, body, strlen(body), &props);
     wait_confirms(conn);
@@ -147,25 +149,44 @@ TEST(bad_input_is_dead_lettered_with_its_reason)
     memset(jube_big, ' ', sizeof jube_big);
     memcpy(jube_big, "{\"TxnId\":\"jube-big\"}", 20);
     jube_big[5000] = '\0';
-    const test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S',
-                               .text = SAMPLE_MODEL};
+    const test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL};
     const bad_input_case cases[] = {
         {"no_header", NULL, 0, {0}, "missing_model_guid", 0, "no EntityAnalysisModelGuid"},
-        {"int_header", NULL, 0, {.key = "EntityAnalysisModelGuid", .kind = 'I', .number = 5},
-         "invalid_model_guid", 0, "is an integer (I)"},
-        {"not_a_guid", NULL, 0, {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = "../x"},
-         "invalid_model_guid", 0, "\"../x\" is not a GUID"},
+        {"int_header",
+         NULL,
+         0,
+         {.key = "EntityAnalysisModelGuid", .kind = 'I', .number = 5},
+         "invalid_model_guid",
+         0,
+         "is an integer (I)"},
+        {"not_a_guid",
+         NULL,
+         0,
+         {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = "../x"},
+         "invalid_model_guid",
+         0,
+         "\"../x\" is not a GUID"},
         {"not_json", "hello", 0, model, "invalid_json", 0, "not valid JSON"},
         {"json_array", "[1,2]", 0, model, "invalid_json", 0, "not an object"},
         {"empty_body", "", 0, model, "empty_body", 0, "empty"},
         {"too_large", big, 0, model, "body_too_large", 0, "7000 bytes"},
-        {"unknown_model", NULL, 0,
-         {.key = "EntityAnalysisModelGuid", .kind = 'S',
+        {"unknown_model",
+         NULL,
+         0,
+         {.key = "EntityAnalysisModelGuid",
+          .kind = 'S',
           .text = "00000000-0000-0000-0000-000000000000"},
-         "http_404", 404, "Model not found."},
+         "http_404",
+         404,
+         "Model not found."},
         {"jube_limit", jube_big, 0, model, "http_400", 400, "too large"},
-        {"bytes_header_is_fine", NULL, 0,
-         {.key = "EntityAnalysisModelGuid", .kind = 'x', .text = SAMPLE_MODEL}, NULL, 0, NULL},
+        {"bytes_header_is_fine",
+         NULL,
+         0,
+         {.key = "EntityAnalysisModelGuid", .kind = 'x', .text = SAMPLE_MODEL},
+         NULL,
+         0,
+         NULL},
     };
     enum { CASES = sizeof cases / sizeof cases[0] };
     char *sample = sample_transaction("ok");
@@ -230,8 +251,7 @@ TEST(jube_unavailable_then_recovers)
     /* The first 600 calls fail with 503, as Jube does while its engine starts. */
     const char *stub_args[] = {"--fail-first", "600", "--fail-status", "503", NULL};
     stub_process stub = stub_start(stub_args);
-    const char *args[] = {"--workers", "16", "--retry-base-ms", "5", "--retry-max-ms", "50",
-                          NULL};
+    const char *args[] = {"--workers", "16", "--retry-base-ms", "5", "--retry-max-ms", "50", NULL};
     service_process svc = service_start("jube_recovers", &t, &stub, args);
     amqp_connection_state_t conn = test_connect();
     publish_numbered(conn, t.inbound, "r", COUNT);
@@ -284,8 +304,8 @@ TEST(reply_to_gets_the_response)
 
     char *body = sample_transaction("rt-1");
     test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL};
-    test_properties props = {.correlation_id = "ask-1", .reply_to = replies, .headers = &model,
-                             .header_count = 1};
+    test_properties props = {
+        .correlation_id = "ask-1", .reply_to = replies, .headers = &model, .header_count = 1};
     publish_message(conn, t.inbound, body, strlen(body), &props);
     wait_confirms(conn);
 
@@ -312,8 +332,8 @@ TEST(adopts_jube_style_topology)
     amqp_connection_state_t conn = test_connect();
     /* As Jube declares them: a non-durable queue and a non-durable fanout exchange. */
     declare_queue(conn, t.inbound, false);
-    amqp_exchange_declare(conn, 1, amqp_cstring_bytes(t.outbound), amqp_cstring_bytes("fanout"),
-                          0, 0, 0, 0, amqp_empty_table);
+    amqp_exchange_declare(conn, 1, amqp_cstring_bytes(t.outbound), amqp_cstring_bytes("fanout"), 0,
+                          0, 0, 0, amqp_empty_table);
     ASSERT_EQ(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL);
 
     stub_process stub = stub_start(NULL);

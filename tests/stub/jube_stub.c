@@ -31,9 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SAMPLE_MODEL "90c425fd-101a-420b-91d1-cb7a24a969cc"
-#define MAX_MODELS 16
-#define HEADER_LIMIT 16384
+#define SAMPLE_MODEL  "90c425fd-101a-420b-91d1-cb7a24a969cc"
+#define MAX_MODELS    16
+#define HEADER_LIMIT  16384
 #define INVOKE_PREFIX "/api/invoke/entityanalysismodel/"
 
 static struct {
@@ -50,20 +50,19 @@ static struct {
     const char *api_key;
 } opt = {.host = "127.0.0.1", .max_body_bytes = 4000, .fail_status = 503};
 
-static atomic_long requests;      /* every invoke request */
-static atomic_long invocations;   /* answered 200 */
-static atomic_long failures;      /* answered with an injected failure */
-static atomic_long rejections;    /* answered 4xx by Jube's own rules */
+static atomic_long requests;    /* every invoke request */
+static atomic_long invocations; /* answered 200 */
+static atomic_long failures;    /* answered with an injected failure */
+static atomic_long rejections;  /* answered 4xx by Jube's own rules */
 static atomic_long connections;
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: jube-stub [--host H] [--port P (0: any)] [--model GUID]... "
-            "[--max-body-bytes N]\n"
-            "                 [--latency-ms N] [--fail-every N] [--fail-first N] "
-            "[--fail-status S]\n"
-            "                 [--retry-after S] [--api-key KEY]\n");
+    fprintf(stderr, "usage: jube-stub [--host H] [--port P (0: any)] [--model GUID]... "
+                    "[--max-body-bytes N]\n"
+                    "                 [--latency-ms N] [--fail-every N] [--fail-first N] "
+                    "[--fail-status S]\n"
+                    "                 [--retry-after S] [--api-key KEY]\n");
     exit(2);
 }
 
@@ -73,8 +72,7 @@ static long number_arg(const char *flag, const char *value, long min, long max)
     errno = 0;
     long n = strtol(value, &end, 10);
     if (*value == '\0' || *end != '\0' || errno || n < min || n > max) {
-        fprintf(stderr, "jube-stub: %s: '%s' is not a number in %ld..%ld\n", flag, value, min,
-                max);
+        fprintf(stderr, "jube-stub: %s: '%s' is not a number in %ld..%ld\n", flag, value, min, max);
         exit(2);
     }
     return n;
@@ -137,19 +135,32 @@ static bool send_all(int fd, const char *data, size_t len)
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Status";
     }
 }
 
@@ -254,7 +265,7 @@ static bool parse_head(char *head, request *r)
     *line_end = '\0';
     if (sscanf(head, "%15s %511s", r->method, r->path) != 2)
         return false;
-    for (char *line = line_end + 2; *line; ) {
+    for (char *line = line_end + 2; *line;) {
         char *end = strstr(line, "\r\n");
         if (!end)
             break;
@@ -291,8 +302,8 @@ static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len
     }
     if (n <= opt.fail_first || (opt.fail_every > 0 && n % opt.fail_every == 0)) {
         atomic_fetch_add(&failures, 1);
-        return respond(c, opt.fail_status,
-                       opt.fail_status == 204 ? NULL : "\"Injected failure.\"", keep);
+        return respond(c, opt.fail_status, opt.fail_status == 204 ? NULL : "\"Injected failure.\"",
+                       keep);
     }
     if (opt.api_key && (!r->has_api_key || strcmp(r->api_key, opt.api_key) != 0)) {
         atomic_fetch_add(&rejections, 1);

@@ -232,12 +232,28 @@ TEST(help_and_version)
     FILE *out = open_memstream(&text, &len);
     ja_config_print_help(out);
     fclose(out);
-    const char *flags[] = {"--amqp-uri", "AMQPUri", "--heartbeat", "AMQPHeartbeatSeconds",
-                           "--jube-url", "JUBE_URL", "--workers", "--prefetch", "--ring-size",
-                           "--http-timeout-ms", "--max-attempts", "--retry-base-ms",
-                           "--retry-max-ms", "--max-body-bytes", "--inbound-queue",
-                           "--outbound-exchange", "--dead-letter-exchange", "--outbound-queue",
-                           "--queue-type", "--log-level", "--shutdown-timeout", "--version"};
+    const char *flags[] = {"--amqp-uri",
+                           "AMQPUri",
+                           "--heartbeat",
+                           "AMQPHeartbeatSeconds",
+                           "--jube-url",
+                           "JUBE_URL",
+                           "--workers",
+                           "--prefetch",
+                           "--ring-size",
+                           "--http-timeout-ms",
+                           "--max-attempts",
+                           "--retry-base-ms",
+                           "--retry-max-ms",
+                           "--max-body-bytes",
+                           "--inbound-queue",
+                           "--outbound-exchange",
+                           "--dead-letter-exchange",
+                           "--outbound-queue",
+                           "--queue-type",
+                           "--log-level",
+                           "--shutdown-timeout",
+                           "--version"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         ASSERT_CONTAINS(text, flags[i]);
     free(text);

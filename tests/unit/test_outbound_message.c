@@ -33,7 +33,8 @@ static ja_job inbound_job(void)
     memset(&job, 0, sizeof job);
     inbound_headers[0] = (amqp_table_entry_t){.key = amqp_cstring_bytes(JA_MODEL_HEADER)};
     inbound_headers[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    inbound_headers[0].value.value.bytes = amqp_cstring_bytes("90C425FD-101A-420B-91D1-CB7A24A969CC");
+    inbound_headers[0].value.value.bytes =
+        amqp_cstring_bytes("90C425FD-101A-420B-91D1-CB7A24A969CC");
     inbound_headers[1] = (amqp_table_entry_t){.key = amqp_cstring_bytes("tenant")};
     inbound_headers[1].value.kind = AMQP_FIELD_KIND_UTF8;
     inbound_headers[1].value.value.bytes = amqp_cstring_bytes("acme");
@@ -42,8 +43,8 @@ static ja_job inbound_job(void)
     inbound_headers[2].value.value.bytes = amqp_cstring_bytes("forged");
     amqp_basic_properties_t *p = &job.envelope.message.properties;
     p->_flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
-                AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG |
-                AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+                AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
+                AMQP_BASIC_CONTENT_TYPE_FLAG;
     p->headers.num_entries = 3;
     p->headers.entries = inbound_headers;
     p->correlation_id = amqp_cstring_bytes("corr-1");

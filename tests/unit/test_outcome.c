@@ -49,9 +49,8 @@ TEST(backoff_grows_with_jitter_and_stops_at_the_cap)
         for (int k = 0; k < 100; k++) {
             uint64_t d = ja_backoff_ms(attempt, 100, 30000, &rng);
             if (d < ideal - ideal / 2 || d > ideal)
-                FAIL("attempt %u: %llu ms outside [%llu, %llu]", attempt,
-                     (unsigned long long)d, (unsigned long long)(ideal - ideal / 2),
-                     (unsigned long long)ideal);
+                FAIL("attempt %u: %llu ms outside [%llu, %llu]", attempt, (unsigned long long)d,
+                     (unsigned long long)(ideal - ideal / 2), (unsigned long long)ideal);
         }
     }
 }

@@ -42,8 +42,8 @@ typedef struct {
     ja_ring *ring;
     int id;
     int producers;
-    atomic_int *seen;       /* one counter per item */
-    atomic_long *consumed;  /* items popped by all consumers */
+    atomic_int *seen;      /* one counter per item */
+    atomic_long *consumed; /* items popped by all consumers */
     long total;
 } shared;
 
@@ -103,10 +103,22 @@ static void exactly_once(int producers, int consumers, size_t capacity)
     ja_ring_free(ring);
 }
 
-TEST(one_producer_many_consumers) { exactly_once(1, 8, 64); }
-TEST(many_producers_one_consumer) { exactly_once(8, 1, 64); }
-TEST(many_producers_many_consumers) { exactly_once(4, 4, 16); }
-TEST(tiny_ring_under_contention) { exactly_once(3, 3, 2); }
+TEST(one_producer_many_consumers)
+{
+    exactly_once(1, 8, 64);
+}
+TEST(many_producers_one_consumer)
+{
+    exactly_once(8, 1, 64);
+}
+TEST(many_producers_many_consumers)
+{
+    exactly_once(4, 4, 16);
+}
+TEST(tiny_ring_under_contention)
+{
+    exactly_once(3, 3, 2);
+}
 
 typedef struct {
     ja_inbox *inbox;

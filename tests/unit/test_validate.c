@@ -37,8 +37,8 @@ TEST(header_as_long_string_or_bytes_is_lowercased)
 {
     char guid[JA_GUID_LEN + 1];
     ja_failure why = {0};
-    amqp_table_entry_t e = string_entry(JA_MODEL_HEADER, "90C425FD-101A-420B-91D1-CB7A24A969CC",
-                                        AMQP_FIELD_KIND_UTF8);
+    amqp_table_entry_t e =
+        string_entry(JA_MODEL_HEADER, "90C425FD-101A-420B-91D1-CB7A24A969CC", AMQP_FIELD_KIND_UTF8);
     amqp_basic_properties_t props = with_header(&e, 1);
     ASSERT(ja_validate_model_header(&props, guid, &why));
     ASSERT_STR_EQ(guid, SAMPLE_GUID);
@@ -56,8 +56,8 @@ TEST(missing_header)
     ASSERT_STR_EQ(why.code, "missing_model_guid");
     ASSERT_CONTAINS(why.detail, "no EntityAnalysisModelGuid header");
 
-    amqp_table_entry_t other = string_entry("entityanalysismodelguid", SAMPLE_GUID,
-                                            AMQP_FIELD_KIND_UTF8);
+    amqp_table_entry_t other =
+        string_entry("entityanalysismodelguid", SAMPLE_GUID, AMQP_FIELD_KIND_UTF8);
     amqp_basic_properties_t props = with_header(&other, 1);
     ASSERT(!ja_validate_model_header(&props, guid, &why));
     ASSERT_STR_EQ(why.code, "missing_model_guid");
@@ -116,8 +116,18 @@ static bool valid_json(const char *text)
 TEST(json_scanner_accepts_rfc8259)
 {
     const char *good[] = {
-        "{}", " { } ", "[]", "0", "-0.5e+10", "1E3", "\"s\"", "true", "false", "null",
-        "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\\n\\\"\"}", "[\"\xc3\xa9\"]",
+        "{}",
+        " { } ",
+        "[]",
+        "0",
+        "-0.5e+10",
+        "1E3",
+        "\"s\"",
+        "true",
+        "false",
+        "null",
+        "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\\n\\\"\"}",
+        "[\"\xc3\xa9\"]",
         "{\"TxnId\":\"0987654321\",\"Amount\":123.45}\n",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
@@ -128,9 +138,29 @@ TEST(json_scanner_accepts_rfc8259)
 TEST(json_scanner_rejects_the_rest)
 {
     const char *bad[] = {
-        "", " ", "{", "}", "{\"a\"}", "{\"a\":1,}", "[1,]", "01", "1.", ".5", "-", "1e",
-        "tru", "nul", "{'a':1}", "{a:1}", "\"unterminated", "\"bad\\q\"", "\"\\u12G4\"",
-        "{} {}", "[1 2]", "\"tab\tinside\"", "NaN",
+        "",
+        " ",
+        "{",
+        "}",
+        "{\"a\"}",
+        "{\"a\":1,}",
+        "[1,]",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "tru",
+        "nul",
+        "{'a':1}",
+        "{a:1}",
+        "\"unterminated",
+        "\"bad\\q\"",
+        "\"\\u12G4\"",
+        "{} {}",
+        "[1 2]",
+        "\"tab\tinside\"",
+        "NaN",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (valid_json(bad[i]))
