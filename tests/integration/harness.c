@@ -203,20 +203,38 @@ void declare_queue(amqp_connection_state_t conn, const char *queue, bool durable
 
 static const char *log_dir(void);
 
+static void empty_log(const char *test_name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.log", log_dir(), test_name);
+    FILE *log = fopen(path, "w");
+    if (log)
+        fclose(log);
+}
+
+topology_names test_begin_with_default_names(const char *test_name)
+{
+    topology_names n = {.defaults = true};
+    snprintf(n.inbound, sizeof n.inbound, "jubeInbound");
+    snprintf(n.outbound, sizeof n.outbound, "jubeOutbound");
+    snprintf(n.outbound_queue, sizeof n.outbound_queue, "%s.outq", test_name);
+    snprintf(n.dead_letter_exchange, sizeof n.dead_letter_exchange, "jubeDeadLetter");
+    snprintf(n.dead_letter_queue, sizeof n.dead_letter_queue, "jubeDeadLetter");
+    delete_topology(&n);
+    empty_log(test_name);
+    return n;
+}
+
 topology_names test_begin(const char *test_name)
 {
-    topology_names n;
+    topology_names n = {.defaults = false};
     snprintf(n.inbound, sizeof n.inbound, "%s.in", test_name);
     snprintf(n.outbound, sizeof n.outbound, "%s.out", test_name);
     snprintf(n.outbound_queue, sizeof n.outbound_queue, "%s.outq", test_name);
     snprintf(n.dead_letter_exchange, sizeof n.dead_letter_exchange, "%s.dlx", test_name);
     snprintf(n.dead_letter_queue, sizeof n.dead_letter_queue, "%s.dlq", test_name);
     delete_topology(&n);
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.log", log_dir(), test_name);
-    FILE *log = fopen(path, "w");
-    if (log)
-        fclose(log);
+    empty_log(test_name);
     return n;
 }
 
@@ -559,32 +577,24 @@ service_process service_start(const char *test_name, const topology_names *names
     char jube_url[64];
     snprintf(jube_url, sizeof jube_url, "http://127.0.0.1:%d", stub ? stub->port : 1);
     const char *args[64] = {
-        "--amqp-uri",
-        broker_uri(),
-        "--jube-url",
-        jube_url,
-        "--inbound-queue",
-        names->inbound,
-        "--outbound-exchange",
-        names->outbound,
-        "--outbound-queue",
-        names->outbound_queue,
-        "--dead-letter-exchange",
-        names->dead_letter_exchange,
-        "--dead-letter-queue",
-        names->dead_letter_queue,
-        "--heartbeat",
-        "10",
-        "--reconnect-base-ms",
-        "100",
-        "--reconnect-max-ms",
-        "1000",
-        "--retry-base-ms",
-        "20",
-        "--retry-max-ms",
-        "500",
+        "--amqp-uri",          broker_uri(),
+        "--jube-url",          jube_url,
+        "--outbound-queue",    names->outbound_queue,
+        "--heartbeat",         "10",
+        "--reconnect-base-ms", "100",
+        "--reconnect-max-ms",  "1000",
+        "--retry-base-ms",     "20",
+        "--retry-max-ms",      "500",
     };
-    int argc = 24;
+    int argc = 16;
+    if (!names->defaults) {
+        const char *named[] = {"--inbound-queue",        names->inbound,
+                               "--outbound-exchange",    names->outbound,
+                               "--dead-letter-exchange", names->dead_letter_exchange,
+                               "--dead-letter-queue",    names->dead_letter_queue};
+        for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+            args[argc++] = named[i];
+    }
     for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
         args[argc++] = extra_args[i];
     args[argc] = NULL;

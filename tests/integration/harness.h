@@ -20,6 +20,7 @@ typedef struct {
     char outbound_queue[128];
     char dead_letter_exchange[128];
     char dead_letter_queue[128];
+    bool defaults; /* the service runs without name flags: these are its defaults */
 } topology_names;
 
 typedef struct {
@@ -42,6 +43,8 @@ int broker_ctl(const char *args);
 /* Starts a test: names its topology, deletes anything left of it from an earlier run, and
  * empties its service log. */
 topology_names test_begin(const char *test_name);
+/* The same with the service's default names (jubeInbound, jubeOutbound, jubeDeadLetter). */
+topology_names test_begin_with_default_names(const char *test_name);
 void delete_topology(const topology_names *names);
 
 /* Starts jube-stub with extra arguments (NULL-terminated); waits until it listens. */

@@ -54,7 +54,7 @@ static void publish_numbered(amqp_connection_state_t conn, const char *queue, co
 
 TEST(roundtrip)
 {
-    topology_names t = test_begin("roundtrip");
+    topology_names t = test_begin_with_default_names("roundtrip");
     stub_process stub = stub_start(NULL);
     service_process svc = service_start("roundtrip", &t, &stub, NULL);
     amqp_connection_state_t conn = test_connect();
@@ -387,6 +387,33 @@ TEST(sigterm_under_load_loses_nothing)
     stub_stop(&stub);
 }
 
+TEST(quorum_queues_on_request)
+{
+    topology_names t = test_begin("quorum");
+    stub_process stub = stub_start(NULL);
+    const char *args[] = {"--queue-type", "quorum", NULL};
+    service_process svc = service_start("quorum", &t, &stub, args);
+    amqp_connection_state_t conn = test_connect();
+    /* Declaring a queue again with the same arguments succeeds, with others fails: so this
+     * passes only if the service created it as a durable quorum queue. */
+    amqp_table_entry_t quorum = {
+        .key = amqp_cstring_bytes("x-queue-type"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
+    amqp_queue_declare(conn, 1, amqp_cstring_bytes(t.inbound), 0, 1, 0, 0,
+                       (amqp_table_t){.num_entries = 1, .entries = &quorum});
+    ASSERT_EQ(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL);
+    char *body = sample_transaction("q-1");
+    publish_transaction(conn, t.inbound, body);
+    wait_confirms(conn);
+    message_list out = collect_messages(conn, t.outbound_queue, 1, 10000);
+    ASSERT_EQ(out.count, 1);
+    free_messages(&out);
+    free(body);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
 TEST(bad_flags_exit_2_with_a_clear_message)
 {
     const struct {
@@ -421,6 +448,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(reply_to_gets_the_response),
         TEST_ENTRY(adopts_jube_style_topology),
         TEST_ENTRY(sigterm_under_load_loses_nothing),
+        TEST_ENTRY(quorum_queues_on_request),
         TEST_ENTRY(bad_flags_exit_2_with_a_clear_message),
     };
     return RUN_TESTS(tests);
