@@ -30,6 +30,7 @@ typedef struct ja_config {
     int max_attempts;
     int retry_base_ms;
     int retry_max_ms;
+    int max_hold_ms;
 
     char *inbound_queue;
     char *outbound_exchange;

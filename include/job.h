@@ -44,6 +44,7 @@ typedef struct ja_job {
     ja_inbox_node node;       /* links the job into an inbox */
     amqp_envelope_t envelope; /* owns the body and the properties */
     uint64_t generation;      /* the consumer connection the delivery came on */
+    uint64_t received_ms;     /* when it was delivered (monotonic clock) */
     ja_job_state state;
     char model_guid[JA_GUID_LEN + 1]; /* lower case, once validated */
     int http_status;                  /* Jube's last status, 0 when none */
@@ -57,6 +58,9 @@ static inline ja_job *ja_job_of(ja_inbox_node *node)
 {
     return (ja_job *)((char *)node - offsetof(ja_job, node));
 }
+
+/* Milliseconds on the monotonic clock. */
+uint64_t ja_now_ms(void);
 
 /* Sets failure to code and a printf-formatted detail. */
 void ja_failure_set(ja_failure *failure, const char *code, const char *fmt, ...)

@@ -6,6 +6,7 @@
 #
 #   scripts/broker.sh start DIR [PORT]   start a node whose files live in DIR; prints the port
 #   scripts/broker.sh stop DIR           stop the node started in DIR
+#   scripts/broker.sh kill DIR           kill the node's VM at once (a crash, for fault tests)
 #   scripts/broker.sh ctl DIR ARGS...    run rabbitmqctl against that node
 #
 # DIR/broker.env is written on start: JA_TEST_AMQP_PORT=... and JA_TEST_NODE=...
@@ -104,11 +105,22 @@ stop)
         kill -9 "$(cat "$dir/broker.pid")" 2>/dev/null || true
     fi
     ;;
+kill)
+    # shellcheck disable=SC1091
+    . "$dir/broker.env"
+    kill -9 "$(cat "$dir/broker.pid")"
+    for _ in $(seq 1 200); do
+        port_in_use "$JA_TEST_AMQP_PORT" || exit 0
+        sleep 0.05
+    done
+    echo "broker.sh: port $JA_TEST_AMQP_PORT still open 10 s after the kill" >&2
+    exit 1
+    ;;
 ctl)
     ctl "$(node_of "$dir")" "$@"
     ;;
 *)
-    echo "broker.sh: unknown command '$command' (start, stop or ctl)" >&2
+    echo "broker.sh: unknown command '$command' (start, stop, kill or ctl)" >&2
     exit 2
     ;;
 esac

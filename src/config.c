@@ -76,6 +76,9 @@ static const option options[] = {
             "First delay before calling Jube again; doubles (with jitter) up to the maximum."),
     INT_OPT("retry-max-ms", "JUBE_AMQP_RETRY_MAX_MS", retry_max_ms, "30000", 1, 3600000,
             "Longest delay between calls to Jube for one message, Retry-After included."),
+    INT_OPT("max-hold-ms", "JUBE_AMQP_MAX_HOLD_MS", max_hold_ms, "900000", 1000, 86400000,
+            "Longest time a delivery is held while Jube is unavailable before it is returned to "
+            "the queue; keep it below RabbitMQ's consumer_timeout (30 minutes by default)."),
     STR_OPT("inbound-queue", "JUBE_AMQP_INBOUND_QUEUE", inbound_queue, "jubeInbound", false, false,
             "Queue the transactions are consumed from."),
     STR_OPT("outbound-exchange", "JUBE_AMQP_OUTBOUND_EXCHANGE", outbound_exchange, "jubeOutbound",

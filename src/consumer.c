@@ -2,7 +2,7 @@
 
 #include "amqp_connection.h"
 #include "log.h"
-#include "outcome.h"
+#include "reconnect.h"
 #include "topology.h"
 
 #include <amqp_framing.h>
@@ -21,8 +21,7 @@ typedef struct {
     size_t in_flight;    /* deliveries on conn not yet acked or requeued */
     amqp_bytes_t consumer_tag;
     bool cancelled; /* the subscription was cancelled for shutdown */
-    unsigned reconnect_attempt;
-    uint64_t rng;
+    ja_reconnect reconnect;
 
     ja_job **spare; /* freed jobs kept for reuse, so steady traffic allocates no jobs */
     size_t spare_count, spare_capacity;
@@ -85,10 +84,9 @@ static bool connect_consumer(consumer *c)
             c->generation++;
             c->in_flight = 0;
             c->cancelled = false;
-            c->reconnect_attempt = 0;
             atomic_store(&c->svc->live_generation, c->generation);
-            ja_log_info("consuming queue '%s' on %s:%d vhost '%s' with prefetch %d", queue,
-                        c->cfg->amqp.host, c->cfg->amqp.port, c->cfg->amqp.vhost, c->cfg->prefetch);
+            ja_reconnect_succeeded(&c->reconnect, c->cfg);
+            ja_log_info("consuming queue '%s' with prefetch %d", queue, c->cfg->prefetch);
             return true;
         }
         char why[512];
@@ -98,9 +96,7 @@ static bool connect_consumer(consumer *c)
     if (c->conn)
         ja_amqp_destroy(c->conn);
     c->conn = NULL;
-    uint64_t delay = ja_backoff_ms(++c->reconnect_attempt, (uint64_t)c->cfg->reconnect_base_ms,
-                                   (uint64_t)c->cfg->reconnect_max_ms, &c->rng);
-    ja_log_warn("consumer cannot connect: %s; retrying in %llu ms", err, (unsigned long long)delay);
+    uint64_t delay = ja_reconnect_failed(&c->reconnect, c->cfg, err);
     ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
     return false;
 }
@@ -118,6 +114,7 @@ static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
     }
     job->envelope = *envelope;
     job->generation = c->generation;
+    job->received_ms = ja_now_ms();
     job->state = JA_JOB_NEW;
     job->http_status = 0;
     job->attempts = 0;
@@ -249,7 +246,7 @@ void *ja_consumer_run(void *arg)
 {
     ja_log_set_thread_name("consumer");
     consumer c = {.svc = arg, .cfg = ((ja_service *)arg)->cfg};
-    c.rng = (uint64_t)time(NULL) ^ 0xA5A5A5A5ull;
+    ja_reconnect_init(&c.reconnect, "consumer", (uint64_t)time(NULL) ^ 0xA5A5A5A5ull);
     c.spare_capacity = ja_config_ring_capacity(c.cfg);
     c.spare = calloc(c.spare_capacity, sizeof *c.spare);
     if (!c.spare)

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "outbound_message.h"
 #include "outcome.h"
+#include "reconnect.h"
 #include "topology.h"
 
 #include <amqp_framing.h>
@@ -32,7 +33,7 @@ typedef struct {
     const ja_config *cfg;
     amqp_connection_state_t conn;
     bool blocked;
-    unsigned reconnect_attempt;
+    ja_reconnect reconnect;
     uint64_t rng;
 
     in_flight_publish *window; /* circular; capacity is a power of two */
@@ -47,13 +48,6 @@ typedef struct {
     ja_inbox_node *backlog_head, *backlog_tail; /* jobs taken from the inbox, not yet published */
     ja_header_scratch scratch;
 } publisher;
-
-static uint64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
 
 static in_flight_publish *window_at(publisher *p, uint64_t seq)
 {
@@ -100,7 +94,7 @@ static bool publish_one(publisher *p, ja_job *job, target t)
 {
     if (p->window_count == p->window_capacity && !window_grow(p)) {
         ja_log_error("out of memory tracking publishes; retrying");
-        return add_retry(p, job, t, now_ms() + 100);
+        return add_retry(p, job, t, ja_now_ms() + 100);
     }
     const amqp_message_t *msg = &job->envelope.message;
     amqp_basic_properties_t props;
@@ -126,7 +120,7 @@ static bool publish_one(publisher *p, ja_job *job, target t)
     }
     if (rc != 0) {
         ja_log_error("out of memory building a message; retrying");
-        return add_retry(p, job, t, now_ms() + 100);
+        return add_retry(p, job, t, ja_now_ms() + 100);
     }
     amqp_bytes_t body = t == TARGET_DEAD_LETTER
                             ? msg->body
@@ -163,7 +157,7 @@ static bool publish_job(publisher *p, ja_job *job)
     job->unconfirmed_publishes = reply ? 2 : 1;
     if (!publish_one(p, job, TARGET_OUTBOUND)) {
         /* The connection is gone; the reply goes out with the retries on the next one. */
-        if (reply && !add_retry(p, job, TARGET_REPLY_TO, now_ms()))
+        if (reply && !add_retry(p, job, TARGET_REPLY_TO, ja_now_ms()))
             ja_log_error("out of memory: a reply could not be kept for the next connection");
         return false;
     }
@@ -200,7 +194,7 @@ static void on_confirm(publisher *p, uint64_t tag, bool multiple, bool confirmed
                                                         : "(reply_to)");
             uint64_t delay = ja_backoff_ms(1, (uint64_t)p->cfg->retry_base_ms,
                                            (uint64_t)p->cfg->retry_max_ms, &p->rng);
-            if (!add_retry(p, f->job, f->target, now_ms() + delay))
+            if (!add_retry(p, f->job, f->target, ja_now_ms() + delay))
                 ja_log_error("out of memory: a nacked publish waits for a reconnect");
         }
     }
@@ -280,7 +274,7 @@ static void lose_connection(publisher *p)
     ja_amqp_destroy(p->conn);
     p->conn = NULL;
     p->blocked = false;
-    uint64_t now = now_ms();
+    uint64_t now = ja_now_ms();
     for (size_t i = 0; i < p->window_count; i++) {
         in_flight_publish *f = &p->window[(p->window_start + i) & (p->window_capacity - 1)];
         if (!f->settled && !add_retry(p, f->job, f->target, now))
@@ -300,9 +294,7 @@ static bool connect_publisher(publisher *p)
         amqp_rpc_reply_t reply = amqp_get_rpc_reply(p->conn);
         if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
             p->head_seq = 1; /* confirm sequence numbers start at 1 on every channel */
-            p->reconnect_attempt = 0;
-            ja_log_info("publisher connected to %s:%d vhost '%s' (confirms on)", p->cfg->amqp.host,
-                        p->cfg->amqp.port, p->cfg->amqp.vhost);
+            ja_reconnect_succeeded(&p->reconnect, p->cfg);
             return true;
         }
         ja_amqp_describe_reply(reply, err, sizeof err);
@@ -310,10 +302,7 @@ static bool connect_publisher(publisher *p)
     if (p->conn)
         ja_amqp_destroy(p->conn);
     p->conn = NULL;
-    uint64_t delay = ja_backoff_ms(++p->reconnect_attempt, (uint64_t)p->cfg->reconnect_base_ms,
-                                   (uint64_t)p->cfg->reconnect_max_ms, &p->rng);
-    ja_log_warn("publisher cannot connect: %s; retrying in %llu ms", err,
-                (unsigned long long)delay);
+    uint64_t delay = ja_reconnect_failed(&p->reconnect, p->cfg, err);
     ja_service_sleep(p->svc, delay, JA_WAKE_ON_EXIT, 0);
     return false;
 }
@@ -322,7 +311,7 @@ static bool publish_due_retries(publisher *p)
 {
     if (p->retry_count == 0)
         return true;
-    uint64_t now = now_ms();
+    uint64_t now = ja_now_ms();
     size_t kept = 0;
     bool ok = true;
     for (size_t i = 0; i < p->retry_count; i++) {
@@ -372,7 +361,7 @@ static int wait_timeout_ms(const publisher *p)
 {
     int timeout = p->cfg->heartbeat_s * 1000 / 2;
     if (p->retry_count > 0 && !p->blocked) {
-        uint64_t now = now_ms(), soonest = UINT64_MAX;
+        uint64_t now = ja_now_ms(), soonest = UINT64_MAX;
         for (size_t i = 0; i < p->retry_count; i++)
             if (p->retries[i].due_ms < soonest)
                 soonest = p->retries[i].due_ms;
@@ -388,6 +377,7 @@ void *ja_publisher_run(void *arg)
     ja_log_set_thread_name("publisher");
     publisher p = {.svc = arg, .cfg = ((ja_service *)arg)->cfg, .head_seq = 1};
     p.rng = (uint64_t)time(NULL) | 1;
+    ja_reconnect_init(&p.reconnect, "publisher", p.rng * 31);
     if (!window_grow(&p)) {
         ja_log_error("out of memory starting the publisher");
         return NULL;

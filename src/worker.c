@@ -14,6 +14,9 @@ typedef struct {
     const ja_config *cfg;
     ja_http_client *http;
     uint64_t rng;
+    /* Consecutive calls that found Jube unavailable, whatever the message: while Jube is down
+     * each worker probes it at most once per backoff step, even across messages. */
+    unsigned unavailable_streak;
 } worker;
 
 static void dead_letter(worker *w, ja_job *job)
@@ -53,6 +56,35 @@ static void fail_with_answer(ja_job *job, const char *sentence)
                    job->http_status, answer);
 }
 
+/* Returns a delivery the service will not finish now to the broker (or, when its channel is
+ * gone, just lets it go: the broker redelivers it anyway). */
+static void give_back(worker *w, ja_job *job)
+{
+    ja_service *svc = w->svc;
+    ja_service_to_consumer(svc, job,
+                           ja_service_is_live(svc, job->generation) ? JA_JOB_REQUEUE : JA_JOB_DROP);
+}
+
+/* True when holding the job another extra_ms would pass --max-hold-ms. RabbitMQ closes the
+ * channel of a delivery unacked past its consumer_timeout, so a long outage must not get there. */
+static bool held_too_long(const worker *w, const ja_job *job, uint64_t extra_ms)
+{
+    return ja_now_ms() + extra_ms - job->received_ms >= (uint64_t)w->cfg->max_hold_ms;
+}
+
+static uint64_t retry_delay(worker *w, const ja_job *job, ja_outcome outcome,
+                            const ja_http_result *result)
+{
+    unsigned step =
+        outcome == JA_OUTCOME_UNAVAILABLE ? w->unavailable_streak : (unsigned)job->attempts;
+    uint64_t delay = ja_backoff_ms(step, (uint64_t)w->cfg->retry_base_ms,
+                                   (uint64_t)w->cfg->retry_max_ms, &w->rng);
+    uint64_t max = (uint64_t)w->cfg->retry_max_ms;
+    if (result->retry_after_ms > 0 && (uint64_t)result->retry_after_ms > delay)
+        delay = (uint64_t)result->retry_after_ms < max ? (uint64_t)result->retry_after_ms : max;
+    return delay;
+}
+
 static void process(worker *w, ja_job *job)
 {
     ja_service *svc = w->svc;
@@ -71,6 +103,12 @@ static void process(worker *w, ja_job *job)
         return;
     }
 
+    if (held_too_long(w, job, 0)) {
+        /* It waited in the ring through an outage: let the broker keep it a while. */
+        give_back(w, job);
+        return;
+    }
+
     for (;;) {
         ja_http_result result;
         job->attempts++;
@@ -83,14 +121,19 @@ static void process(worker *w, ja_job *job)
                 : ja_outcome_classify(result.transport_ok, result.status, job->response.len);
         ja_log_debug("model %s attempt %d: HTTP %d (%s)", job->model_guid, job->attempts,
                      job->http_status, ja_outcome_name(outcome));
+        if (outcome == JA_OUTCOME_UNAVAILABLE) {
+            w->unavailable_streak++;
+            note_jube_unavailable(w, &result);
+        } else {
+            w->unavailable_streak = 0;
+            note_jube_available(w);
+        }
         switch (outcome) {
         case JA_OUTCOME_SUCCESS:
-            note_jube_available(w);
             job->state = JA_JOB_RESPOND;
             ja_service_to_publisher(svc, job);
             return;
         case JA_OUTCOME_MESSAGE_FAULT:
-            note_jube_available(w);
             fail_with_answer(job, job->http_status == 404
                                       ? "Jube does not know this model, or found nothing to do"
                                       : "Jube rejected the message");
@@ -109,20 +152,22 @@ static void process(worker *w, ja_job *job)
             }
             break;
         case JA_OUTCOME_UNAVAILABLE:
-            note_jube_unavailable(w, &result);
             break;
         }
 
-        uint64_t delay = ja_backoff_ms((unsigned)job->attempts, (uint64_t)w->cfg->retry_base_ms,
-                                       (uint64_t)w->cfg->retry_max_ms, &w->rng);
-        if (result.retry_after_ms > 0 && (uint64_t)result.retry_after_ms > delay)
-            delay = (uint64_t)result.retry_after_ms < (uint64_t)w->cfg->retry_max_ms
-                        ? (uint64_t)result.retry_after_ms
-                        : (uint64_t)w->cfg->retry_max_ms;
+        uint64_t delay = retry_delay(w, job, outcome, &result);
+        if (held_too_long(w, job, delay)) {
+            ja_log_debug("returning delivery %llu to the queue: held %llu ms, --max-hold-ms %d",
+                         (unsigned long long)job->envelope.delivery_tag,
+                         (unsigned long long)(ja_now_ms() - job->received_ms), w->cfg->max_hold_ms);
+            give_back(w, job);
+            /* Still wait out the step: the next message must not probe Jube early. */
+            ja_service_sleep(svc, delay, JA_WAKE_ON_STOP, 0);
+            return;
+        }
         if (!ja_service_sleep(svc, delay, JA_WAKE_ON_STOP, job->generation)) {
             /* Shutting down, or the delivery's channel is gone: the broker keeps the message. */
-            ja_service_to_consumer(
-                svc, job, ja_service_is_live(svc, job->generation) ? JA_JOB_REQUEUE : JA_JOB_DROP);
+            give_back(w, job);
             return;
         }
     }

@@ -72,6 +72,17 @@ int broker_ctl(const char *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void broker_kill_and_restart(void)
+{
+    char command[1024];
+    snprintf(command, sizeof command,
+             "bash '%s/scripts/broker.sh' kill '%s' && bash '%s/scripts/broker.sh' start '%s' %d "
+             ">/dev/null",
+             JA_SOURCE_DIR, broker_dir(), JA_SOURCE_DIR, broker_dir(), broker_port());
+    if (system(command) != 0)
+        FAIL("could not kill and restart the broker");
+}
+
 /* ---- the test's own AMQP client ---- */
 
 typedef struct {
@@ -170,6 +181,28 @@ static bool passive_declare(amqp_connection_state_t conn, const char *queue, lon
     *consumers = ok->consumer_count;
     amqp_channel_close(conn, ch, AMQP_REPLY_SUCCESS);
     return true;
+}
+
+long queue_depth_now(const char *queue)
+{
+    amqp_connection_state_t conn = amqp_new_connection();
+    amqp_socket_t *socket = amqp_tcp_socket_new(conn);
+    struct timeval timeout = {.tv_sec = 2};
+    long depth = -1;
+    if (amqp_socket_open_noblock(socket, "127.0.0.1", broker_port(), &timeout) == AMQP_STATUS_OK &&
+        amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type ==
+            AMQP_RESPONSE_NORMAL) {
+        amqp_channel_open(conn, 1);
+        if (amqp_get_rpc_reply(conn).reply_type == AMQP_RESPONSE_NORMAL) {
+            amqp_queue_declare_ok_t *ok = amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 1,
+                                                             0, 0, 0, amqp_empty_table);
+            if (ok)
+                depth = ok->message_count;
+        }
+        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(conn);
+    return depth;
 }
 
 long queue_depth(amqp_connection_state_t conn, const char *queue)

@@ -39,6 +39,8 @@ int broker_port(void);
 const char *broker_uri(void);
 /* Runs rabbitmqctl against the test broker; returns its exit status. */
 int broker_ctl(const char *args);
+/* Kills the broker's VM at once, then starts it again on the same port and data. */
+void broker_kill_and_restart(void);
 
 /* Starts a test: names its topology, deletes anything left of it from an earlier run, and
  * empties its service log. */
@@ -69,6 +71,10 @@ bool service_log_contains(const service_process *service, const char *text);
 /* A connection of the test's own. */
 amqp_connection_state_t test_connect(void);
 void test_disconnect(amqp_connection_state_t conn);
+
+/* The depth of a queue over a connection of its own, or -1 when the broker cannot be reached
+ * or the queue does not exist: for polling while the broker may be restarting. */
+long queue_depth_now(const char *queue);
 
 /* Messages in a queue (passive declare); -1 when it does not exist. */
 long queue_depth(amqp_connection_state_t conn, const char *queue);
