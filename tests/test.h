@@ -16,13 +16,14 @@ typedef void (*test_fn)(void);
 typedef struct {
     const char *name;
     test_fn fn;
+    int manual; /* runs only when named on the command line */
 } test_case;
 
 #define TEST(name) static void test_##name(void)
-#define TEST_ENTRY(name)                                                                           \
-    {                                                                                              \
-#name, test_##name                                                                         \
-    }
+/* clang-format off */
+#define TEST_ENTRY(name) {#name, test_##name, 0}
+#define TEST_ENTRY_MANUAL(name) {#name, test_##name, 1}
+/* clang-format on */
 
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
@@ -78,7 +79,7 @@ static inline int run_tests(const test_case *tests, size_t count, int argc, char
 {
     int passed = 0, failed = 0;
     for (size_t i = 0; i < count; i++) {
-        if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
+        if (argc > 1 ? strcmp(argv[1], tests[i].name) != 0 : tests[i].manual)
             continue;
         fflush(stdout);
         fflush(stderr);

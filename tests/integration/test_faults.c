@@ -311,6 +311,102 @@ TEST(long_outage_returns_held_deliveries)
     stub_stop(&stub);
 }
 
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* The soak (scripts/soak.sh, not part of the suite): a steady rate for JA_SOAK_SECONDS (600 by
+ * default) at JA_SOAK_RATE messages a second (200), with one broker restart a third of the way
+ * and a 10-second Jube outage two thirds of the way. It prints the service's RSS at the start
+ * and the end, and the number of messages lost. */
+TEST(soak)
+{
+    const char *seconds_env = getenv("JA_SOAK_SECONDS");
+    const char *rate_env = getenv("JA_SOAK_RATE");
+    long seconds = seconds_env ? atol(seconds_env) : 600;
+    long rate = rate_env ? atol(rate_env) : 200;
+    ASSERT(seconds >= 30 && rate >= 1);
+    scenario s = {.name = "soak", .service_args = service_args};
+    s.t = test_begin(s.name);
+    s.stub = stub_start(NULL);
+    s.svc = service_start(s.name, &s.t, &s.stub, service_args);
+
+    long total = seconds * rate;
+    long long start = now_ms();
+    long rss_start = -1;
+    bool broker_restarted = false, jube_outage = false;
+    amqp_connection_state_t conn = test_connect();
+    for (long i = 0; i < total; i++) {
+        /* Hold the pace: message i is due at start + i / rate. */
+        long long due = start + i * 1000 / rate;
+        long long now = now_ms();
+        if (due > now)
+            pause_ms((int)(due - now));
+        char id[64];
+        snprintf(id, sizeof id, "soak-%ld", i);
+        char *body = sample_transaction(id);
+        publish_transaction(conn, s.t.inbound, body);
+        free(body);
+        long long elapsed = now_ms() - start;
+        if (rss_start < 0 && elapsed > 10000) {
+            rss_start = rss_kib(s.svc.pid);
+            fprintf(stderr, "soak: RSS after 10 s: %ld KiB\n", rss_start);
+        }
+        if (!broker_restarted && elapsed > seconds * 1000 / 3) {
+            wait_confirms(conn);
+            test_disconnect(conn);
+            fprintf(stderr, "soak: restarting the broker at %lld s\n", elapsed / 1000);
+            ASSERT_EQ(broker_ctl("stop_app"), 0);
+            ASSERT_EQ(broker_ctl("start_app"), 0);
+            conn = test_connect();
+            broker_restarted = true;
+        }
+        if (!jube_outage && elapsed > seconds * 2000 / 3) {
+            fprintf(stderr, "soak: Jube down for 10 s at %lld s\n", elapsed / 1000);
+            char port[16];
+            snprintf(port, sizeof port, "%d", s.stub.port);
+            stub_stop(&s.stub);
+            long long back = now_ms() + 10000;
+            /* Keep publishing through the outage. */
+            while (now_ms() < back && i + 1 < total) {
+                i++;
+                long long next_due = start + i * 1000 / rate;
+                if (next_due > now_ms())
+                    pause_ms((int)(next_due - now_ms()));
+                snprintf(id, sizeof id, "soak-%ld", i);
+                body = sample_transaction(id);
+                publish_transaction(conn, s.t.inbound, body);
+                free(body);
+            }
+            const char *again[] = {"--port", port, NULL};
+            s.stub = stub_start(again);
+            jube_outage = true;
+        }
+    }
+    wait_confirms(conn);
+    test_disconnect(conn);
+    wait_depth_zero(s.t.inbound, 300000);
+    wait_depth_at_least(s.t.outbound_queue, total, 300000);
+    long rss_end = rss_kib(s.svc.pid);
+    ASSERT_EQ(service_stop(&s.svc, SIGTERM), 0);
+    long duplicates = check_every_id_arrived(&s, total);
+    fprintf(stderr,
+            "soak: %ld messages over %ld s at %ld/s; RSS %ld KiB after 10 s, %ld KiB at the end; "
+            "%ld duplicates, 0 lost\n",
+            total, seconds, rate, rss_start, rss_end, duplicates);
+    stub_stop(&s.stub);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case tests[] = {
@@ -324,6 +420,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(inbound_queue_deleted_and_recreated),
         TEST_ENTRY(jube_not_hammered_while_unavailable),
         TEST_ENTRY(long_outage_returns_held_deliveries),
+        TEST_ENTRY_MANUAL(soak), /* run by scripts/soak.sh */
     };
     return RUN_TESTS(tests);
 }
