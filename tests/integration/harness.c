@@ -72,6 +72,41 @@ int broker_ctl(const char *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int broker_close_connections(const char *name)
+{
+    char command[2048];
+    snprintf(command, sizeof command,
+             "bash '%s/scripts/broker.sh' ctl '%s' list_connections pid client_properties "
+             "--no-table-headers -q 2>/dev/null | grep -F '\"connection_name\",\"%s\"' | cut -f1",
+             JA_SOURCE_DIR, broker_dir(), name);
+    FILE *pids = popen(command, "r");
+    if (!pids)
+        FAIL("cannot list the broker's connections");
+    char pid[256];
+    int closed = 0;
+    while (fgets(pid, sizeof pid, pids)) {
+        pid[strcspn(pid, "\n")] = '\0';
+        char args[512];
+        snprintf(args, sizeof args, "close_connection '%s' 'closed by a fault test'", pid);
+        if (broker_ctl(args) == 0)
+            closed++;
+    }
+    pclose(pids);
+    return closed;
+}
+
+pid_t broker_pid(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/broker.pid", broker_dir());
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (!f || fscanf(f, "%d", &pid) != 1)
+        FAIL("cannot read %s", path);
+    fclose(f);
+    return (pid_t)pid;
+}
+
 void broker_kill_and_restart(void)
 {
     char command[1024];

@@ -39,6 +39,10 @@ int broker_port(void);
 const char *broker_uri(void);
 /* Runs rabbitmqctl against the test broker; returns its exit status. */
 int broker_ctl(const char *args);
+/* Has the broker close every connection whose client named itself `name`; returns how many. */
+int broker_close_connections(const char *name);
+/* The process id of the broker's VM. */
+pid_t broker_pid(void);
 /* Kills the broker's VM at once, then starts it again on the same port and data. */
 void broker_kill_and_restart(void);
 

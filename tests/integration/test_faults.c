@@ -109,6 +109,9 @@ static void run_scenario(const char *name, const char *const *stub_args,
     long long fault_at = now_ms();
     fault(&s);
     long long fault_over = now_ms();
+    long waiting = queue_depth_now(s.t.inbound);
+    if (waiting <= 0)
+        FAIL("the stream was over before the fault ended (%ld waiting): slow it down", waiting);
 
     wait_depth_zero(s.t.inbound, 180000);
     wait_depth_at_least(s.t.outbound_queue, STREAM, 180000);
@@ -180,6 +183,79 @@ static void jube_down_for_10_s(scenario *s)
 TEST(jube_down_for_10_seconds)
 {
     run_scenario("fault_jube_down", NULL, service_args, jube_down_for_10_s);
+}
+
+static void close_publisher_connection(scenario *s)
+{
+    (void)s;
+    ASSERT_EQ(broker_close_connections("jube-amqp publisher"), 1);
+}
+
+/* rabbitmqctl takes a second or two to find and close a connection: a slower Jube keeps the
+ * stream going meanwhile. */
+static const char *const slow_jube[] = {"--latency-ms", "10", NULL};
+
+TEST(publisher_connection_closed)
+{
+    run_scenario("fault_publisher_closed", slow_jube, service_args, close_publisher_connection);
+}
+
+static void close_consumer_connection(scenario *s)
+{
+    (void)s;
+    ASSERT_EQ(broker_close_connections("jube-amqp consumer"), 1);
+}
+
+TEST(consumer_connection_closed)
+{
+    run_scenario("fault_consumer_closed", slow_jube, service_args, close_consumer_connection);
+}
+
+/* Publishing to a deleted exchange makes the broker close the channel with 404; the service
+ * declares its topology again and publishes what was not confirmed. */
+static void delete_outbound_exchange(scenario *s)
+{
+    amqp_connection_state_t conn = test_connect();
+    amqp_exchange_delete(conn, 1, amqp_cstring_bytes(s->t.outbound), 0);
+    ASSERT_EQ(amqp_get_rpc_reply(conn).reply_type, AMQP_RESPONSE_NORMAL);
+    test_disconnect(conn);
+    long long deadline = now_ms() + 20000;
+    while (!service_log_contains(&s->svc, "404 NOT_FOUND")) {
+        ASSERT(now_ms() < deadline);
+        pause_ms(20);
+    }
+}
+
+TEST(outbound_exchange_deleted)
+{
+    run_scenario("fault_exchange_deleted", NULL, service_args, delete_outbound_exchange);
+}
+
+/* A broker that stops answering without closing anything (a frozen VM, a network partition)
+ * is noticed through missed heartbeats: within about two heartbeats (5 s here). */
+static void freeze_broker(scenario *s)
+{
+    pid_t broker = broker_pid();
+    ASSERT_EQ(kill(broker, SIGSTOP), 0);
+    long long frozen_at = now_ms();
+    long long deadline = frozen_at + 30000;
+    while (!service_log_contains(&s->svc, "consumer connection lost") ||
+           !service_log_contains(&s->svc, "publisher connection lost")) {
+        if (now_ms() > deadline) {
+            kill(broker, SIGCONT);
+            FAIL("the service did not notice a frozen broker within 30 s");
+        }
+        pause_ms(50);
+    }
+    long long noticed = now_ms() - frozen_at;
+    ASSERT_EQ(kill(broker, SIGCONT), 0);
+    fprintf(stderr, "frozen broker noticed after %lld ms (heartbeat 5 s)\n", noticed);
+    ASSERT_LE(noticed, 3 * 5000);
+}
+
+TEST(broker_frozen)
+{
+    run_scenario("fault_broker_frozen", NULL, service_args, freeze_broker);
 }
 
 static void nothing_more(scenario *s)
@@ -311,6 +387,57 @@ TEST(long_outage_returns_held_deliveries)
     stub_stop(&stub);
 }
 
+/* A shutdown that cannot finish (every worker waits on a slow Jube) ends at once on a second
+ * signal, or at the shutdown time-out, with exit status 1; the broker keeps the messages. */
+static void stuck_shutdown(const char *name, bool second_signal)
+{
+    topology_names t = test_begin(name);
+    const char *stub_args[] = {"--latency-ms", "60000", NULL};
+    stub_process stub = stub_start(stub_args);
+    const char *args[] = {"--workers",
+                          "2",
+                          "--http-timeout-ms",
+                          "120000",
+                          "--shutdown-timeout",
+                          second_signal ? "600" : "2",
+                          NULL};
+    service_process svc = service_start(name, &t, &stub, args);
+    publish_range(t.inbound, name, 0, 20);
+    long long deadline = now_ms() + 20000;
+    while (stub_stat(&stub, "requests") < 2) {
+        ASSERT(now_ms() < deadline);
+        pause_ms(20);
+    }
+    kill(svc.pid, SIGTERM);
+    long long first = now_ms();
+    if (second_signal) {
+        while (!service_log_contains(&svc, "received Terminated")) {
+            ASSERT(now_ms() < deadline);
+            pause_ms(10);
+        }
+        ASSERT_EQ(service_stop(&svc, SIGTERM), 1);
+    } else {
+        ASSERT_EQ(service_wait_exit(&svc, 30000), 1);
+        ASSERT(service_log_contains(&svc, "shutdown did not finish within 2 s"));
+    }
+    fprintf(stderr, "%s: exited %lld ms after the first SIGTERM\n", name, now_ms() - first);
+    ASSERT(now_ms() - first < 10000);
+    amqp_connection_state_t conn = test_connect();
+    ASSERT(wait_queue_depth(conn, t.inbound, 20, 10000)); /* nothing lost */
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+TEST(second_sigterm_exits_at_once)
+{
+    stuck_shutdown("second_sigterm", true);
+}
+
+TEST(shutdown_timeout_exits_at_once)
+{
+    stuck_shutdown("shutdown_timeout", false);
+}
+
 static long rss_kib(pid_t pid)
 {
     char path[64], line[256];
@@ -418,6 +545,12 @@ int main(int argc, char **argv)
         TEST_ENTRY(broker_memory_alarm),
         TEST_ENTRY(sigterm_then_restart),
         TEST_ENTRY(inbound_queue_deleted_and_recreated),
+        TEST_ENTRY(broker_frozen),
+        TEST_ENTRY(publisher_connection_closed),
+        TEST_ENTRY(consumer_connection_closed),
+        TEST_ENTRY(outbound_exchange_deleted),
+        TEST_ENTRY(second_sigterm_exits_at_once),
+        TEST_ENTRY(shutdown_timeout_exits_at_once),
         TEST_ENTRY(jube_not_hammered_while_unavailable),
         TEST_ENTRY(long_outage_returns_held_deliveries),
         TEST_ENTRY_MANUAL(soak), /* run by scripts/soak.sh */
