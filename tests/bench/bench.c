@@ -1,0 +1,489 @@
+/* bench: the measurements behind docs/BENCHMARKS.md, run by scripts/bench.sh against a private
+ * RabbitMQ node and the stand-in Jube on this machine. Each noisy figure is the median of 3 runs.
+ * Prints one table and writes it as JSON to the path given as the first argument. */
+
+#include "harness.h"
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#define RUNS 3
+#define DRAIN_COUNT 100000L
+#define MODEL SAMPLE_MODEL
+
+static void pause_ms(long ms)
+{
+    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *values, int n)
+{
+    qsort(values, (size_t)n, sizeof *values, compare_doubles);
+    return values[n / 2];
+}
+
+/* ---- /proc readings of the service ---- */
+
+static double cpu_seconds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        FAIL("cannot read %s", path);
+    char line[4096];
+    if (!fgets(line, sizeof line, f))
+        FAIL("empty %s", path);
+    fclose(f);
+    /* Fields after the parenthesised name: state is field 3; utime 14, stime 15. */
+    const char *p = strrchr(line, ')') + 2;
+    unsigned long utime = 0, stime = 0;
+    int field = 3;
+    while (field < 14 && (p = strchr(p, ' ')))
+        p++, field++;
+    sscanf(p, "%lu %lu", &utime, &stime);
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long status_kib(pid_t pid, const char *key)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':')
+            kib = atol(line + n + 1);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* ---- loading queues ---- */
+
+static void preload(const char *queue, long count, const char *prefix)
+{
+    amqp_connection_state_t conn = test_connect();
+    declare_queue(conn, queue, true);
+    for (long i = 0; i < count; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%ld", prefix, i);
+        char *body = sample_transaction(id);
+        publish_transaction(conn, queue, body);
+        free(body);
+    }
+    wait_confirms(conn);
+    test_disconnect(conn);
+}
+
+static void wait_for_depth(amqp_connection_state_t conn, const char *queue, long count,
+                           int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (queue_depth(conn, queue) < count) {
+        if (now_ms() > deadline)
+            FAIL("%s did not reach %ld messages within %d ms", queue, count, timeout_ms);
+        pause_ms(2);
+    }
+}
+
+/* The passthrough forwards transactions (TxnId); the service forwards Jube's answers
+ * (EntityInstanceEntryId). */
+static char *id_of(const amqp_envelope_t *msg)
+{
+    char *id = response_entry_id(msg);
+    if (id)
+        return id;
+    cJSON *json = cJSON_ParseWithLength(msg->message.body.bytes, msg->message.body.len);
+    const cJSON *txn = cJSON_GetObjectItemCaseSensitive(json, "TxnId");
+    id = cJSON_IsString(txn) ? strdup(txn->valuestring) : NULL;
+    cJSON_Delete(json);
+    return id;
+}
+
+static void check_all_ids(amqp_connection_state_t conn, const char *queue, const char *prefix,
+                          long count)
+{
+    message_list got = collect_messages(conn, queue, (size_t)count, 120000);
+    ASSERT_EQ(got.count, count);
+    unsigned char *seen = calloc((size_t)count, 1);
+    size_t n = strlen(prefix);
+    for (size_t i = 0; i < got.count; i++) {
+        char *id = id_of(&got.items[i]);
+        if (!id || strncmp(id, prefix, n) != 0)
+            FAIL("unexpected response id %s", id ? id : "(none)");
+        long index = atol(id + n + 1);
+        ASSERT(index >= 0 && index < count && !seen[index]);
+        seen[index] = 1;
+        free(id);
+    }
+    free(seen);
+    free_messages(&got);
+}
+
+/* ---- 1. the broker's own limit ---- */
+
+static double passthrough_rate(void)
+{
+    topology_names t = test_begin("bench_passthrough");
+    amqp_connection_state_t conn = test_connect();
+    declare_queue(conn, t.outbound_queue, true);
+    amqp_exchange_declare(conn, 1, amqp_cstring_bytes(t.outbound), amqp_cstring_bytes("fanout"),
+                          0, 1, 0, 0, amqp_empty_table);
+    amqp_queue_bind(conn, 1, amqp_cstring_bytes(t.outbound_queue), amqp_cstring_bytes(t.outbound),
+                    amqp_empty_bytes, amqp_empty_table);
+    preload(t.inbound, DRAIN_COUNT, "p");
+    char port[16], count[32];
+    snprintf(port, sizeof port, "%d", broker_port());
+    snprintf(count, sizeof count, "%ld", DRAIN_COUNT);
+    long long start = now_ms();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(JA_PASSTHROUGH_BIN, "passthrough", "--port", port, "--queue", t.inbound,
+              "--exchange", t.outbound, "--prefetch", "256", "--count", count, (char *)NULL);
+        _exit(127);
+    }
+    wait_for_depth(conn, t.outbound_queue, DRAIN_COUNT, 600000);
+    double seconds = (double)(now_ms() - start) / 1000.0;
+    int status;
+    waitpid(pid, &status, 0);
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    check_all_ids(conn, t.outbound_queue, "p", DRAIN_COUNT);
+    test_disconnect(conn);
+    delete_topology(&t);
+    return (double)DRAIN_COUNT / seconds;
+}
+
+/* ---- 2. the stand-in's own limit, measured with wrk ---- */
+
+static double stub_rate(void)
+{
+    stub_process stub = stub_start(NULL);
+    const char *script = "/tmp/jube-amqp-bench-post.lua";
+    FILE *f = fopen(script, "w");
+    char *body = sample_transaction("wrk");
+    fprintf(f, "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+               "wrk.body = [==[%s]==]\n",
+            body);
+    fclose(f);
+    free(body);
+    char command[512];
+    snprintf(command, sizeof command,
+             "wrk -t2 -c64 -d5s -s %s http://127.0.0.1:%d/api/invoke/EntityAnalysisModel/%s "
+             "2>&1 | awk '/Requests\\/sec/ {print $2}'",
+             script, stub.port, MODEL);
+    FILE *out = popen(command, "r");
+    double rate = 0;
+    if (!out || fscanf(out, "%lf", &rate) != 1)
+        FAIL("could not run wrk against the stand-in");
+    pclose(out);
+    ASSERT(stub_stat(&stub, "invocations") > 0);
+    stub_stop(&stub);
+    return rate;
+}
+
+/* ---- 3. drain ---- */
+
+typedef struct {
+    double rate, cpu_us_per_message;
+    long peak_rss_kib;
+} drain_result;
+
+static drain_result drain(const char *const *args, const char *stub_latency, long count)
+{
+    topology_names t = test_begin("bench_drain");
+    const char *stub_args[] = {"--latency-ms", stub_latency, NULL};
+    stub_process stub = stub_start(stub_args);
+    preload(t.inbound, count, "d");
+    amqp_connection_state_t conn = test_connect();
+    declare_queue(conn, t.outbound_queue, true);
+    long long start = now_ms();
+    service_process svc = service_start("bench_drain", &t, &stub, args);
+    wait_for_depth(conn, t.outbound_queue, count, 600000);
+    drain_result r;
+    r.rate = (double)count / ((double)(now_ms() - start) / 1000.0);
+    r.cpu_us_per_message = cpu_seconds(svc.pid) * 1e6 / (double)count;
+    r.peak_rss_kib = status_kib(svc.pid, "VmHWM");
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    check_all_ids(conn, t.outbound_queue, "d", count);
+    test_disconnect(conn);
+    stub_stop(&stub);
+    delete_topology(&t);
+    return r;
+}
+
+/* ---- 4. latency at a steady rate ---- */
+
+typedef struct {
+    const char *queue;
+    long expected;
+    double *latencies_ms;
+    long received;
+} latency_probe;
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void *collect_latencies(void *arg)
+{
+    latency_probe *p = arg;
+    amqp_connection_state_t conn = test_connect();
+    amqp_channel_t ch = 7;
+    amqp_channel_open(conn, ch);
+    amqp_basic_consume(conn, ch, amqp_cstring_bytes(p->queue), amqp_empty_bytes, 0, 1, 0,
+                       amqp_empty_table);
+    long long deadline = now_ms() + 120000;
+    while (p->received < p->expected && now_ms() < deadline) {
+        amqp_maybe_release_buffers(conn);
+        amqp_envelope_t env;
+        struct timeval tv = {.tv_usec = 100000};
+        amqp_rpc_reply_t r = amqp_consume_message(conn, &env, &tv, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+            if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+                amqp_frame_t frame;
+                amqp_simple_wait_frame(conn, &frame);
+            }
+            continue;
+        }
+        const amqp_field_value_t *sent = header_of(&env, "x-bench-sent-ns");
+        if (sent && sent->kind == AMQP_FIELD_KIND_UTF8) {
+            char text[32];
+            snprintf(text, sizeof text, "%.*s", (int)sent->value.bytes.len,
+                     (char *)sent->value.bytes.bytes);
+            p->latencies_ms[p->received++] = (double)(now_ns() - atoll(text)) / 1e6;
+        }
+        amqp_destroy_envelope(&env);
+    }
+    test_disconnect(conn);
+    return NULL;
+}
+
+typedef struct {
+    double p50, p99, max;
+} latency_result;
+
+static latency_result latency_at(double rate, int seconds)
+{
+    topology_names t = test_begin("bench_latency");
+    stub_process stub = stub_start(NULL);
+    const char *args[] = {"--workers", "64", NULL};
+    service_process svc = service_start("bench_latency", &t, &stub, args);
+    long count = (long)(rate * seconds);
+    latency_probe probe = {.queue = t.outbound_queue, .expected = count};
+    probe.latencies_ms = calloc((size_t)count, sizeof(double));
+    pthread_t collector;
+    pthread_create(&collector, NULL, collect_latencies, &probe);
+    pause_ms(200); /* the collector subscribes */
+
+    amqp_connection_state_t conn = test_connect();
+    char *body = sample_transaction("latency");
+    long long start = now_ns();
+    for (long i = 0; i < count; i++) {
+        long long due = start + (long long)((double)i * 1e9 / rate);
+        long long wait = due - now_ns();
+        if (wait > 0) {
+            struct timespec d = {.tv_sec = wait / 1000000000LL, .tv_nsec = wait % 1000000000LL};
+            nanosleep(&d, NULL);
+        }
+        char sent[32];
+        snprintf(sent, sizeof sent, "%lld", now_ns());
+        test_header headers[] = {{.key = "EntityAnalysisModelGuid", .kind = 'S', .text = MODEL},
+                                 {.key = "x-bench-sent-ns", .kind = 'S', .text = sent}};
+        test_properties props = {.headers = headers, .header_count = 2};
+        publish_message(conn, t.inbound, body, strlen(body), &props);
+    }
+    wait_confirms(conn);
+    test_disconnect(conn);
+    pthread_join(collector, NULL);
+    ASSERT_EQ(probe.received, count);
+    qsort(probe.latencies_ms, (size_t)count, sizeof(double), compare_doubles);
+    latency_result r = {probe.latencies_ms[count / 2], probe.latencies_ms[count * 99 / 100],
+                        probe.latencies_ms[count - 1]};
+    free(probe.latencies_ms);
+    free(body);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    stub_stop(&stub);
+    delete_topology(&t);
+    return r;
+}
+
+/* ---- 6. idle ---- */
+
+static double idle_cpu_percent(int seconds)
+{
+    topology_names t = test_begin("bench_idle");
+    stub_process stub = stub_start(NULL);
+    service_process svc = service_start("bench_idle", &t, &stub, NULL);
+    pause_ms(2000);
+    double before = cpu_seconds(svc.pid);
+    pause_ms(seconds * 1000L);
+    double used = cpu_seconds(svc.pid) - before;
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    stub_stop(&stub);
+    delete_topology(&t);
+    return used * 100.0 / seconds;
+}
+
+/* ---- 7. the ring ---- */
+
+static void ring_rates(double rates[4])
+{
+    FILE *out = popen(JA_RING_BENCH_BIN, "r");
+    char shape1[16], shape2[16];
+    if (!out || fscanf(out, "ring %15s %lf mutex %15s %lf\n", shape1, &rates[0], shape2,
+                       &rates[1]) != 4 ||
+        fscanf(out, "ring %15s %lf mutex %15s %lf\n", shape1, &rates[2], shape2, &rates[3]) != 4)
+        FAIL("ring_bench failed");
+    pclose(out);
+}
+
+/* JA_BENCH_ONLY=limit,drain (for instance) runs only those sections while tuning; the table
+ * for docs/BENCHMARKS.md comes from a full run. */
+static bool wanted(const char *section)
+{
+    const char *only = getenv("JA_BENCH_ONLY");
+    return !only || strstr(only, section) != NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *json_path = argc > 1 ? argv[1] : "bench.json";
+    double samples[RUNS], cpu[RUNS], rss[RUNS];
+
+    double limit = NAN, stub = NAN;
+    if (wanted("limit")) {
+        for (int i = 0; i < RUNS; i++)
+            samples[i] = passthrough_rate();
+        limit = median(samples, RUNS);
+        fprintf(stderr, "passthrough limit: %.0f messages/s\n", limit);
+    }
+    if (wanted("stub")) {
+        for (int i = 0; i < RUNS; i++)
+            samples[i] = stub_rate();
+        stub = median(samples, RUNS);
+        fprintf(stderr, "stand-in Jube: %.0f requests/s\n", stub);
+    }
+    if (!wanted("drain"))
+        return 0;
+
+    const char *drain_workers = getenv("JA_BENCH_WORKERS") ? getenv("JA_BENCH_WORKERS") : "64";
+    const char *drain_args[] = {"--workers", drain_workers, "--prefetch", "256", NULL};
+    for (int i = 0; i < RUNS; i++) {
+        drain_result r = drain(drain_args, "0", DRAIN_COUNT);
+        samples[i] = r.rate;
+        cpu[i] = r.cpu_us_per_message;
+        rss[i] = (double)r.peak_rss_kib;
+        fprintf(stderr, "drain run %d: %.0f messages/s, %.1f us CPU/message, %ld KiB peak RSS\n",
+                i + 1, r.rate, r.cpu_us_per_message, r.peak_rss_kib);
+    }
+    double drain_rate = median(samples, RUNS);
+    double cpu_per_message = median(cpu, RUNS);
+    double peak_rss = median(rss, RUNS);
+    if (getenv("JA_BENCH_ONLY") && !wanted("latency"))
+        return 0;
+
+    const double fractions[3] = {0.25, 0.5, 0.8};
+    latency_result latency[3];
+    for (int f = 0; f < 3; f++) {
+        double p50[RUNS], p99[RUNS], max[RUNS];
+        for (int i = 0; i < RUNS; i++) {
+            latency_result r = latency_at(drain_rate * fractions[f], 5);
+            p50[i] = r.p50, p99[i] = r.p99, max[i] = r.max;
+        }
+        latency[f] = (latency_result){median(p50, RUNS), median(p99, RUNS), median(max, RUNS)};
+        fprintf(stderr, "latency at %.0f%%: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                fractions[f] * 100, latency[f].p50, latency[f].p99, latency[f].max);
+    }
+
+    const int worker_counts[3] = {16, 64, 256};
+    double bound_rate[3], bound_ideal[3];
+    for (int w = 0; w < 3; w++) {
+        char workers[16], prefetch[16];
+        snprintf(workers, sizeof workers, "%d", worker_counts[w]);
+        snprintf(prefetch, sizeof prefetch, "%d", worker_counts[w] * 2);
+        const char *args[] = {"--workers", workers, "--prefetch", prefetch, NULL};
+        double ideal = worker_counts[w] / 0.020;
+        bound_ideal[w] = ideal < limit ? ideal : limit;
+        long count = (long)(bound_ideal[w] * 5);
+        for (int i = 0; i < RUNS; i++)
+            samples[i] = drain(args, "20", count).rate;
+        bound_rate[w] = median(samples, RUNS);
+        fprintf(stderr, "latency-bound, %d workers: %.0f messages/s of %.0f ideal\n",
+                worker_counts[w], bound_rate[w], bound_ideal[w]);
+    }
+
+    double idle = idle_cpu_percent(30);
+    fprintf(stderr, "idle: %.3f%% of a core\n", idle);
+    double ring[4];
+    ring_rates(ring);
+
+    printf("| measure | result | target | met |\n|---|---|---|---|\n");
+    printf("| broker passthrough limit (prefetch 256, confirms) | %.0f msg/s | - | - |\n", limit);
+    printf("| stand-in Jube alone (wrk, 64 connections) | %.0f req/s | not the bottleneck | %s |\n",
+           stub, stub > drain_rate ? "yes" : "no");
+    printf("| drain of %ld messages (64 workers, prefetch 256) | %.0f msg/s = %.0f%% of the limit "
+           "| >= 85%% | %s |\n",
+           DRAIN_COUNT, drain_rate, 100 * drain_rate / limit,
+           drain_rate >= 0.85 * limit ? "yes" : "no");
+    printf("| CPU of jube-amqp at drain | %.1f us/msg | <= 20 us/msg | %s |\n", cpu_per_message,
+           cpu_per_message <= 20 ? "yes" : "no");
+    printf("| peak RSS at drain | %.1f MiB | <= 32 MiB | %s |\n", peak_rss / 1024,
+           peak_rss <= 32 * 1024 ? "yes" : "no");
+    for (int f = 0; f < 3; f++)
+        printf("| latency at %.0f%% of drain (%.0f msg/s): p50 / p99 / max | %.2f / %.2f / %.2f ms "
+               "| %s | %s |\n",
+               fractions[f] * 100, drain_rate * fractions[f], latency[f].p50, latency[f].p99,
+               latency[f].max, f == 1 ? "p99 <= 5 ms" : "-",
+               f == 1 ? (latency[f].p99 <= 5 ? "yes" : "no") : "-");
+    for (int w = 0; w < 3; w++)
+        printf("| Jube at 20 ms, %d workers | %.0f msg/s = %.0f%% of %.0f ideal | >= 90%% | %s |\n",
+               worker_counts[w], bound_rate[w], 100 * bound_rate[w] / bound_ideal[w],
+               bound_ideal[w], bound_rate[w] >= 0.9 * bound_ideal[w] ? "yes" : "no");
+    printf("| idle CPU over 30 s | %.3f%% of a core | < 0.5%% | %s |\n", idle,
+           idle < 0.5 ? "yes" : "no");
+    printf("| ring 1 -> 64 (vs mutex + condvar) | %.2f M/s (%.2f M/s) | ring faster | %s |\n",
+           ring[0] / 1e6, ring[1] / 1e6, ring[0] > ring[1] ? "yes" : "no");
+    printf("| ring 64 -> 1 (vs mutex + condvar) | %.2f M/s (%.2f M/s) | ring faster | %s |\n",
+           ring[2] / 1e6, ring[3] / 1e6, ring[2] > ring[3] ? "yes" : "no");
+
+    FILE *json = fopen(json_path, "w");
+    if (!json)
+        FAIL("cannot write %s", json_path);
+    fprintf(json,
+            "{\"passthrough_msgs_per_s\":%.0f,\"stub_requests_per_s\":%.0f,"
+            "\"drain_msgs_per_s\":%.0f,\"drain_fraction_of_limit\":%.3f,"
+            "\"cpu_us_per_msg\":%.2f,\"peak_rss_kib\":%.0f,\"latency_ms\":[",
+            limit, stub, drain_rate, drain_rate / limit, cpu_per_message, peak_rss);
+    for (int f = 0; f < 3; f++)
+        fprintf(json, "%s{\"fraction\":%.2f,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+                f ? "," : "", fractions[f], latency[f].p50, latency[f].p99, latency[f].max);
+    fprintf(json, "],\"latency_bound\":[");
+    for (int w = 0; w < 3; w++)
+        fprintf(json, "%s{\"workers\":%d,\"msgs_per_s\":%.0f,\"ideal\":%.0f}", w ? "," : "",
+                worker_counts[w], bound_rate[w], bound_ideal[w]);
+    fprintf(json,
+            "],\"idle_cpu_percent\":%.4f,\"ring_1_to_64\":%.0f,\"mutex_1_to_64\":%.0f,"
+            "\"ring_64_to_1\":%.0f,\"mutex_64_to_1\":%.0f}\n",
+            idle, ring[0], ring[1], ring[2], ring[3]);
+    fclose(json);
+    return 0;
+}
