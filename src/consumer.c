@@ -1,5 +1,6 @@
 #include "consumer.h"
 
+#include "ack_window.h"
 #include "amqp_connection.h"
 #include "log.h"
 #include "reconnect.h"
@@ -21,6 +22,7 @@ typedef struct {
     size_t in_flight;    /* deliveries on conn not yet acked or requeued */
     amqp_bytes_t consumer_tag;
     bool cancelled; /* the subscription was cancelled for shutdown */
+    ja_ack_window acks;
     ja_reconnect reconnect;
 
     ja_job **spare; /* freed jobs kept for reuse, so steady traffic allocates no jobs */
@@ -84,6 +86,7 @@ static bool connect_consumer(consumer *c)
             c->generation++;
             c->in_flight = 0;
             c->cancelled = false;
+            ja_ack_window_reset(&c->acks);
             atomic_store(&c->svc->live_generation, c->generation);
             ja_reconnect_succeeded(&c->reconnect, c->cfg);
             ja_log_info("consuming queue '%s' with prefetch %d", queue, c->cfg->prefetch);
@@ -212,14 +215,22 @@ static bool settle_returned_jobs(consumer *c)
         ja_job *job = ja_job_of(node);
         if (c->conn && job->generation == c->generation && rc == AMQP_STATUS_OK) {
             uint64_t tag = job->envelope.delivery_tag;
-            if (job->state == JA_JOB_ACK)
-                rc = amqp_basic_ack(c->conn, JA_CHANNEL, tag, 0);
-            else if (job->state == JA_JOB_REQUEUE)
+            if (job->state == JA_JOB_REQUEUE) {
                 rc = amqp_basic_nack(c->conn, JA_CHANNEL, tag, 0, 1);
+                ja_ack_window_settle(&c->acks, tag, true);
+            } else if (ja_ack_window_settle(&c->acks, tag, false)) {
+                rc = amqp_basic_ack(c->conn, JA_CHANNEL, tag, 0);
+            }
             c->in_flight--;
         }
         recycle_job(c, job);
         node = next;
+    }
+    if (c->conn && rc == AMQP_STATUS_OK) {
+        /* One ack for every settled delivery whose predecessors are all settled too. */
+        uint64_t multiple = ja_ack_window_advance(&c->acks);
+        if (multiple)
+            rc = amqp_basic_ack(c->conn, JA_CHANNEL, multiple, 1);
     }
     if (rc != AMQP_STATUS_OK) {
         lose_connection(c, amqp_error_string2(rc));
@@ -251,6 +262,11 @@ void *ja_consumer_run(void *arg)
     c.spare = calloc(c.spare_capacity, sizeof *c.spare);
     if (!c.spare)
         c.spare_capacity = 0;
+    if (ja_ack_window_init(&c.acks, (unsigned)c.cfg->prefetch) != 0) {
+        ja_log_error("out of memory starting the consumer");
+        atomic_store(&c.svc->consumer_done, true);
+        return NULL;
+    }
     int heartbeat_wait_ms = c.cfg->heartbeat_s * 1000 / 2;
 
     for (;;) {
@@ -288,6 +304,7 @@ void *ja_consumer_run(void *arg)
         free(c.spare[i]);
     }
     free(c.spare);
+    ja_ack_window_free(&c.acks);
     amqp_bytes_free(c.consumer_tag);
     atomic_store(&c.svc->consumer_done, true);
     return NULL;

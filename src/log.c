@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,10 @@ static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 void ja_log_set_thread_name(const char *name)
 {
     snprintf(thread_name, sizeof thread_name, "%s", name);
+    /* Also the kernel's name (at most 15 bytes), so top, perf and gdb show each thread's role. */
+    char short_name[16];
+    snprintf(short_name, sizeof short_name, "%s", name);
+    pthread_setname_np(pthread_self(), short_name);
 }
 
 void ja_log_write(ja_log_level level, const char *fmt, ...)

@@ -12,9 +12,9 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-#define RUNS 3
+#define RUNS        3
 #define DRAIN_COUNT 100000L
-#define MODEL SAMPLE_MODEL
+#define MODEL       SAMPLE_MODEL
 
 static void pause_ms(long ms)
 {
@@ -141,8 +141,8 @@ static double passthrough_rate(void)
     topology_names t = test_begin("bench_passthrough");
     amqp_connection_state_t conn = test_connect();
     declare_queue(conn, t.outbound_queue, true);
-    amqp_exchange_declare(conn, 1, amqp_cstring_bytes(t.outbound), amqp_cstring_bytes("fanout"),
-                          0, 1, 0, 0, amqp_empty_table);
+    amqp_exchange_declare(conn, 1, amqp_cstring_bytes(t.outbound), amqp_cstring_bytes("fanout"), 0,
+                          1, 0, 0, amqp_empty_table);
     amqp_queue_bind(conn, 1, amqp_cstring_bytes(t.outbound_queue), amqp_cstring_bytes(t.outbound),
                     amqp_empty_bytes, amqp_empty_table);
     preload(t.inbound, DRAIN_COUNT, "p");
@@ -153,8 +153,8 @@ static double passthrough_rate(void)
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(JA_PASSTHROUGH_BIN, "passthrough", "--port", port, "--queue", t.inbound,
-              "--exchange", t.outbound, "--prefetch", "256", "--count", count, (char *)NULL);
+        execl(JA_PASSTHROUGH_BIN, "passthrough", "--port", port, "--queue", t.inbound, "--exchange",
+              t.outbound, "--prefetch", "256", "--count", count, (char *)NULL);
         _exit(127);
     }
     wait_for_depth(conn, t.outbound_queue, DRAIN_COUNT, 600000);
@@ -176,8 +176,9 @@ static double stub_rate(void)
     const char *script = "/tmp/jube-amqp-bench-post.lua";
     FILE *f = fopen(script, "w");
     char *body = sample_transaction("wrk");
-    fprintf(f, "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-               "wrk.body = [==[%s]==]\n",
+    fprintf(f,
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+            "wrk.body = [==[%s]==]\n",
             body);
     fclose(f);
     free(body);
@@ -349,8 +350,8 @@ static void ring_rates(double rates[4])
 {
     FILE *out = popen(JA_RING_BENCH_BIN, "r");
     char shape1[16], shape2[16];
-    if (!out || fscanf(out, "ring %15s %lf mutex %15s %lf\n", shape1, &rates[0], shape2,
-                       &rates[1]) != 4 ||
+    if (!out ||
+        fscanf(out, "ring %15s %lf mutex %15s %lf\n", shape1, &rates[0], shape2, &rates[1]) != 4 ||
         fscanf(out, "ring %15s %lf mutex %15s %lf\n", shape1, &rates[2], shape2, &rates[3]) != 4)
         FAIL("ring_bench failed");
     pclose(out);
@@ -474,8 +475,8 @@ int main(int argc, char **argv)
             "\"cpu_us_per_msg\":%.2f,\"peak_rss_kib\":%.0f,\"latency_ms\":[",
             limit, stub, drain_rate, drain_rate / limit, cpu_per_message, peak_rss);
     for (int f = 0; f < 3; f++)
-        fprintf(json, "%s{\"fraction\":%.2f,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
-                f ? "," : "", fractions[f], latency[f].p50, latency[f].p99, latency[f].max);
+        fprintf(json, "%s{\"fraction\":%.2f,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}", f ? "," : "",
+                fractions[f], latency[f].p50, latency[f].p99, latency[f].max);
     fprintf(json, "],\"latency_bound\":[");
     for (int w = 0; w < 3; w++)
         fprintf(json, "%s{\"workers\":%d,\"msgs_per_s\":%.0f,\"ideal\":%.0f}", w ? "," : "",

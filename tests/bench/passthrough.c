@@ -61,8 +61,8 @@ int main(int argc, char **argv)
     amqp_socket_t *socket = amqp_tcp_socket_new(conn);
     if (amqp_socket_open(socket, "127.0.0.1", port) != AMQP_STATUS_OK)
         die("cannot connect");
-    if (amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest")
-            .reply_type != AMQP_RESPONSE_NORMAL)
+    if (amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type !=
+        AMQP_RESPONSE_NORMAL)
         die("cannot log in");
     amqp_channel_open(conn, CONSUME_CHANNEL);
     check(conn, "channel.open");
@@ -72,8 +72,8 @@ int main(int argc, char **argv)
     check(conn, "confirm.select");
     amqp_basic_qos(conn, CONSUME_CHANNEL, 0, (uint16_t)prefetch, 0);
     check(conn, "basic.qos");
-    amqp_basic_consume(conn, CONSUME_CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0,
-                       0, amqp_empty_table);
+    amqp_basic_consume(conn, CONSUME_CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
     check(conn, "basic.consume");
 
     /* Publish sequence number n carries delivery tags[n % size]; both only grow, so when
