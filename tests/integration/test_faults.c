@@ -492,14 +492,16 @@ TEST(soak)
         if (!broker_restarted && elapsed > seconds * 1000 / 3) {
             wait_confirms(conn);
             test_disconnect(conn);
-            fprintf(stderr, "soak: restarting the broker at %lld s\n", elapsed / 1000);
+            fprintf(stderr, "soak: RSS %ld KiB; restarting the broker at %lld s\n",
+                    rss_kib(s.svc.pid), elapsed / 1000);
             ASSERT_EQ(broker_ctl("stop_app"), 0);
             ASSERT_EQ(broker_ctl("start_app"), 0);
             conn = test_connect();
             broker_restarted = true;
         }
         if (!jube_outage && elapsed > seconds * 2000 / 3) {
-            fprintf(stderr, "soak: Jube down for 10 s at %lld s\n", elapsed / 1000);
+            fprintf(stderr, "soak: RSS %ld KiB; Jube down for 10 s at %lld s\n",
+                    rss_kib(s.svc.pid), elapsed / 1000);
             char port[16];
             snprintf(port, sizeof port, "%d", s.stub.port);
             stub_stop(&s.stub);
