@@ -78,15 +78,8 @@ static void preload(const char *queue, long count, const char *prefix)
 {
     amqp_connection_state_t conn = test_connect();
     declare_queue(conn, queue, true);
-    for (long i = 0; i < count; i++) {
-        char id[64];
-        snprintf(id, sizeof id, "%s-%ld", prefix, i);
-        char *body = sample_transaction(id);
-        publish_transaction(conn, queue, body);
-        free(body);
-    }
-    wait_confirms(conn);
     test_disconnect(conn);
+    publish_range(queue, prefix, 0, count);
 }
 
 static void wait_for_depth(amqp_connection_state_t conn, const char *queue, long count,

@@ -408,6 +408,20 @@ void publish_transaction(amqp_connection_state_t conn, const char *queue, const 
     publish_message(conn, queue, body, strlen(body), &props);
 }
 
+void publish_range(const char *queue, const char *prefix, long from, long to)
+{
+    amqp_connection_state_t conn = test_connect();
+    for (long i = from; i < to; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%ld", prefix, i);
+        char *body = sample_transaction(id);
+        publish_transaction(conn, queue, body);
+        free(body);
+    }
+    wait_confirms(conn);
+    test_disconnect(conn);
+}
+
 void wait_confirms(amqp_connection_state_t conn)
 {
     client_state *s = state_of(conn);

@@ -110,6 +110,9 @@ void publish_message(amqp_connection_state_t conn, const char *queue, const void
                      size_t len, const test_properties *props);
 /* The same with only the model header: the usual way to send a transaction. */
 void publish_transaction(amqp_connection_state_t conn, const char *queue, const char *body);
+/* Publishes transactions "<prefix>-<from>" up to "<prefix>-<to - 1>" (their TxnId) over a
+ * connection of its own, and waits for the broker's confirms. */
+void publish_range(const char *queue, const char *prefix, long from, long to);
 /* Waits for the confirms of everything published so far. */
 void wait_confirms(amqp_connection_state_t conn);
 

@@ -26,20 +26,6 @@ static void pause_ms(int ms)
     nanosleep(&d, NULL);
 }
 
-static void publish_range(const char *queue, const char *prefix, long from, long to)
-{
-    amqp_connection_state_t conn = test_connect();
-    for (long i = from; i < to; i++) {
-        char id[64];
-        snprintf(id, sizeof id, "%s-%ld", prefix, i);
-        char *body = sample_transaction(id);
-        publish_transaction(conn, queue, body);
-        free(body);
-    }
-    wait_confirms(conn);
-    test_disconnect(conn);
-}
-
 /* Waits, through broker restarts, until the queue holds at least `count` messages. */
 static void wait_depth_at_least(const char *queue, long count, int timeout_ms)
 {
@@ -500,8 +486,8 @@ TEST(soak)
             broker_restarted = true;
         }
         if (!jube_outage && elapsed > seconds * 2000 / 3) {
-            fprintf(stderr, "soak: RSS %ld KiB; Jube down for 10 s at %lld s\n",
-                    rss_kib(s.svc.pid), elapsed / 1000);
+            fprintf(stderr, "soak: RSS %ld KiB; Jube down for 10 s at %lld s\n", rss_kib(s.svc.pid),
+                    elapsed / 1000);
             char port[16];
             snprintf(port, sizeof port, "%d", s.stub.port);
             stub_stop(&s.stub);

@@ -39,19 +39,6 @@ static size_t expect_each_id_once(amqp_connection_state_t conn, const char *queu
     return arrived;
 }
 
-static void publish_numbered(amqp_connection_state_t conn, const char *queue, const char *prefix,
-                             size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        char id[64];
-        snprintf(id, sizeof id, "%s-%zu", prefix, i);
-        char *body = sample_transaction(id);
-        publish_transaction(conn, queue, body);
-        free(body);
-    }
-    wait_confirms(conn);
-}
-
 TEST(roundtrip)
 {
     topology_names t = test_begin_with_default_names("roundtrip");
@@ -109,7 +96,7 @@ TEST(five_thousand_exactly_once)
     const char *args[] = {"--workers", "8", "--prefetch", "200", NULL};
     service_process svc = service_start("five_thousand", &t, &stub, args);
     amqp_connection_state_t conn = test_connect();
-    publish_numbered(conn, t.inbound, "txn", COUNT);
+    publish_range(t.inbound, "txn", 0, COUNT);
 
     ASSERT_EQ(expect_each_id_once(conn, t.outbound_queue, "txn", COUNT, 120000), COUNT);
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
@@ -254,7 +241,7 @@ TEST(jube_unavailable_then_recovers)
     const char *args[] = {"--workers", "16", "--retry-base-ms", "5", "--retry-max-ms", "50", NULL};
     service_process svc = service_start("jube_recovers", &t, &stub, args);
     amqp_connection_state_t conn = test_connect();
-    publish_numbered(conn, t.inbound, "r", COUNT);
+    publish_range(t.inbound, "r", 0, COUNT);
 
     ASSERT_EQ(expect_each_id_once(conn, t.outbound_queue, "r", COUNT, 60000), COUNT);
     ASSERT_EQ(stub_stat(&stub, "failures"), 600);
@@ -362,7 +349,7 @@ TEST(sigterm_under_load_loses_nothing)
     const char *args[] = {"--workers", "8", "--prefetch", "100", NULL};
     service_process svc = service_start("sigterm", &t, &stub, args);
     amqp_connection_state_t conn = test_connect();
-    publish_numbered(conn, t.inbound, "s", COUNT);
+    publish_range(t.inbound, "s", 0, COUNT);
 
     /* Stop it part-way through. */
     long long deadline = now_ms() + 60000;
