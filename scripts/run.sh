@@ -48,7 +48,9 @@ if [ -z "${JUBE_URL:-}" ]; then
 fi
 echo "run.sh: jube-amqp consumes from $AMQPUri (password shown as *** in its log)" >&2
 
-build/release/jube-amqp "$@" &
+# In a session of its own, so that Ctrl-C reaches only this script, which passes on one SIGTERM
+# (a second signal would make the service stop at once).
+setsid build/release/jube-amqp "$@" &
 service=$!
 trap 'kill -TERM "$service" 2>/dev/null || true' INT TERM
 status=0
