@@ -286,9 +286,13 @@ static latency_result latency_at(double rate, int seconds)
     probe.latencies_ms = calloc((size_t)count, sizeof(double));
     pthread_t collector;
     pthread_create(&collector, NULL, collect_latencies, &probe);
-    pause_ms(200); /* the collector subscribes */
-
     amqp_connection_state_t conn = test_connect();
+    long long deadline = now_ms() + 10000;
+    while (queue_consumers(conn, t.outbound_queue) < 1) { /* the collector subscribes */
+        ASSERT(now_ms() < deadline);
+        pause_ms(5);
+    }
+
     char *body = sample_transaction("latency");
     long long start = now_ns();
     for (long i = 0; i < count; i++) {
