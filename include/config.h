@@ -23,7 +23,8 @@ typedef struct ja_config {
     int http_timeout_ms;
     int http_connect_timeout_ms;
 
-    int workers;
+    int workers;        /* Jube calls under way at once */
+    int worker_threads; /* threads that carry them; 0 in the flag means one per CPU */
     int prefetch;
     int ring_size;
     int max_body_bytes;

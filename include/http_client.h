@@ -8,10 +8,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Calls Jube's invoke endpoint. Each worker owns one client: one long-lived libcurl handle whose
- * keep-alive connection is reused for every request, never shared with another thread. */
+/* One call to Jube's invoke endpoint at a time, on a libcurl easy handle that lives as long as
+ * its worker. A worker thread owns several and runs them together in one libcurl multi handle,
+ * whose connection cache keeps a keep-alive connection per call under way; no handle is ever
+ * shared with another thread. */
 
-typedef struct ja_http_client ja_http_client;
+typedef struct ja_http_call ja_http_call;
 
 /* Jube's answers are small; a larger one is treated as a failure of Jube. */
 #define JA_HTTP_MAX_RESPONSE_BYTES (16u * 1024u * 1024u)
@@ -24,13 +26,20 @@ typedef struct {
     char error[CURL_ERROR_SIZE]; /* libcurl's words when transport_ok is false */
 } ja_http_result;
 
-/* Returns NULL when out of memory. curl_global_init must have run. */
-ja_http_client *ja_http_client_new(const ja_config *cfg);
-void ja_http_client_free(ja_http_client *client);
+/* Returns NULL when out of memory. curl_global_init must have run. owner is kept as the easy
+ * handle's CURLOPT_PRIVATE, to find the call's owner when the multi handle reports it done. */
+ja_http_call *ja_http_call_new(const ja_config *cfg, void *owner);
+void ja_http_call_free(ja_http_call *call);
 
-/* POSTs body to {jube-url}/api/invoke/EntityAnalysisModel/{guid} with a Content-Length. The
- * response body replaces response's contents. */
-void ja_http_invoke(ja_http_client *client, const char *guid, const void *body, size_t len,
-                    ja_buf *response, ja_http_result *result);
+/* Prepares a POST of body to {jube-url}/api/invoke/EntityAnalysisModel/{guid} with a
+ * Content-Length and returns the easy handle to add to a multi handle. body must stay valid until
+ * the call is finished; the response body replaces response's contents. */
+CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const void *body, size_t len,
+                           ja_buf *response);
+
+CURL *ja_http_call_handle(const ja_http_call *call);
+
+/* After the multi handle reported the easy handle done with rc (and it was removed from it). */
+void ja_http_call_finish(ja_http_call *call, CURLcode rc, ja_http_result *result);
 
 #endif

@@ -5,16 +5,16 @@
 #include "inbox.h"
 #include "job.h"
 #include "ring.h"
+#include "worker_bell.h"
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 /* What the threads share. The path of a message, and the file that handles each step:
  *
- *   consumer.c  --ring-->  worker.c (xN)  --to_publisher-->  publisher.c
+ *   consumer.c  --ring-->  worker.c (x --worker-threads)  --to_publisher-->  publisher.c
  *       ^                       |                                 |
  *       +------to_consumer------+--------(confirmed)--------------+
  *
@@ -23,7 +23,7 @@ typedef struct ja_service {
     const ja_config *cfg;
 
     ja_ring *work;         /* consumer -> workers; capacity >= prefetch, so a push never fails */
-    sem_t work_ready;      /* counts pushes, so idle workers sleep instead of spinning */
+    ja_worker_bells bells; /* one per worker thread: wakes it for new work or a change below */
     ja_inbox to_publisher; /* workers -> publisher: responses and dead letters to publish */
     ja_inbox to_consumer;  /* publisher and workers -> consumer: jobs to ack, requeue or free */
 
@@ -57,10 +57,17 @@ typedef enum {
  * generation is no longer live (pass 0 not to care). */
 bool ja_service_sleep(ja_service *svc, uint64_t ms, ja_wake_on wake_on, uint64_t generation);
 
-/* Ends every ja_service_sleep early so its caller looks at the shared state again. */
+/* Ends every ja_service_sleep early, and wakes every worker thread, so each looks at the shared
+ * state again. */
 void ja_service_wake_sleepers(ja_service *svc);
 
 bool ja_service_is_live(const ja_service *svc, uint64_t generation);
+
+/* Called by the consumer after each push to the ring. */
+static inline void ja_service_work_pushed(ja_service *svc)
+{
+    ja_worker_bells_ring_one(&svc->bells);
+}
 
 static inline void ja_service_to_publisher(ja_service *svc, ja_job *job)
 {

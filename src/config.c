@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum { OPT_INT, OPT_STRING, OPT_CHOICE } option_type;
 
@@ -62,7 +63,11 @@ static const option options[] = {
     INT_OPT("http-connect-timeout-ms", "JUBE_AMQP_HTTP_CONNECT_TIMEOUT_MS", http_connect_timeout_ms,
             "2000", 10, 600000, "Longest time to open a connection to Jube."),
     INT_OPT("workers", "JUBE_AMQP_WORKERS", workers, "16", 1, 4096,
-            "Worker threads, each with one keep-alive connection to Jube."),
+            "Calls to Jube under way at once, each on its own keep-alive connection: the most "
+            "messages Jube works on for this service at a time."),
+    INT_OPT("worker-threads", "JUBE_AMQP_WORKER_THREADS", worker_threads, "0", 0, 4096,
+            "Threads that carry those calls, each running its share of them together; 0 means "
+            "one per CPU (never more than --workers)."),
     INT_OPT("prefetch", "JUBE_AMQP_PREFETCH", prefetch, "256", 1, 65535,
             "Most unacknowledged deliveries the broker hands the service at once."),
     INT_OPT("ring-size", "JUBE_AMQP_RING_SIZE", ring_size, "0", 0, 1048576,
@@ -221,6 +226,17 @@ static int validate(ja_config *cfg, char *err, size_t err_size)
                  "delivery the broker may hand out (use 0 for the prefetch)",
                  cfg->ring_size, cfg->prefetch);
         return -EINVAL;
+    }
+    if (cfg->worker_threads > cfg->workers) {
+        snprintf(err, err_size,
+                 "--worker-threads %d is more than --workers %d; each thread carries at least "
+                 "one call",
+                 cfg->worker_threads, cfg->workers);
+        return -EINVAL;
+    }
+    if (cfg->worker_threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->worker_threads = cpus < 1 ? 1 : cpus < cfg->workers ? (int)cpus : cfg->workers;
     }
     if (cfg->http_connect_timeout_ms > cfg->http_timeout_ms) {
         snprintf(err, err_size, "--http-connect-timeout-ms %d is larger than --http-timeout-ms %d",

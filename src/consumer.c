@@ -137,7 +137,7 @@ static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
         recycle_job(c, job);
         return;
     }
-    sem_post(&c->svc->work_ready);
+    ja_service_work_pushed(c->svc);
 }
 
 /* Handles a frame that is not a delivery. Returns false when the connection must be replaced. */

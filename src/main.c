@@ -34,15 +34,17 @@ typedef struct {
 static int start_threads(ja_service *svc, threads *t)
 {
     const ja_config *cfg = svc->cfg;
-    t->workers = calloc((size_t)cfg->workers, sizeof *t->workers);
-    t->worker_args = calloc((size_t)cfg->workers, sizeof *t->worker_args);
+    t->workers = calloc((size_t)cfg->worker_threads, sizeof *t->workers);
+    t->worker_args = calloc((size_t)cfg->worker_threads, sizeof *t->worker_args);
     if (!t->workers || !t->worker_args)
         return -ENOMEM;
     int rc = pthread_create(&t->publisher, NULL, ja_publisher_run, svc);
     if (rc != 0)
         return -rc;
-    for (int i = 0; i < cfg->workers; i++) {
-        t->worker_args[i] = (ja_worker_args){.svc = svc, .index = i};
+    for (int i = 0; i < cfg->worker_threads; i++) {
+        /* --workers calls shared out as evenly as the thread count allows. */
+        int calls = cfg->workers / cfg->worker_threads + (i < cfg->workers % cfg->worker_threads);
+        t->worker_args[i] = (ja_worker_args){.svc = svc, .index = i, .calls = calls};
         rc = pthread_create(&t->workers[i], NULL, ja_worker_run, &t->worker_args[i]);
         if (rc != 0)
             return -rc;
@@ -57,8 +59,6 @@ static void join_threads(ja_service *svc, threads *t)
     pthread_join(t->consumer, NULL);
     atomic_store(&svc->threads_exit, true);
     ja_service_wake_sleepers(svc);
-    for (int i = 0; i < t->worker_count; i++)
-        sem_post(&svc->work_ready);
     ja_inbox_wake(&svc->to_publisher);
     for (int i = 0; i < t->worker_count; i++)
         pthread_join(t->workers[i], NULL);

@@ -10,9 +10,9 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
     svc->work = ja_ring_new(ja_config_ring_capacity(cfg));
     if (!svc->work)
         return -ENOMEM;
-    if (sem_init(&svc->work_ready, 0, 0) != 0)
-        return -errno;
-    int rc = ja_inbox_init(&svc->to_publisher);
+    int rc = ja_worker_bells_init(&svc->bells, cfg->worker_threads);
+    if (rc == 0)
+        rc = ja_inbox_init(&svc->to_publisher);
     if (rc == 0)
         rc = ja_inbox_init(&svc->to_consumer);
     if (rc != 0)
@@ -54,7 +54,7 @@ void ja_service_destroy(ja_service *svc)
     free_list(ja_inbox_take_all(&svc->to_consumer));
     ja_inbox_destroy(&svc->to_publisher);
     ja_inbox_destroy(&svc->to_consumer);
-    sem_destroy(&svc->work_ready);
+    ja_worker_bells_destroy(&svc->bells);
     pthread_mutex_destroy(&svc->sleep_lock);
     pthread_cond_destroy(&svc->sleep_changed);
 }
@@ -98,6 +98,7 @@ void ja_service_wake_sleepers(ja_service *svc)
     pthread_mutex_lock(&svc->sleep_lock);
     pthread_cond_broadcast(&svc->sleep_changed);
     pthread_mutex_unlock(&svc->sleep_lock);
+    ja_worker_bells_ring_all(&svc->bells);
 }
 
 void ja_job_free(ja_job *job)

@@ -5,25 +5,45 @@
 #include "outcome.h"
 #include "validate.h"
 
-#include <errno.h>
+#include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+
+/* The longest a worker sleeps when nothing is due; its bell ends the sleep sooner. */
+#define IDLE_WAIT_MS 10000
+
+typedef enum {
+    SLOT_FREE,
+    SLOT_CALLING, /* its call to Jube is under way */
+    SLOT_WAITING, /* its job waits for due_ms (a retry's backoff) to call again */
+} slot_state;
+
+/* One of the thread's calls: the job it holds, from the ring until the job goes on to the
+ * publisher or back to the consumer. */
+typedef struct {
+    ja_http_call *http;
+    ja_job *job;
+    slot_state state;
+    uint64_t due_ms;
+    bool probe; /* the one call testing whether an unavailable Jube is back */
+} call_slot;
 
 typedef struct {
     ja_service *svc;
     const ja_config *cfg;
-    ja_http_client *http;
+    int index;
+    CURLM *multi;
+    call_slot *slots;
+    int slot_count;
     uint64_t rng;
-    /* Consecutive calls that found Jube unavailable, whatever the message: while Jube is down
-     * each worker probes it at most once per backoff step, even across messages. */
+    /* Probes in a row that found Jube unavailable. While above zero no call starts before
+     * gate_ms, and then only one probe at a time: each worker thread probes an unavailable Jube
+     * once per backoff step, however many messages it holds. */
     unsigned unavailable_streak;
+    uint64_t gate_ms;
+    bool probe_in_flight;
 } worker;
-
-static void dead_letter(worker *w, ja_job *job)
-{
-    job->state = JA_JOB_DEAD_LETTER;
-    ja_service_to_publisher(w->svc, job);
-}
 
 static void note_jube_unavailable(worker *w, const ja_http_result *result)
 {
@@ -56,6 +76,19 @@ static void fail_with_answer(ja_job *job, const char *sentence)
                    job->http_status, answer);
 }
 
+static void free_slot(call_slot *slot)
+{
+    slot->job = NULL;
+    slot->state = SLOT_FREE;
+}
+
+static void dead_letter(worker *w, call_slot *slot)
+{
+    slot->job->state = JA_JOB_DEAD_LETTER;
+    ja_service_to_publisher(w->svc, slot->job);
+    free_slot(slot);
+}
+
 /* Returns a delivery the service will not finish now to the broker (or, when its channel is
  * gone, just lets it go: the broker redelivers it anyway). */
 static void give_back(worker *w, ja_job *job)
@@ -67,9 +100,9 @@ static void give_back(worker *w, ja_job *job)
 
 /* True when holding the job another extra_ms would pass --max-hold-ms. RabbitMQ closes the
  * channel of a delivery unacked past its consumer_timeout, so a long outage must not get there. */
-static bool held_too_long(const worker *w, const ja_job *job, uint64_t extra_ms)
+static bool held_too_long(const worker *w, const ja_job *job, uint64_t now, uint64_t extra_ms)
 {
-    return ja_now_ms() + extra_ms - job->received_ms >= (uint64_t)w->cfg->max_hold_ms;
+    return now + extra_ms - job->received_ms >= (uint64_t)w->cfg->max_hold_ms;
 }
 
 static uint64_t retry_delay(worker *w, const ja_job *job, ja_outcome outcome,
@@ -85,13 +118,81 @@ static uint64_t retry_delay(worker *w, const ja_job *job, ja_outcome outcome,
     return delay;
 }
 
-static void process(worker *w, ja_job *job)
+static bool gate_open(const worker *w, uint64_t now)
+{
+    return w->unavailable_streak == 0 || (now >= w->gate_ms && !w->probe_in_flight);
+}
+
+static bool stopping(const worker *w)
+{
+    return atomic_load(&w->svc->stopping);
+}
+
+/* Lets the slot's job wait until due_ms to call Jube again, unless that would hold it too long,
+ * the service is stopping, or its channel is gone: then it goes back to the broker. */
+static void wait_or_give_back(worker *w, call_slot *slot, uint64_t now, uint64_t due_ms)
+{
+    ja_job *job = slot->job;
+    if (stopping(w) || !ja_service_is_live(w->svc, job->generation)) {
+        give_back(w, job);
+        free_slot(slot);
+        return;
+    }
+    if (held_too_long(w, job, now, due_ms > now ? due_ms - now : 0)) {
+        ja_log_debug("returning delivery %llu to the queue: held %llu ms, --max-hold-ms %d",
+                     (unsigned long long)job->envelope.delivery_tag,
+                     (unsigned long long)(now - job->received_ms), w->cfg->max_hold_ms);
+        give_back(w, job);
+        free_slot(slot);
+        return;
+    }
+    slot->state = SLOT_WAITING;
+    slot->due_ms = due_ms;
+}
+
+/* A failed probe (or the first failure) closes the gate for one more backoff step; every job
+ * waiting on Jube then waits for the gate, or goes back if that is too long to hold it. */
+static void close_gate(worker *w, const ja_job *job, const ja_http_result *result, uint64_t now)
+{
+    w->unavailable_streak++;
+    w->gate_ms = now + retry_delay(w, job, JA_OUTCOME_UNAVAILABLE, result);
+    for (int i = 0; i < w->slot_count; i++) {
+        call_slot *slot = &w->slots[i];
+        if (slot->state == SLOT_WAITING && slot->due_ms < w->gate_ms)
+            wait_or_give_back(w, slot, now, w->gate_ms);
+    }
+}
+
+static void start_call(worker *w, call_slot *slot)
+{
+    ja_job *job = slot->job;
+    const amqp_message_t *msg = &job->envelope.message;
+    CURL *easy = ja_http_call_prepare(slot->http, job->model_guid, msg->body.bytes, msg->body.len,
+                                      &job->response);
+    if (curl_multi_add_handle(w->multi, easy) != CURLM_OK) {
+        ja_log_error("out of memory starting a call to Jube: returning delivery %llu to the "
+                     "queue",
+                     (unsigned long long)job->envelope.delivery_tag);
+        give_back(w, job);
+        free_slot(slot);
+        return;
+    }
+    job->attempts++;
+    slot->state = SLOT_CALLING;
+    slot->probe = w->unavailable_streak > 0;
+    if (slot->probe)
+        w->probe_in_flight = true;
+}
+
+/* Checks a job fresh from the ring. Returns true when it is to be sent to Jube; otherwise it has
+ * gone on already (dead letter, or back to the consumer). */
+static bool accept_job(worker *w, ja_job *job, uint64_t now)
 {
     ja_service *svc = w->svc;
     if (!ja_service_is_live(svc, job->generation)) {
         /* Its channel is gone: the broker will deliver it again, so do not call Jube. */
         ja_service_to_consumer(svc, job, JA_JOB_DROP);
-        return;
+        return false;
     }
     const amqp_message_t *msg = &job->envelope.message;
     if (!ja_validate_model_header(&msg->properties, job->model_guid, &job->failure) ||
@@ -99,78 +200,243 @@ static void process(worker *w, ja_job *job)
                           &job->failure)) {
         ja_log_debug("delivery %llu dead-lettered: %s",
                      (unsigned long long)job->envelope.delivery_tag, job->failure.detail);
-        dead_letter(w, job);
-        return;
+        job->state = JA_JOB_DEAD_LETTER;
+        ja_service_to_publisher(svc, job);
+        return false;
     }
-
-    if (held_too_long(w, job, 0)) {
-        /* It waited in the ring through an outage: let the broker keep it a while. */
+    if (held_too_long(w, job, now, 0) || !gate_open(w, now)) {
+        /* It waited in the ring through an outage, or Jube is unavailable while the service
+         * stops: let the broker keep it. */
         give_back(w, job);
+        return false;
+    }
+    return true;
+}
+
+/* Starts what may start now: jobs whose retry is due first (they have waited longest), then new
+ * jobs from the ring while there is room. */
+static void start_calls(worker *w, uint64_t now)
+{
+    for (int i = 0; i < w->slot_count && gate_open(w, now); i++) {
+        call_slot *slot = &w->slots[i];
+        if (slot->state == SLOT_WAITING && slot->due_ms <= now)
+            start_call(w, slot);
+    }
+    for (int i = 0; i < w->slot_count; i++) {
+        call_slot *slot = &w->slots[i];
+        if (slot->state != SLOT_FREE)
+            continue;
+        /* While Jube is unavailable a stopping service still takes jobs, to give them back. */
+        if (!gate_open(w, now) && !stopping(w))
+            return;
+        ja_job *job;
+        while ((job = ja_ring_pop(w->svc->work)) && !accept_job(w, job, now))
+            ;
+        if (!job)
+            return;
+        slot->job = job;
+        start_call(w, slot);
+    }
+}
+
+/* Waiting jobs go back to the broker when the service stops or their channel is gone. */
+static void release_waiting(worker *w)
+{
+    bool stop = stopping(w);
+    for (int i = 0; i < w->slot_count; i++) {
+        call_slot *slot = &w->slots[i];
+        if (slot->state == SLOT_WAITING &&
+            (stop || !ja_service_is_live(w->svc, slot->job->generation))) {
+            give_back(w, slot->job);
+            free_slot(slot);
+        }
+    }
+}
+
+static void handle_answer(worker *w, call_slot *slot, const ja_http_result *result, uint64_t now)
+{
+    ja_job *job = slot->job;
+    bool was_probe = slot->probe;
+    if (was_probe) {
+        slot->probe = false;
+        w->probe_in_flight = false;
+    }
+    job->http_status = result->transport_ok ? (int)result->status : 0;
+    ja_outcome outcome =
+        result->response_too_large
+            ? JA_OUTCOME_SERVER_ERROR
+            : ja_outcome_classify(result->transport_ok, result->status, job->response.len);
+    ja_log_debug("model %s attempt %d: HTTP %d (%s)", job->model_guid, job->attempts,
+                 job->http_status, ja_outcome_name(outcome));
+    if (outcome == JA_OUTCOME_UNAVAILABLE) {
+        note_jube_unavailable(w, result);
+    } else {
+        w->unavailable_streak = 0;
+        note_jube_available(w);
+    }
+
+    switch (outcome) {
+    case JA_OUTCOME_SUCCESS:
+        job->state = JA_JOB_RESPOND;
+        ja_service_to_publisher(w->svc, job);
+        free_slot(slot);
+        return;
+    case JA_OUTCOME_MESSAGE_FAULT:
+        fail_with_answer(job, job->http_status == 404
+                                  ? "Jube does not know this model, or found nothing to do"
+                                  : "Jube rejected the message");
+        dead_letter(w, slot);
+        return;
+    case JA_OUTCOME_SERVER_ERROR:
+        if (job->attempts >= w->cfg->max_attempts) {
+            if (result->response_too_large)
+                ja_failure_set(&job->failure, "response_too_large",
+                               "Jube's answer was larger than %u bytes on all %d attempts.",
+                               JA_HTTP_MAX_RESPONSE_BYTES, job->attempts);
+            else
+                fail_with_answer(job, "Jube failed on every attempt");
+            dead_letter(w, slot);
+            return;
+        }
+        wait_or_give_back(w, slot, now, now + retry_delay(w, job, outcome, result));
+        return;
+    case JA_OUTCOME_UNAVAILABLE:
+        /* A call that was under way when another found Jube down just waits for the gate. */
+        if (was_probe || w->unavailable_streak == 0)
+            close_gate(w, job, result, now);
+        wait_or_give_back(w, slot, now, w->gate_ms);
         return;
     }
+}
 
-    for (;;) {
+/* Handles every call libcurl has finished. Returns true when there were any. */
+static bool collect_answers(worker *w)
+{
+    bool any = false;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(w->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode rc = msg->data.result;
+        call_slot *slot = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
+        curl_multi_remove_handle(w->multi, easy);
         ja_http_result result;
-        job->attempts++;
-        ja_http_invoke(w->http, job->model_guid, msg->body.bytes, msg->body.len, &job->response,
-                       &result);
-        job->http_status = result.transport_ok ? (int)result.status : 0;
-        ja_outcome outcome =
-            result.response_too_large
-                ? JA_OUTCOME_SERVER_ERROR
-                : ja_outcome_classify(result.transport_ok, result.status, job->response.len);
-        ja_log_debug("model %s attempt %d: HTTP %d (%s)", job->model_guid, job->attempts,
-                     job->http_status, ja_outcome_name(outcome));
-        if (outcome == JA_OUTCOME_UNAVAILABLE) {
-            w->unavailable_streak++;
-            note_jube_unavailable(w, &result);
-        } else {
-            w->unavailable_streak = 0;
-            note_jube_available(w);
-        }
-        switch (outcome) {
-        case JA_OUTCOME_SUCCESS:
-            job->state = JA_JOB_RESPOND;
-            ja_service_to_publisher(svc, job);
-            return;
-        case JA_OUTCOME_MESSAGE_FAULT:
-            fail_with_answer(job, job->http_status == 404
-                                      ? "Jube does not know this model, or found nothing to do"
-                                      : "Jube rejected the message");
-            dead_letter(w, job);
-            return;
-        case JA_OUTCOME_SERVER_ERROR:
-            if (job->attempts >= w->cfg->max_attempts) {
-                if (result.response_too_large)
-                    ja_failure_set(&job->failure, "response_too_large",
-                                   "Jube's answer was larger than %u bytes on all %d attempts.",
-                                   JA_HTTP_MAX_RESPONSE_BYTES, job->attempts);
-                else
-                    fail_with_answer(job, "Jube failed on every attempt");
-                dead_letter(w, job);
-                return;
-            }
-            break;
-        case JA_OUTCOME_UNAVAILABLE:
-            break;
-        }
+        ja_http_call_finish(slot->http, rc, &result);
+        handle_answer(w, slot, &result, ja_now_ms());
+        any = true;
+    }
+    return any;
+}
 
-        uint64_t delay = retry_delay(w, job, outcome, &result);
-        if (held_too_long(w, job, delay)) {
-            ja_log_debug("returning delivery %llu to the queue: held %llu ms, --max-hold-ms %d",
-                         (unsigned long long)job->envelope.delivery_tag,
-                         (unsigned long long)(ja_now_ms() - job->received_ms), w->cfg->max_hold_ms);
-            give_back(w, job);
-            /* Still wait out the step: the next message must not probe Jube early. */
-            ja_service_sleep(svc, delay, JA_WAKE_ON_STOP, 0);
-            return;
+static bool has_free_slot(const worker *w)
+{
+    for (int i = 0; i < w->slot_count; i++)
+        if (w->slots[i].state == SLOT_FREE)
+            return true;
+    return false;
+}
+
+/* How long poll() may sleep before a waiting job is due (libcurl shortens it further for its
+ * own time-outs). */
+static int wait_timeout_ms(const worker *w, uint64_t now)
+{
+    uint64_t soonest = now + IDLE_WAIT_MS;
+    for (int i = 0; i < w->slot_count; i++) {
+        const call_slot *slot = &w->slots[i];
+        if (slot->state != SLOT_WAITING)
+            continue;
+        uint64_t due = slot->due_ms;
+        if (w->unavailable_streak > 0) {
+            if (w->probe_in_flight)
+                continue; /* the probe's answer wakes the thread */
+            if (due < w->gate_ms)
+                due = w->gate_ms;
         }
-        if (!ja_service_sleep(svc, delay, JA_WAKE_ON_STOP, job->generation)) {
-            /* Shutting down, or the delivery's channel is gone: the broker keeps the message. */
-            give_back(w, job);
-            return;
+        if (due < soonest)
+            soonest = due;
+    }
+    return soonest <= now ? 0 : (int)(soonest - now);
+}
+
+/* Sleeps until an answer arrives, a waiting job is due, or the bell rings. With room for more
+ * calls it arms the bell first and looks at the ring once more, so no push is missed. */
+static void wait_for_something(worker *w, uint64_t now)
+{
+    ja_worker_bells *bells = &w->svc->bells;
+    bool hungry = has_free_slot(w) && (gate_open(w, now) || stopping(w));
+    if (hungry) {
+        ja_worker_bell_arm(bells, w->index);
+        ja_job *job = ja_ring_pop(w->svc->work);
+        if (job) {
+            ja_worker_bell_disarm(bells, w->index);
+            for (int i = 0; i < w->slot_count; i++) {
+                if (w->slots[i].state == SLOT_FREE) {
+                    if (accept_job(w, job, now)) {
+                        w->slots[i].job = job;
+                        start_call(w, &w->slots[i]);
+                    }
+                    return;
+                }
+            }
         }
     }
+    struct curl_waitfd bell = {.fd = ja_worker_bell_fd(bells, w->index),
+                               .events = CURL_WAIT_POLLIN};
+    curl_multi_poll(w->multi, &bell, 1, wait_timeout_ms(w, now), NULL);
+    if (hungry)
+        ja_worker_bell_disarm(bells, w->index);
+    if (bell.revents)
+        ja_worker_bell_clear(bells, w->index);
+}
+
+/* Only once the consumer has finished (or given up): whatever is still held goes back. */
+static void abandon_all(worker *w)
+{
+    for (int i = 0; i < w->slot_count; i++) {
+        call_slot *slot = &w->slots[i];
+        if (slot->state == SLOT_CALLING)
+            curl_multi_remove_handle(w->multi, ja_http_call_handle(slot->http));
+        if (slot->state != SLOT_FREE) {
+            give_back(w, slot->job);
+            free_slot(slot);
+        }
+    }
+}
+
+static bool worker_init(worker *w, const ja_worker_args *args)
+{
+    w->svc = args->svc;
+    w->cfg = args->svc->cfg;
+    w->index = args->index;
+    w->rng = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(args->index + 1) * 0x9E3779B97F4A7C15ull;
+    if (w->rng == 0)
+        w->rng = 1;
+    w->multi = curl_multi_init();
+    w->slots = calloc((size_t)args->calls, sizeof *w->slots);
+    if (!w->multi || !w->slots)
+        return false;
+    /* Keep one idle connection per call, not libcurl's default that shrinks with the number of
+     * calls under way at the moment. */
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)args->calls);
+    for (int i = 0; i < args->calls; i++) {
+        w->slots[i].http = ja_http_call_new(w->cfg, &w->slots[i]);
+        if (!w->slots[i].http)
+            return false;
+        w->slot_count++;
+    }
+    return true;
+}
+
+static void worker_free(worker *w)
+{
+    for (int i = 0; i < w->slot_count; i++)
+        ja_http_call_free(w->slots[i].http);
+    free(w->slots);
+    if (w->multi)
+        curl_multi_cleanup(w->multi);
 }
 
 void *ja_worker_run(void *arg)
@@ -180,24 +446,23 @@ void *ja_worker_run(void *arg)
     snprintf(name, sizeof name, "worker-%d", args->index);
     ja_log_set_thread_name(name);
 
-    worker w = {.svc = args->svc, .cfg = args->svc->cfg};
-    w.rng = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(args->index + 1) * 0x9E3779B97F4A7C15ull;
-    if (w.rng == 0)
-        w.rng = 1;
-    w.http = ja_http_client_new(w.cfg);
-    if (!w.http) {
-        ja_log_error("out of memory creating the HTTP client");
+    worker w = {0};
+    if (!worker_init(&w, args)) {
+        ja_log_error("out of memory creating worker %d", args->index);
+        worker_free(&w);
         return NULL;
     }
-    for (;;) {
-        while (sem_wait(&w.svc->work_ready) != 0 && errno == EINTR)
-            ;
-        ja_job *job = ja_ring_pop(w.svc->work);
-        if (job)
-            process(&w, job);
-        else if (atomic_load(&w.svc->threads_exit))
-            break;
+    while (!atomic_load(&w.svc->threads_exit)) {
+        release_waiting(&w);
+        start_calls(&w, ja_now_ms());
+        int running;
+        curl_multi_perform(w.multi, &running);
+        /* Answers free slots: fill them before sleeping. */
+        if (collect_answers(&w))
+            continue;
+        wait_for_something(&w, ja_now_ms());
     }
-    ja_http_client_free(w.http);
+    abandon_all(&w);
+    worker_free(&w);
     return NULL;
 }

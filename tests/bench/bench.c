@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,10 +37,14 @@ static double median(double *values, int n)
 
 /* ---- /proc readings of the service ---- */
 
-static double cpu_seconds(pid_t pid)
+/* utime + stime of a process, or of one of its threads when task is given. */
+static double cpu_seconds_of(pid_t pid, const char *task)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char path[128];
+    if (task)
+        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int)pid, task);
+    else
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (!f)
         FAIL("cannot read %s", path);
@@ -57,6 +62,11 @@ static double cpu_seconds(pid_t pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+static double cpu_seconds(pid_t pid)
+{
+    return cpu_seconds_of(pid, NULL);
+}
+
 static long status_kib(pid_t pid, const char *key)
 {
     char path[64], line[256];
@@ -70,6 +80,45 @@ static long status_kib(pid_t pid, const char *key)
     if (f)
         fclose(f);
     return kib;
+}
+
+/* CPU of the service's threads grouped by role (the thread name up to its first '-' or digit),
+ * printed per drain so a regression shows which stage it is in. */
+static void print_thread_cpu(pid_t pid, long count)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return;
+    char names[16][16] = {{0}};
+    double seconds[16] = {0};
+    int roles = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char file[512], name[16] = "";
+        snprintf(file, sizeof file, "%s/%s/comm", path, entry->d_name);
+        FILE *f = fopen(file, "r");
+        if (!f)
+            continue;
+        if (fscanf(f, "%15[^-0-9\n]", name) != 1)
+            strcpy(name, "?");
+        fclose(f);
+        int r = 0;
+        while (r < roles && strcmp(names[r], name) != 0)
+            r++;
+        if (r == roles && roles < 16)
+            snprintf(names[roles++], sizeof names[0], "%s", name);
+        if (r < roles)
+            seconds[r] += cpu_seconds_of(pid, entry->d_name);
+    }
+    closedir(dir);
+    fprintf(stderr, "  by thread:");
+    for (int r = 0; r < roles; r++)
+        fprintf(stderr, " %s %.1f us", names[r], seconds[r] * 1e6 / (double)count);
+    fprintf(stderr, "\n");
 }
 
 /* ---- loading queues ---- */
@@ -143,6 +192,7 @@ static double passthrough_rate(void)
     snprintf(port, sizeof port, "%d", broker_port());
     snprintf(count, sizeof count, "%ld", DRAIN_COUNT);
     long long start = now_ms();
+    double broker_before = cpu_seconds(broker_pid());
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -152,6 +202,9 @@ static double passthrough_rate(void)
     }
     wait_for_depth(conn, t.outbound_queue, DRAIN_COUNT, 600000);
     double seconds = (double)(now_ms() - start) / 1000.0;
+    fprintf(stderr, "passthrough: %.0f messages/s, broker %.1f us CPU/message\n",
+            (double)DRAIN_COUNT / seconds,
+            (cpu_seconds(broker_pid()) - broker_before) * 1e6 / (double)DRAIN_COUNT);
     int status;
     waitpid(pid, &status, 0);
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -192,8 +245,9 @@ static double stub_rate(void)
 
 /* ---- 3. drain ---- */
 
+/* CPU of each process per message, so the table shows where the machine's two cores went. */
 typedef struct {
-    double rate, cpu_us_per_message;
+    double rate, cpu_us_per_message, broker_us_per_message, stub_us_per_message;
     long peak_rss_kib;
 } drain_result;
 
@@ -206,12 +260,16 @@ static drain_result drain(const char *const *args, const char *stub_latency, lon
     amqp_connection_state_t conn = test_connect();
     declare_queue(conn, t.outbound_queue, true);
     long long start = now_ms();
+    double broker_before = cpu_seconds(broker_pid()), stub_before = cpu_seconds(stub.pid);
     service_process svc = service_start("bench_drain", &t, &stub, args);
     wait_for_depth(conn, t.outbound_queue, count, 600000);
     drain_result r;
     r.rate = (double)count / ((double)(now_ms() - start) / 1000.0);
     r.cpu_us_per_message = cpu_seconds(svc.pid) * 1e6 / (double)count;
+    r.broker_us_per_message = (cpu_seconds(broker_pid()) - broker_before) * 1e6 / (double)count;
+    r.stub_us_per_message = (cpu_seconds(stub.pid) - stub_before) * 1e6 / (double)count;
     r.peak_rss_kib = status_kib(svc.pid, "VmHWM");
+    print_thread_cpu(svc.pid, count);
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
     check_all_ids(conn, t.outbound_queue, "d", count);
     test_disconnect(conn);
@@ -384,14 +442,23 @@ int main(int argc, char **argv)
         return 0;
 
     const char *drain_workers = getenv("JA_BENCH_WORKERS") ? getenv("JA_BENCH_WORKERS") : "64";
-    const char *drain_args[] = {"--workers", drain_workers, "--prefetch", "256", NULL};
+    /* JA_BENCH_DRAIN_FLAGS="--worker-threads 1" (for instance) adds flags while tuning. */
+    const char *drain_args[16] = {"--workers", drain_workers, "--prefetch", "256"};
+    char *extra = strdup(getenv("JA_BENCH_DRAIN_FLAGS") ? getenv("JA_BENCH_DRAIN_FLAGS") : "");
+    int argn = 4;
+    for (char *save = NULL, *word = strtok_r(extra, " ", &save); word && argn < 15;
+         word = strtok_r(NULL, " ", &save))
+        drain_args[argn++] = word;
     for (int i = 0; i < RUNS; i++) {
         drain_result r = drain(drain_args, "0", DRAIN_COUNT);
         samples[i] = r.rate;
         cpu[i] = r.cpu_us_per_message;
         rss[i] = (double)r.peak_rss_kib;
-        fprintf(stderr, "drain run %d: %.0f messages/s, %.1f us CPU/message, %ld KiB peak RSS\n",
-                i + 1, r.rate, r.cpu_us_per_message, r.peak_rss_kib);
+        fprintf(stderr,
+                "drain run %d: %.0f messages/s, %.1f us CPU/message (broker %.1f, stand-in %.1f), "
+                "%ld KiB peak RSS\n",
+                i + 1, r.rate, r.cpu_us_per_message, r.broker_us_per_message, r.stub_us_per_message,
+                r.peak_rss_kib);
     }
     double drain_rate = median(samples, RUNS);
     double cpu_per_message = median(cpu, RUNS);

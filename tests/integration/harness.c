@@ -72,6 +72,22 @@ int broker_ctl(const char *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+long queue_messages_total(const char *queue)
+{
+    char command[2048];
+    snprintf(command, sizeof command,
+             "bash '%s/scripts/broker.sh' ctl '%s' list_queues name messages --no-table-headers "
+             "-q 2>/dev/null | awk -F'\t' '$1 == \"%s\" {print $2}'",
+             JA_SOURCE_DIR, broker_dir(), queue);
+    FILE *out = popen(command, "r");
+    long total = -1;
+    if (!out || fscanf(out, "%ld", &total) != 1)
+        total = -1;
+    if (out)
+        pclose(out);
+    return total;
+}
+
 int broker_close_connections(const char *name)
 {
     char command[2048];

@@ -41,6 +41,9 @@ const char *broker_uri(void);
 int broker_ctl(const char *args);
 /* Has the broker close every connection whose client named itself `name`; returns how many. */
 int broker_close_connections(const char *name);
+/* Ready plus unacknowledged messages of a queue, from rabbitmqctl (about a second); -1 when the
+ * broker does not list it. */
+long queue_messages_total(const char *queue);
 /* The process id of the broker's VM. */
 pid_t broker_pid(void);
 /* Kills the broker's VM at once, then starts it again on the same port and data. */

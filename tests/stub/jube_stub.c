@@ -7,9 +7,13 @@
  * is required, and on success 200 with a partial-format response whose EntityInstanceEntryId is
  * the request's TxnId. Error bodies are JSON string literals, as Jube writes them.
  *
- * Knobs for tests: latency, failure injection, and GET /stats with its counters. One thread per
- * connection keeps it simple and fast enough for every benchmark here (each worker of the
- * service holds one keep-alive connection). */
+ * Knobs for tests: latency, failure injection, and GET /stats with its counters.
+ *
+ * Like Jube's own web server (Kestrel), it serves every connection from a few event-loop threads
+ * (epoll; --threads, 1 by default) rather than a thread per connection: on a machine it shares
+ * with the broker and the service under benchmark, a sleeping thread per connection would cost
+ * every caller a wake-up per request. --latency-ms delays each answer on a timer, without holding
+ * up the other connections. */
 
 #include <cjson/cJSON.h>
 
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +53,8 @@ static struct {
     int fail_status;
     int retry_after_s;
     const char *api_key;
-} opt = {.host = "127.0.0.1", .max_body_bytes = 4000, .fail_status = 503};
+    int threads;
+} opt = {.host = "127.0.0.1", .max_body_bytes = 4000, .fail_status = 503, .threads = 1};
 
 static atomic_long requests;    /* every invoke request */
 static atomic_long invocations; /* answered 200 */
@@ -62,7 +68,7 @@ static void usage(void)
                     "[--max-body-bytes N]\n"
                     "                 [--latency-ms N] [--fail-every N] [--fail-first N] "
                     "[--fail-status S]\n"
-                    "                 [--retry-after S] [--api-key KEY]\n");
+                    "                 [--retry-after S] [--api-key KEY] [--threads N]\n");
     exit(2);
 }
 
@@ -105,6 +111,8 @@ static void parse_args(int argc, char **argv)
             opt.retry_after_s = (int)number_arg(flag, value, 0, 3600);
         else if (strcmp(flag, "--api-key") == 0)
             opt.api_key = value;
+        else if (strcmp(flag, "--threads") == 0)
+            opt.threads = (int)number_arg(flag, value, 1, 64);
         else
             usage();
     }
@@ -112,11 +120,34 @@ static void parse_args(int argc, char **argv)
         opt.models[opt.model_count++] = SAMPLE_MODEL;
 }
 
-typedef struct {
+typedef struct event_loop event_loop;
+
+/* One client connection; only its event loop's thread touches it once it is registered. */
+typedef struct conn {
     int fd;
+    event_loop *loop;
     char buf[HEADER_LIMIT + 65536];
-    size_t len; /* bytes in buf */
+    size_t len;        /* bytes in buf */
+    size_t skip;       /* bytes of an oversized body still to discard */
+    char *answer;      /* a whole HTTP response waiting for its --latency-ms to pass */
+    size_t answer_len; /* (only one at a time: clients do not pipeline) */
+    bool close_after;  /* "Connection: close" was asked for, or the framing is lost */
+    bool closed;       /* the socket is gone; freed when it leaves the timer queue */
+    long long due_ns;  /* when answer is sent */
+    struct conn *next_due;
 } conn;
+
+struct event_loop {
+    int epoll_fd;
+    conn *due_head, *due_tail; /* answers in the order they are due (one latency for all) */
+};
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
 
 static bool send_all(int fd, const char *data, size_t len)
 {
@@ -164,19 +195,60 @@ static const char *reason_of(int status)
     }
 }
 
-static bool respond(conn *c, int status, const char *body, bool keep_alive)
+static void watch(conn *c, bool readable)
 {
-    char head[512];
+    struct epoll_event ev = {.events = readable ? EPOLLIN | EPOLLRDHUP : 0, .data.ptr = c};
+    epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Sends an answer now, or (delayed, for an invocation) queues it for --latency-ms later. Returns
+ * false when the connection is to be closed. */
+static bool send_answer(conn *c, int status, const char *body, bool keep_alive, bool delayed)
+{
     size_t body_len = body ? strlen(body) : 0;
     char retry_after[64] = "";
     if (opt.retry_after_s > 0 && (status == 429 || status == 503))
         snprintf(retry_after, sizeof retry_after, "Retry-After: %d\r\n", opt.retry_after_s);
-    int n = snprintf(head, sizeof head,
+    char *text = malloc(512 + body_len);
+    if (!text)
+        return false;
+    int n = snprintf(text, 512,
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
                      "Content-Length: %zu\r\n%s%s\r\n",
                      status, reason_of(status), body_len, retry_after,
                      keep_alive ? "" : "Connection: close\r\n");
-    return send_all(c->fd, head, (size_t)n) && (body_len == 0 || send_all(c->fd, body, body_len));
+    if (body_len > 0)
+        memcpy(text + n, body, body_len);
+    size_t len = (size_t)n + body_len;
+    c->close_after = c->close_after || !keep_alive;
+    if (!delayed || opt.latency_ms == 0) {
+        bool ok = send_all(c->fd, text, len);
+        free(text);
+        return ok && keep_alive;
+    }
+    event_loop *loop = c->loop;
+    c->answer = text;
+    c->answer_len = len;
+    c->due_ns = now_ns() + (long long)opt.latency_ms * 1000000LL;
+    c->next_due = NULL;
+    if (loop->due_tail)
+        loop->due_tail->next_due = c;
+    else
+        loop->due_head = c;
+    loop->due_tail = c;
+    watch(c, false); /* nothing more is read from it until the answer is out */
+    return true;
+}
+
+static bool respond(conn *c, int status, const char *body, bool keep_alive)
+{
+    return send_answer(c, status, body, keep_alive, false);
+}
+
+/* Jube's answers to invocations, which --latency-ms delays. */
+static bool answer_invoke(conn *c, int status, const char *body, bool keep_alive)
+{
+    return send_answer(c, status, body, keep_alive, true);
 }
 
 static bool known_model(const char *guid, size_t len)
@@ -295,44 +367,39 @@ static bool parse_head(char *head, request *r)
 static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len, bool keep)
 {
     long n = atomic_fetch_add(&requests, 1) + 1;
-    if (opt.latency_ms > 0) {
-        struct timespec d = {.tv_sec = opt.latency_ms / 1000,
-                             .tv_nsec = (long)(opt.latency_ms % 1000) * 1000000L};
-        nanosleep(&d, NULL);
-    }
     if (n <= opt.fail_first || (opt.fail_every > 0 && n % opt.fail_every == 0)) {
         atomic_fetch_add(&failures, 1);
-        return respond(c, opt.fail_status, opt.fail_status == 204 ? NULL : "\"Injected failure.\"",
-                       keep);
+        return answer_invoke(c, opt.fail_status,
+                             opt.fail_status == 204 ? NULL : "\"Injected failure.\"", keep);
     }
     if (opt.api_key && (!r->has_api_key || strcmp(r->api_key, opt.api_key) != 0)) {
         atomic_fetch_add(&rejections, 1);
-        return respond(c, 401, "\"Unauthorized.\"", keep);
+        return answer_invoke(c, 401, "\"Unauthorized.\"", keep);
     }
     const char *guid = r->path + strlen(INVOKE_PREFIX);
     size_t guid_len = strcspn(guid, "/?");
     if (guid[guid_len] == '/' || !known_model(guid, guid_len)) {
         atomic_fetch_add(&rejections, 1);
-        return respond(c, 404, "\"Model not found.\"", keep);
+        return answer_invoke(c, 404, "\"Model not found.\"", keep);
     }
     if (r->chunked || r->content_length <= 0) {
         atomic_fetch_add(&rejections, 1);
-        return respond(c, 400, "\"Content body is zero length.\"", keep);
+        return answer_invoke(c, 400, "\"Content body is zero length.\"", keep);
     }
     if ((long)body_len > opt.max_body_bytes) {
         atomic_fetch_add(&rejections, 1);
-        return respond(c, 400, "\"Content body is too large.\"", keep);
+        return answer_invoke(c, 400, "\"Content body is too large.\"", keep);
     }
     cJSON *json = cJSON_ParseWithLength(body, body_len);
     if (!cJSON_IsObject(json)) {
         cJSON_Delete(json);
         atomic_fetch_add(&rejections, 1);
-        return respond(c, 400, "\"Invalid JSON.\"", keep);
+        return answer_invoke(c, 400, "\"Invalid JSON.\"", keep);
     }
     char *answer = model_response(json);
     cJSON_Delete(json);
     atomic_fetch_add(&invocations, 1);
-    bool ok = respond(c, 200, answer, keep);
+    bool ok = answer_invoke(c, 200, answer, keep);
     free(answer);
     return ok;
 }
@@ -348,47 +415,41 @@ static bool handle_stats(conn *c, bool keep)
     return respond(c, 200, body, keep);
 }
 
-/* Reads until buf holds at least `need` bytes. */
-static bool fill(conn *c, size_t need)
+static void close_conn(conn *c)
 {
-    while (c->len < need) {
-        ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-        if (n < 0 && errno == EINTR)
+    epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->closed = true;
+    if (!c->answer)
+        free(c); /* else the timer queue still points at it and frees it */
+}
+
+static void consume(conn *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Answers the requests buffered on c, one at a time (an answer waiting for its latency holds the
+ * next). Returns false when the connection is to be closed. */
+static bool serve_buffered(conn *c)
+{
+    while (!c->answer) {
+        if (c->skip > 0) {
+            size_t n = c->len < c->skip ? c->len : c->skip;
+            consume(c, n);
+            c->skip -= n;
+            if (c->skip > 0)
+                return true; /* more of the body to come */
+            atomic_fetch_add(&requests, 1);
+            atomic_fetch_add(&rejections, 1);
+            if (!respond(c, 400, "\"Content body is too large.\"", !c->close_after))
+                return false;
             continue;
-        if (n <= 0)
-            return false;
-        c->len += (size_t)n;
-    }
-    return true;
-}
-
-/* Reads and discards `n` body bytes that do not fit the buffer. */
-static bool skip_bytes(conn *c, size_t n)
-{
-    char sink[65536];
-    size_t have = c->len < n ? c->len : n;
-    memmove(c->buf, c->buf + have, c->len - have);
-    c->len -= have;
-    n -= have;
-    while (n > 0) {
-        ssize_t got = recv(c->fd, sink, n < sizeof sink ? n : sizeof sink, 0);
-        if (got <= 0)
-            return false;
-        n -= (size_t)got;
-    }
-    return true;
-}
-
-static void *serve(void *arg)
-{
-    conn *c = arg;
-    atomic_fetch_add(&connections, 1);
-    for (;;) {
-        char *end = NULL;
-        while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4))) {
-            if (c->len >= HEADER_LIMIT || !fill(c, c->len + 1))
-                goto done;
         }
+        char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        if (!end)
+            return c->len < HEADER_LIMIT;
         size_t head_len = (size_t)(end - c->buf) + 4;
         char head[HEADER_LIMIT + 1];
         memcpy(head, c->buf, head_len);
@@ -396,26 +457,21 @@ static void *serve(void *arg)
         request r;
         if (!parse_head(head, &r)) {
             respond(c, 400, "\"Bad request.\"", false);
-            goto done;
+            return false;
         }
-        memmove(c->buf, c->buf + head_len, c->len - head_len);
-        c->len -= head_len;
         bool keep = !r.close;
-
         size_t body_len = r.content_length > 0 && !r.chunked ? (size_t)r.content_length : 0;
-        bool invoke = strncasecmp(r.path, INVOKE_PREFIX, strlen(INVOKE_PREFIX)) == 0;
-        if (body_len > sizeof c->buf) {
-            /* Far over any limit: answer without keeping it. */
-            if (!skip_bytes(c, body_len))
-                goto done;
-            atomic_fetch_add(&requests, 1);
-            atomic_fetch_add(&rejections, 1);
-            if (!respond(c, 400, "\"Content body is too large.\"", keep))
-                goto done;
+        if (body_len > sizeof c->buf - head_len) {
+            /* Far over any limit: answer once it is read, without keeping it. */
+            consume(c, head_len);
+            c->skip = body_len;
+            c->close_after = !keep;
             continue;
         }
-        if (!fill(c, body_len))
-            goto done;
+        if (c->len < head_len + body_len)
+            return true; /* the body is still arriving */
+        consume(c, head_len);
+        bool invoke = strncasecmp(r.path, INVOKE_PREFIX, strlen(INVOKE_PREFIX)) == 0;
         bool ok;
         if (r.chunked) {
             /* Jube refuses chunked bodies; answer and drop the connection, whose framing the
@@ -423,7 +479,7 @@ static void *serve(void *arg)
             atomic_fetch_add(&requests, 1);
             atomic_fetch_add(&rejections, 1);
             respond(c, 400, "\"Content body is zero length.\"", false);
-            goto done;
+            return false;
         } else if (invoke && strcmp(r.method, "POST") == 0) {
             ok = handle_invoke(c, &r, c->buf, body_len, keep);
         } else if (strcmp(r.path, "/stats") == 0 && strcmp(r.method, "GET") == 0) {
@@ -433,14 +489,87 @@ static void *serve(void *arg)
         } else {
             ok = respond(c, 404, "\"Not found.\"", keep);
         }
-        memmove(c->buf, c->buf + body_len, c->len - body_len);
-        c->len -= body_len;
-        if (!ok || !keep)
-            goto done;
+        consume(c, body_len);
+        if (!ok)
+            return false;
     }
-done:
-    close(c->fd);
-    free(c);
+    return true;
+}
+
+static void on_readable(conn *c)
+{
+    for (;;) {
+        if (c->len == sizeof c->buf) {
+            size_t before = c->len;
+            if (!serve_buffered(c))
+                break;
+            if (c->answer)
+                return; /* the rest waits for the answer */
+            if (c->len == before)
+                break; /* nothing in it can be served: a head over HEADER_LIMIT */
+            continue;
+        }
+        ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (serve_buffered(c))
+                return;
+            break;
+        }
+        if (n <= 0)
+            break;
+        c->len += (size_t)n;
+    }
+    close_conn(c);
+}
+
+/* Sends the answers whose latency has passed; returns how long until the next is due (ms), or -1
+ * when none waits. */
+static int send_due_answers(event_loop *loop)
+{
+    long long now = now_ns();
+    while (loop->due_head && loop->due_head->due_ns <= now) {
+        conn *c = loop->due_head;
+        loop->due_head = c->next_due;
+        if (!loop->due_head)
+            loop->due_tail = NULL;
+        bool ok = !c->closed && send_all(c->fd, c->answer, c->answer_len) && !c->close_after;
+        free(c->answer);
+        c->answer = NULL;
+        if (c->closed) {
+            free(c);
+            continue;
+        }
+        if (ok) {
+            watch(c, true);
+            ok = serve_buffered(c);
+        }
+        if (!ok)
+            close_conn(c);
+    }
+    if (!loop->due_head)
+        return -1;
+    return (int)((loop->due_head->due_ns - now + 999999) / 1000000);
+}
+
+static void *run_loop(void *arg)
+{
+    event_loop *loop = arg;
+    struct epoll_event events[64];
+    for (;;) {
+        int timeout = send_due_answers(loop);
+        int n = epoll_wait(loop->epoll_fd, events, 64, timeout);
+        for (int i = 0; i < n; i++) {
+            conn *c = events[i].data.ptr;
+            if (c->closed)
+                continue;
+            if (!c->answer)
+                on_readable(c);
+            else if (events[i].events & (EPOLLERR | EPOLLHUP))
+                close_conn(c); /* gone while its answer waits; the timer queue frees it */
+        }
+    }
     return NULL;
 }
 
@@ -463,15 +592,22 @@ int main(int argc, char **argv)
     }
     socklen_t len = sizeof addr;
     getsockname(listener, (struct sockaddr *)&addr, &len);
+
+    event_loop *loops = calloc((size_t)opt.threads, sizeof *loops);
+    for (int i = 0; i < opt.threads; i++) {
+        loops[i].epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        pthread_t thread;
+        if (loops[i].epoll_fd < 0 || pthread_create(&thread, NULL, run_loop, &loops[i]) != 0) {
+            perror("jube-stub: cannot start its event loops");
+            return 1;
+        }
+        pthread_detach(thread);
+    }
     /* The first line of output says where it listens: the tests read it. */
     printf("listening on %s:%d\n", opt.host, ntohs(addr.sin_port));
     fflush(stdout);
 
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    for (;;) {
+    for (unsigned next = 0;; next++) {
         int fd = accept(listener, NULL, NULL);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
@@ -480,15 +616,17 @@ int main(int argc, char **argv)
             return 1;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-        conn *c = malloc(sizeof *c);
+        conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(fd);
             continue;
         }
         c->fd = fd;
-        c->len = 0;
-        pthread_t thread;
-        if (pthread_create(&thread, &attr, serve, c) != 0) {
+        c->loop = &loops[next % (unsigned)opt.threads];
+        atomic_fetch_add(&connections, 1);
+        /* Level-triggered: a connection whose answer is waiting is simply not read until then. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
             free(c);
         }

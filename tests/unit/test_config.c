@@ -59,15 +59,15 @@ TEST(defaults)
 
 TEST(every_flag_in_both_spellings)
 {
-    parsed p = PARSE("--amqp-uri", "amqp://u:p@broker:5673/prod", "--heartbeat=10",
-                     "--reconnect-base-ms", "50", "--reconnect-max-ms", "5000", "--jube-url",
-                     "https://jube.example:5001/", "--jube-api-key", "k", "--http-timeout-ms",
-                     "2500", "--http-connect-timeout-ms", "500", "--workers", "64", "--prefetch",
-                     "300", "--ring-size", "1000", "--max-body-bytes", "4000", "--max-attempts",
-                     "3", "--retry-base-ms", "10", "--retry-max-ms", "1000", "--inbound-queue",
-                     "in", "--outbound-exchange", "out", "--routing-key", "rk", "--outbound-queue",
-                     "outq", "--dead-letter-exchange", "dlx", "--dead-letter-queue", "dlq",
-                     "--queue-type", "quorum", "--log-level", "debug", "--shutdown-timeout", "7");
+    parsed p = PARSE(
+        "--amqp-uri", "amqp://u:p@broker:5673/prod", "--heartbeat=10", "--reconnect-base-ms", "50",
+        "--reconnect-max-ms", "5000", "--jube-url", "https://jube.example:5001/", "--jube-api-key",
+        "k", "--http-timeout-ms", "2500", "--http-connect-timeout-ms", "500", "--workers", "64",
+        "--worker-threads", "4", "--prefetch", "300", "--ring-size", "1000", "--max-body-bytes",
+        "4000", "--max-attempts", "3", "--retry-base-ms", "10", "--retry-max-ms", "1000",
+        "--inbound-queue", "in", "--outbound-exchange", "out", "--routing-key", "rk",
+        "--outbound-queue", "outq", "--dead-letter-exchange", "dlx", "--dead-letter-queue", "dlq",
+        "--queue-type", "quorum", "--log-level", "debug", "--shutdown-timeout", "7");
     ASSERT_EQ(p.rc, 0);
     ASSERT_STR_EQ(p.cfg.amqp.host, "broker");
     ASSERT_EQ(p.cfg.amqp.port, 5673);
@@ -80,6 +80,7 @@ TEST(every_flag_in_both_spellings)
     ASSERT_EQ(p.cfg.http_timeout_ms, 2500);
     ASSERT_EQ(p.cfg.http_connect_timeout_ms, 500);
     ASSERT_EQ(p.cfg.workers, 64);
+    ASSERT_EQ(p.cfg.worker_threads, 4);
     ASSERT_EQ(p.cfg.prefetch, 300);
     ASSERT_EQ(ja_config_ring_capacity(&p.cfg), 1000);
     ASSERT_EQ(p.cfg.max_body_bytes, 4000);
@@ -133,6 +134,30 @@ TEST(not_a_number)
     p = PARSE("--workers", "12abc");
     ASSERT_NE(p.rc, 0);
     ASSERT_CONTAINS(p.err, "'12abc' is not a whole number");
+    ja_config_free(&p.cfg);
+}
+
+/* --workers is the calls under way; the threads carrying them default to one per CPU, never more
+ * threads than calls. */
+TEST(worker_threads_share_the_calls)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    parsed p = PARSE("--workers", "64");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.cfg.worker_threads, cpus < 64 ? (int)cpus : 64);
+    ja_config_free(&p.cfg);
+    p = PARSE("--workers", "1");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.cfg.worker_threads, 1);
+    ja_config_free(&p.cfg);
+    p = PARSE("--workers", "8", "--worker-threads", "8");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.cfg.worker_threads, 8);
+    ja_config_free(&p.cfg);
+    p = PARSE("--workers", "4", "--worker-threads", "5");
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_STR_EQ(p.err, "--worker-threads 5 is more than --workers 4; each thread carries at "
+                         "least one call");
     ja_config_free(&p.cfg);
 }
 
@@ -282,6 +307,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(environment_then_flags_win),
         TEST_ENTRY(out_of_range_names_flag_value_and_range),
         TEST_ENTRY(not_a_number),
+        TEST_ENTRY(worker_threads_share_the_calls),
         TEST_ENTRY(bad_environment_value_names_the_variable),
         TEST_ENTRY(bad_choice_lists_the_choices),
         TEST_ENTRY(unknown_flag_missing_value_and_stray_argument),
