@@ -13,13 +13,20 @@ typedef enum { JA_QUEUE_CLASSIC = 0, JA_QUEUE_QUORUM = 1 } ja_queue_type;
 
 typedef struct ja_config {
     char *amqp_uri;
+    char *amqp_uri_file; /* when set, amqp_uri is read from it (Docker and Kubernetes secrets) */
+    char *tls_ca;        /* "" = the system CA bundle */
+    char *tls_cert;      /* client certificate for amqps://, or "" */
+    char *tls_key;       /* its private key */
+    int tls_insecure;    /* 1 = no certificate or host-name checks (tests only) */
     int heartbeat_s;
     int reconnect_base_ms;
     int reconnect_max_ms;
 
     char *jube_url;
     char *jube_api_key;
+    char *jube_api_key_file;
     char *jube_bearer_token;
+    char *jube_bearer_token_file;
     int http_timeout_ms;
     int http_connect_timeout_ms;
 
@@ -41,7 +48,8 @@ typedef struct ja_config {
     char *dead_letter_queue;
     int queue_type; /* ja_queue_type */
 
-    int log_level; /* ja_log_level */
+    int log_level;  /* ja_log_level */
+    int log_format; /* ja_log_format */
     int shutdown_timeout_s;
 
     /* Derived from amqp_uri; the strings point into amqp_uri_storage. */

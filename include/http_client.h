@@ -32,10 +32,11 @@ ja_http_call *ja_http_call_new(const ja_config *cfg, void *owner);
 void ja_http_call_free(ja_http_call *call);
 
 /* Prepares a POST of body to {jube-url}/api/invoke/EntityAnalysisModel/{guid} with a
- * Content-Length and returns the easy handle to add to a multi handle. body must stay valid until
- * the call is finished; the response body replaces response's contents. */
-CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const void *body, size_t len,
-                           ja_buf *response);
+ * Content-Length (and a traceparent header when traceparent is not empty) and returns the easy
+ * handle to add to a multi handle, or NULL when out of memory. body must stay valid until the
+ * call is finished; the response body replaces response's contents. */
+CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
+                           const void *body, size_t len, ja_buf *response);
 
 CURL *ja_http_call_handle(const ja_http_call *call);
 

@@ -47,6 +47,7 @@ typedef struct ja_job {
     uint64_t received_ms;     /* when it was delivered (monotonic clock) */
     ja_job_state state;
     char model_guid[JA_GUID_LEN + 1]; /* lower case, once validated */
+    char traceparent[56];             /* W3C trace context passed on to Jube, or "" */
     int http_status;                  /* Jube's last status, 0 when none */
     int attempts;                     /* calls made to Jube */
     ja_failure failure;

@@ -20,6 +20,14 @@ bool ja_guid_is_valid(const char *s, size_t len);
 bool ja_validate_model_header(const amqp_basic_properties_t *props, char guid[JA_GUID_LEN + 1],
                               ja_failure *why);
 
+/* W3C trace context: "00-" 32 hex digits "-" 16 hex digits "-" 2 hex digits. */
+#define JA_TRACEPARENT_LEN 55
+
+/* Copies a valid W3C traceparent header (long string or byte array) into out, or leaves out
+ * empty when there is none or it is malformed: trace context is best effort and never a
+ * reason to refuse a message, and only a well-formed value may go into an HTTP header. */
+void ja_find_traceparent(const amqp_basic_properties_t *props, char out[JA_TRACEPARENT_LEN + 1]);
+
 /* Checks the body is not empty, at most max_bytes long, and one JSON object (RFC 8259). */
 bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure *why);
 

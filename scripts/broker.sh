@@ -9,7 +9,10 @@
 #   scripts/broker.sh kill DIR           kill the node's VM at once (a crash, for fault tests)
 #   scripts/broker.sh ctl DIR ARGS...    run rabbitmqctl against that node
 #
-# DIR/broker.env is written on start: JA_TEST_AMQP_PORT=... and JA_TEST_NODE=...
+# DIR/broker.env is written on start: JA_TEST_AMQP_PORT=..., JA_TEST_TLS_PORT=... and
+# JA_TEST_NODE=.... Every node also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP port plus
+# 100, on 127.0.0.1) with the certificates scripts/tls-certs.sh makes in DIR/tls: its certificate
+# is for the host name localhost, and it requires a client certificate from the same CA.
 set -euo pipefail
 
 command=${1:?usage: broker.sh start|stop|ctl DIR [ARGS]}
@@ -29,7 +32,8 @@ pick_port() {
     # 35672 (where the CLI tools of a default node live).
     local port
     for port in $(seq 20100 20199); do
-        if ! port_in_use "$port" && ! port_in_use $((port + 20000)); then
+        if ! port_in_use "$port" && ! port_in_use $((port + 20000)) &&
+            ! port_in_use $((port + 100)); then
             echo "$port"
             return 0
         fi
@@ -58,7 +62,19 @@ start)
     node="jubeamqp$port@localhost"
     mkdir -p "$dir/mnesia" "$dir/log"
     echo "[]." >"$dir/enabled_plugins"
-    : >"$dir/rabbitmq.conf"
+    tls_port=$((port + 100))
+    # A restarted node keeps its certificates, as a real one would.
+    [ -f "$dir/tls/server.pem" ] || bash "$(dirname "$0")/tls-certs.sh" "$dir/tls"
+    cat >"$dir/rabbitmq.conf" <<CONF
+listeners.ssl.1 = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $dir/tls/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+CONF
     chown -R rabbitmq:rabbitmq "$dir"
     # The wrapper runs the broker as the rabbitmq user, which must be able to reach DIR.
     d=$dir
@@ -66,7 +82,8 @@ start)
         chmod o+x "$d" 2>/dev/null || true
         d=$(dirname "$d")
     done
-    printf 'JA_TEST_AMQP_PORT=%s\nJA_TEST_NODE=%s\n' "$port" "$node" >"$dir/broker.env"
+    printf 'JA_TEST_AMQP_PORT=%s\nJA_TEST_TLS_PORT=%s\nJA_TEST_NODE=%s\n' "$port" "$tls_port" \
+        "$node" >"$dir/broker.env"
     export RABBITMQ_NODENAME=$node
     export RABBITMQ_NODE_PORT=$port
     export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1

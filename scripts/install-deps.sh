@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    librabbitmq-dev libcjson-dev libcurl4-openssl-dev
+    librabbitmq-dev libcjson-dev libcurl4-openssl-dev libssl-dev openssl
     rabbitmq-server ca-certificates
 )
 

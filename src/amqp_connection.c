@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +38,18 @@ static void set_socket_timeouts(int fd, int heartbeat_s)
                     strerror(errno));
 }
 
+/* Why OpenSSL refused the broker's certificate during this thread's last handshake, or 0.
+ * rabbitmq-c only reports "peer verification failed"; operators need to know whether the CA is
+ * wrong, the certificate expired or the host name does not match. */
+static _Thread_local int refused_certificate;
+
+static int note_verify_result(int preverify_ok, X509_STORE_CTX *store)
+{
+    if (!preverify_ok && !refused_certificate)
+        refused_certificate = X509_STORE_CTX_get_error(store);
+    return preverify_ok; /* the decision stays OpenSSL's */
+}
+
 static amqp_socket_t *new_socket(amqp_connection_state_t conn, const ja_config *cfg, char *err,
                                  size_t err_size)
 {
@@ -50,17 +64,51 @@ static amqp_socket_t *new_socket(amqp_connection_state_t conn, const ja_config *
         snprintf(err, err_size, "could not create a TLS socket");
         return NULL;
     }
-    amqp_ssl_socket_set_verify_peer(socket, 1);
-    amqp_ssl_socket_set_verify_hostname(socket, 1);
+    bool verify = !cfg->tls_insecure;
+    amqp_ssl_socket_set_verify_peer(socket, verify);
+    amqp_ssl_socket_set_verify_hostname(socket, verify);
+    const char *ca = cfg->tls_ca[0] ? cfg->tls_ca : SYSTEM_CA_BUNDLE;
     int rc = amqp_ssl_socket_set_ssl_versions(socket, AMQP_TLSv1_2, AMQP_TLSvLATEST);
-    if (rc == AMQP_STATUS_OK)
-        rc = amqp_ssl_socket_set_cacert(socket, SYSTEM_CA_BUNDLE);
     if (rc != AMQP_STATUS_OK) {
-        snprintf(err, err_size, "could not set up TLS with the CA bundle %s: %s", SYSTEM_CA_BUNDLE,
-                 amqp_error_string2(rc));
+        snprintf(err, err_size, "could not require TLS 1.2 or newer: %s", amqp_error_string2(rc));
         return NULL;
     }
+    rc = amqp_ssl_socket_set_cacert(socket, ca);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(err, err_size, "could not load the CA bundle %s: %s", ca, amqp_error_string2(rc));
+        return NULL;
+    }
+    if (cfg->tls_cert[0]) {
+        rc = amqp_ssl_socket_set_key(socket, cfg->tls_cert, cfg->tls_key);
+        if (rc != AMQP_STATUS_OK) {
+            snprintf(err, err_size, "could not load the client certificate %s with key %s: %s",
+                     cfg->tls_cert, cfg->tls_key, amqp_error_string2(rc));
+            return NULL;
+        }
+    }
+    SSL_CTX *ctx = amqp_ssl_socket_get_context(socket);
+    if (ctx)
+        SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), note_verify_result);
     return socket;
+}
+
+/* The reason a TLS connection failed, in the operator's terms where OpenSSL said why. */
+static void describe_open_failure(const struct amqp_connection_info *info, int rc, char *err,
+                                  size_t err_size)
+{
+    if (info->ssl && refused_certificate)
+        snprintf(err, err_size,
+                 "could not connect to %s:%d: the broker's TLS certificate was refused: %s (check "
+                 "--tls-ca and the host name in --amqp-uri)",
+                 info->host, info->port, X509_verify_cert_error_string(refused_certificate));
+    else if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED)
+        snprintf(err, err_size,
+                 "could not connect to %s:%d: the broker's TLS certificate is not for the host "
+                 "name '%s'",
+                 info->host, info->port, info->host);
+    else
+        snprintf(err, err_size, "could not connect to %s:%d: %s", info->host, info->port,
+                 amqp_error_string2(rc));
 }
 
 amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, char *err,
@@ -77,10 +125,10 @@ amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, cha
         goto fail;
 
     struct timeval connect_timeout = {.tv_sec = CONNECT_TIMEOUT_S};
+    refused_certificate = 0;
     int rc = amqp_socket_open_noblock(socket, info->host, info->port, &connect_timeout);
     if (rc != AMQP_STATUS_OK) {
-        snprintf(err, err_size, "could not connect to %s:%d: %s", info->host, info->port,
-                 amqp_error_string2(rc));
+        describe_open_failure(info, rc, err, err_size);
         goto fail;
     }
     set_socket_timeouts(amqp_get_sockfd(conn), cfg->heartbeat_s);
@@ -120,8 +168,16 @@ amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, cha
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[512];
         ja_amqp_describe_reply(reply, why, sizeof why);
-        snprintf(err, err_size, "login to vhost '%s' on %s:%d as user '%s' failed: %s", info->vhost,
-                 info->host, info->port, info->user, why);
+        /* A broker that requires a client certificate ends the TLS session only now, when the
+         * handshake is over from the client's side; say what is the likely cause. */
+        bool maybe_client_cert = info->ssl && !cfg->tls_cert[0] &&
+                                 reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                                 reply.library_error == AMQP_STATUS_SSL_ERROR;
+        snprintf(err, err_size, "login to vhost '%s' on %s:%d as user '%s' failed: %s%s",
+                 info->vhost, info->host, info->port, info->user, why,
+                 maybe_client_cert ? "; the broker may require a client certificate (--tls-cert "
+                                     "and --tls-key)"
+                                   : "");
         goto fail;
     }
     amqp_channel_open(conn, JA_CHANNEL);

@@ -25,6 +25,9 @@ typedef struct {
 
 static const char *const queue_types[] = {"classic", "quorum", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+/* A switch: "--flag" alone means true; "--flag=false" and the environment spell it out. */
+static const char *const switch_values[] = {"false", "true", NULL};
 
 /* AMQP short strings (queue, exchange and routing-key names) hold at most 255 bytes. */
 #define NAME_MAX_BYTES 255
@@ -46,6 +49,18 @@ static const option options[] = {
     STR_OPT("amqp-uri", "AMQPUri", amqp_uri, "amqp://guest:guest@127.0.0.1:5672/", false, false,
             "RabbitMQ URI (amqp://user:pass@host:port/vhost). As in Jube, a bare '/' or no path "
             "means the vhost '/'."),
+    STR_OPT("amqp-uri-file", "AMQPUri_FILE", amqp_uri_file, "", true, false,
+            "File holding the RabbitMQ URI (a Docker or Kubernetes secret); replaces --amqp-uri."),
+    STR_OPT("tls-ca", "JUBE_AMQP_TLS_CA", tls_ca, "", true, false,
+            "CA bundle (PEM) that amqps:// brokers and https:// Jube URLs are verified against; "
+            "empty means the system bundle."),
+    STR_OPT("tls-cert", "JUBE_AMQP_TLS_CERT", tls_cert, "", true, false,
+            "Client certificate (PEM) presented to the broker over amqps://; needs --tls-key."),
+    STR_OPT("tls-key", "JUBE_AMQP_TLS_KEY", tls_key, "", true, false,
+            "Private key (PEM) of --tls-cert."),
+    CHOICE_OPT("tls-insecure", "JUBE_AMQP_TLS_INSECURE", tls_insecure, "false", switch_values,
+               "Skip certificate and host-name verification of the broker and Jube. For tests "
+               "only: anyone on the path can read and change the traffic. Logged as a warning."),
     INT_OPT("heartbeat", "AMQPHeartbeatSeconds", heartbeat_s, "30", 1, 600,
             "AMQP heartbeat in seconds; a dead broker is noticed within about two."),
     INT_OPT("reconnect-base-ms", "JUBE_AMQP_RECONNECT_BASE_MS", reconnect_base_ms, "500", 1, 600000,
@@ -56,8 +71,12 @@ static const option options[] = {
             "Base URL of Jube's HTTP API."),
     STR_OPT("jube-api-key", "JUBE_API_KEY", jube_api_key, "", true, true,
             "Sent to Jube as the X-API-KEY header when set."),
+    STR_OPT("jube-api-key-file", "JUBE_API_KEY_FILE", jube_api_key_file, "", true, false,
+            "File holding the API key; replaces --jube-api-key."),
     STR_OPT("jube-bearer-token", "JUBE_BEARER_TOKEN", jube_bearer_token, "", true, true,
             "Sent to Jube as 'Authorization: Bearer ...' when set."),
+    STR_OPT("jube-bearer-token-file", "JUBE_BEARER_TOKEN_FILE", jube_bearer_token_file, "", true,
+            false, "File holding the bearer token; replaces --jube-bearer-token."),
     INT_OPT("http-timeout-ms", "JUBE_AMQP_HTTP_TIMEOUT_MS", http_timeout_ms, "10000", 100, 600000,
             "Longest time one call to Jube may take, connecting included."),
     INT_OPT("http-connect-timeout-ms", "JUBE_AMQP_HTTP_CONNECT_TIMEOUT_MS", http_connect_timeout_ms,
@@ -102,6 +121,10 @@ static const option options[] = {
                "Type of the queues the service creates (existing queues are used as they are)."),
     CHOICE_OPT("log-level", "JUBE_AMQP_LOG_LEVEL", log_level, "info", log_levels,
                "Least important level that is logged."),
+    CHOICE_OPT("log-format", "JUBE_AMQP_LOG_FORMAT", log_format, "text", log_formats,
+               "Log lines for people (text) or one JSON object per line (json), each with its "
+               "time, level, thread and message, and the delivery tag, model, HTTP status and "
+               "attempt of the message it is about."),
     INT_OPT("shutdown-timeout", "JUBE_AMQP_SHUTDOWN_TIMEOUT", shutdown_timeout_s, "30", 1, 3600,
             "Seconds a graceful shutdown may take before the service exits without finishing "
             "(unacknowledged messages return to the queue)."),
@@ -207,9 +230,70 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+#define SECRET_FILE_MAX_BYTES 65536
+
+/* Replaces *secret with the contents of path, without the line break editors and
+ * `echo > file` leave at the end. The error names the file, never its contents. */
+static int read_secret_file(const char *flag, const char *path, char **secret, char *err,
+                            size_t err_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_size, "%s: cannot read '%s': %s", flag, path, strerror(errno));
+        return -EINVAL;
+    }
+    char *text = malloc(SECRET_FILE_MAX_BYTES + 1);
+    size_t len = text ? fread(text, 1, SECRET_FILE_MAX_BYTES + 1, f) : 0;
+    bool failed = text && ferror(f);
+    fclose(f);
+    if (!text || failed || len > SECRET_FILE_MAX_BYTES) {
+        snprintf(err, err_size, "%s: cannot read '%s': %s", flag, path,
+                 !text    ? "out of memory"
+                 : failed ? "read error"
+                          : "larger than 64 KiB");
+        free(text);
+        return -EINVAL;
+    }
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    text[len] = '\0';
+    if (len == 0 || memchr(text, '\n', len) || memchr(text, '\0', len)) {
+        snprintf(err, err_size, "%s: '%s' must hold the secret on one line", flag, path);
+        free(text);
+        return -EINVAL;
+    }
+    free(*secret);
+    *secret = text;
+    return 0;
+}
+
+static int read_secret_files(ja_config *cfg, char *err, size_t err_size)
+{
+    const struct {
+        const char *flag;
+        const char *path;
+        char **secret;
+    } files[] = {
+        {"--amqp-uri-file", cfg->amqp_uri_file, &cfg->amqp_uri},
+        {"--jube-api-key-file", cfg->jube_api_key_file, &cfg->jube_api_key},
+        {"--jube-bearer-token-file", cfg->jube_bearer_token_file, &cfg->jube_bearer_token},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (files[i].path[0]) {
+            int rc = read_secret_file(files[i].flag, files[i].path, files[i].secret, err, err_size);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 /* Checks that need more than one setting, or the shape of a URL. */
 static int validate(ja_config *cfg, char *err, size_t err_size)
 {
+    int rc = read_secret_files(cfg, err, err_size);
+    if (rc != 0)
+        return rc;
     if (cfg->retry_base_ms > cfg->retry_max_ms) {
         snprintf(err, err_size, "--retry-base-ms %d is larger than --retry-max-ms %d",
                  cfg->retry_base_ms, cfg->retry_max_ms);
@@ -226,6 +310,24 @@ static int validate(ja_config *cfg, char *err, size_t err_size)
                  "delivery the broker may hand out (use 0 for the prefetch)",
                  cfg->ring_size, cfg->prefetch);
         return -EINVAL;
+    }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        snprintf(err, err_size, "%s is set without %s; a client certificate needs both",
+                 cfg->tls_cert[0] ? "--tls-cert" : "--tls-key",
+                 cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
+        return -EINVAL;
+    }
+    const struct {
+        const char *flag;
+        const char *path;
+    } tls_files[] = {
+        {"--tls-ca", cfg->tls_ca}, {"--tls-cert", cfg->tls_cert}, {"--tls-key", cfg->tls_key}};
+    for (size_t i = 0; i < sizeof tls_files / sizeof tls_files[0]; i++) {
+        if (tls_files[i].path[0] && access(tls_files[i].path, R_OK) != 0) {
+            snprintf(err, err_size, "%s: cannot read '%s': %s", tls_files[i].flag,
+                     tls_files[i].path, strerror(errno));
+            return -EINVAL;
+        }
     }
     if (cfg->worker_threads > cfg->workers) {
         snprintf(err, err_size,
@@ -340,6 +442,8 @@ int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *act
         const char *value;
         if (equals) {
             value = equals + 1;
+        } else if (opt->choices == switch_values) {
+            value = "true";
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {

@@ -108,8 +108,8 @@ static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
 {
     ja_job *job = new_job(c);
     if (!job) {
-        ja_log_error("out of memory: returning delivery %llu to the queue",
-                     (unsigned long long)envelope->delivery_tag);
+        ja_log_fields fields = {.delivery_tag = envelope->delivery_tag};
+        ja_log_error_about(&fields, "out of memory: returning the delivery to the queue");
         amqp_basic_nack(c->conn, JA_CHANNEL, envelope->delivery_tag, 0, 1);
         amqp_envelope_t copy = *envelope;
         amqp_destroy_envelope(&copy);

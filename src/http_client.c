@@ -12,8 +12,9 @@
 
 struct ja_http_call {
     CURL *curl;
-    struct curl_slist *headers;
-    char *url; /* base URL and path prefix, with room for the GUID */
+    struct curl_slist *headers;       /* the same for every call */
+    struct curl_slist *trace_headers; /* those plus this call's traceparent, or NULL */
+    char *url;                        /* base URL and path prefix, with room for the GUID */
     size_t url_prefix_len;
     ja_buf *response; /* the buffer of the request under way */
     bool too_large;
@@ -113,6 +114,15 @@ ja_http_call *ja_http_call_new(const ja_config *cfg, void *owner)
     /* Only Jube's own URL is ever called: no redirects to elsewhere, no other protocols. */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* https:// Jube URLs: TLS 1.2 or newer, verified like the broker (libcurl verifies the peer
+     * and the host name by default, against the system bundle unless --tls-ca names one). */
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (cfg->tls_ca[0])
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->tls_ca);
+    if (cfg->tls_insecure) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     return call;
 }
 
@@ -123,13 +133,41 @@ void ja_http_call_free(ja_http_call *call)
     if (call->curl)
         curl_easy_cleanup(call->curl);
     curl_slist_free_all(call->headers);
+    curl_slist_free_all(call->trace_headers);
     free(call->url);
     free(call);
 }
 
-CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const void *body, size_t len,
-                           ja_buf *response)
+/* A copy of the fixed headers with the traceparent line added; NULL when out of memory. */
+static struct curl_slist *with_traceparent(const struct curl_slist *fixed, const char *traceparent)
 {
+    struct curl_slist *list = NULL;
+    char line[80];
+    snprintf(line, sizeof line, "traceparent: %s", traceparent);
+    for (const struct curl_slist *h = fixed; h; h = h->next) {
+        struct curl_slist *next = curl_slist_append(list, h->data);
+        if (!next) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = next;
+    }
+    struct curl_slist *next = curl_slist_append(list, line);
+    if (!next)
+        curl_slist_free_all(list);
+    return next;
+}
+
+CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
+                           const void *body, size_t len, ja_buf *response)
+{
+    curl_slist_free_all(call->trace_headers);
+    call->trace_headers = NULL;
+    if (traceparent[0]) {
+        call->trace_headers = with_traceparent(call->headers, traceparent);
+        if (!call->trace_headers)
+            return NULL;
+    }
     memcpy(call->url + call->url_prefix_len, guid, JA_GUID_LEN + 1);
     response->len = 0;
     call->response = response;
@@ -138,6 +176,8 @@ CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const void *bod
     call->error[0] = '\0';
 
     CURL *c = call->curl;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER,
+                     call->trace_headers ? call->trace_headers : call->headers);
     curl_easy_setopt(c, CURLOPT_URL, call->url);
     /* POSTFIELDS does not copy: body lives in the job's envelope until the call is finished. */
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);

@@ -126,9 +126,14 @@ int main(int argc, char **argv)
         return 0;
     }
     ja_log_threshold = (ja_log_level)cfg.log_level;
+    ja_log_output_format = (ja_log_format)cfg.log_format;
     char described[4096];
     ja_config_describe(&cfg, described, sizeof described);
     ja_log_info("jube-amqp %s starting: %s", JA_VERSION, described);
+    if (cfg.tls_insecure)
+        ja_log_warn("--tls-insecure: the certificates and host names of the broker and of Jube "
+                    "are NOT verified; anyone on the network path can read and alter the "
+                    "traffic. Use this for tests only.");
 
     /* Before any thread exists: libcurl's global state, no SIGPIPE from a dead socket, and
      * the shutdown signals blocked everywhere so only the main thread receives them. */

@@ -39,6 +39,36 @@ static const char *field_kind_name(uint8_t kind)
     }
 }
 
+static bool lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+void ja_find_traceparent(const amqp_basic_properties_t *props, char out[JA_TRACEPARENT_LEN + 1])
+{
+    out[0] = '\0';
+    if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return;
+    for (int i = 0; i < props->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &props->headers.entries[i];
+        if (e->key.len != 11 || memcmp(e->key.bytes, "traceparent", 11) != 0)
+            continue;
+        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
+            return;
+        const char *v = e->value.value.bytes.bytes;
+        if (e->value.value.bytes.len != JA_TRACEPARENT_LEN || !lower_hex(v, 2) || v[2] != '-' ||
+            !lower_hex(v + 3, 32) || v[35] != '-' || !lower_hex(v + 36, 16) || v[52] != '-' ||
+            !lower_hex(v + 53, 2))
+            return;
+        memcpy(out, v, JA_TRACEPARENT_LEN);
+        out[JA_TRACEPARENT_LEN] = '\0';
+        return;
+    }
+}
+
 bool ja_validate_model_header(const amqp_basic_properties_t *props, char guid[JA_GUID_LEN + 1],
                               ja_failure *why)
 {

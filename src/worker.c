@@ -45,16 +45,28 @@ typedef struct {
     bool probe_in_flight;
 } worker;
 
-static void note_jube_unavailable(worker *w, const ja_http_result *result)
+/* The log fields of an event about job. */
+static ja_log_fields fields_of(const ja_job *job)
+{
+    return (ja_log_fields){.delivery_tag = job->envelope.delivery_tag,
+                           .model_guid = job->model_guid,
+                           .http_status = job->http_status,
+                           .attempt = job->attempts};
+}
+
+static void note_jube_unavailable(worker *w, const ja_job *job, const ja_http_result *result)
 {
     if (atomic_exchange(&w->svc->jube_available, false)) {
+        ja_log_fields fields = fields_of(job);
         if (result->transport_ok)
-            ja_log_warn("Jube unavailable: it answered HTTP %ld; retrying with backoff (up to "
-                        "%d ms apart)",
-                        result->status, w->cfg->retry_max_ms);
+            ja_log_warn_about(&fields,
+                              "Jube unavailable: it answered HTTP %ld; retrying with backoff (up "
+                              "to %d ms apart)",
+                              result->status, w->cfg->retry_max_ms);
         else
-            ja_log_warn("Jube unavailable: %s; retrying with backoff (up to %d ms apart)",
-                        result->error, w->cfg->retry_max_ms);
+            ja_log_warn_about(&fields,
+                              "Jube unavailable: %s; retrying with backoff (up to %d ms apart)",
+                              result->error, w->cfg->retry_max_ms);
     }
 }
 
@@ -139,9 +151,11 @@ static void wait_or_give_back(worker *w, call_slot *slot, uint64_t now, uint64_t
         return;
     }
     if (held_too_long(w, job, now, due_ms > now ? due_ms - now : 0)) {
-        ja_log_debug("returning delivery %llu to the queue: held %llu ms, --max-hold-ms %d",
-                     (unsigned long long)job->envelope.delivery_tag,
-                     (unsigned long long)(now - job->received_ms), w->cfg->max_hold_ms);
+        ja_log_fields fields = fields_of(job);
+        ja_log_debug_about(&fields,
+                           "returning the delivery to the queue: held %llu ms, "
+                           "--max-hold-ms %d",
+                           (unsigned long long)(now - job->received_ms), w->cfg->max_hold_ms);
         give_back(w, job);
         free_slot(slot);
         return;
@@ -167,12 +181,13 @@ static void start_call(worker *w, call_slot *slot)
 {
     ja_job *job = slot->job;
     const amqp_message_t *msg = &job->envelope.message;
-    CURL *easy = ja_http_call_prepare(slot->http, job->model_guid, msg->body.bytes, msg->body.len,
-                                      &job->response);
-    if (curl_multi_add_handle(w->multi, easy) != CURLM_OK) {
-        ja_log_error("out of memory starting a call to Jube: returning delivery %llu to the "
-                     "queue",
-                     (unsigned long long)job->envelope.delivery_tag);
+    CURL *easy = ja_http_call_prepare(slot->http, job->model_guid, job->traceparent,
+                                      msg->body.bytes, msg->body.len, &job->response);
+    if (!easy || curl_multi_add_handle(w->multi, easy) != CURLM_OK) {
+        ja_log_fields fields = fields_of(job);
+        ja_log_error_about(&fields,
+                           "out of memory starting a call to Jube: returning the delivery to the "
+                           "queue");
         give_back(w, job);
         free_slot(slot);
         return;
@@ -198,12 +213,13 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
     if (!ja_validate_model_header(&msg->properties, job->model_guid, &job->failure) ||
         !ja_validate_body(msg->body.bytes, msg->body.len, (size_t)w->cfg->max_body_bytes,
                           &job->failure)) {
-        ja_log_debug("delivery %llu dead-lettered: %s",
-                     (unsigned long long)job->envelope.delivery_tag, job->failure.detail);
+        ja_log_fields fields = fields_of(job);
+        ja_log_debug_about(&fields, "dead-lettered: %s", job->failure.detail);
         job->state = JA_JOB_DEAD_LETTER;
         ja_service_to_publisher(svc, job);
         return false;
     }
+    ja_find_traceparent(&msg->properties, job->traceparent);
     if (held_too_long(w, job, now, 0) || !gate_open(w, now)) {
         /* It waited in the ring through an outage, or Jube is unavailable while the service
          * stops: let the broker keep it. */
@@ -266,10 +282,12 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
         result->response_too_large
             ? JA_OUTCOME_SERVER_ERROR
             : ja_outcome_classify(result->transport_ok, result->status, job->response.len);
-    ja_log_debug("model %s attempt %d: HTTP %d (%s)", job->model_guid, job->attempts,
-                 job->http_status, ja_outcome_name(outcome));
+    if (ja_log_threshold >= JA_LOG_DEBUG) {
+        ja_log_fields fields = fields_of(job);
+        ja_log_debug_about(&fields, "Jube answered: %s", ja_outcome_name(outcome));
+    }
     if (outcome == JA_OUTCOME_UNAVAILABLE) {
-        note_jube_unavailable(w, result);
+        note_jube_unavailable(w, job, result);
     } else {
         w->unavailable_streak = 0;
         note_jube_available(w);

@@ -36,24 +36,49 @@ static const char *broker_dir(void)
     return dir;
 }
 
-int broker_port(void)
+/* A port from broker.env (written by scripts/broker.sh start). */
+static int broker_env_port(const char *key)
 {
-    static int port;
-    if (port)
-        return port;
     char path[512];
     snprintf(path, sizeof path, "%s/broker.env", broker_dir());
     FILE *f = fopen(path, "r");
     if (!f)
         FAIL("cannot read %s: is the broker fixture running?", path);
     char line[256];
+    int port = 0;
+    size_t n = strlen(key);
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "JA_TEST_AMQP_PORT=%d", &port) == 1)
-            break;
+        if (strncmp(line, key, n) == 0 && line[n] == '=')
+            port = atoi(line + n + 1);
     fclose(f);
     if (!port)
-        FAIL("no JA_TEST_AMQP_PORT in %s", path);
+        FAIL("no %s in %s", key, path);
     return port;
+}
+
+int broker_port(void)
+{
+    static int port;
+    if (!port)
+        port = broker_env_port("JA_TEST_AMQP_PORT");
+    return port;
+}
+
+int broker_tls_port(void)
+{
+    static int port;
+    if (!port)
+        port = broker_env_port("JA_TEST_TLS_PORT");
+    return port;
+}
+
+const char *broker_tls_file(const char *name)
+{
+    static _Thread_local char path[8][512];
+    static _Thread_local int next;
+    char *out = path[next++ % 8];
+    snprintf(out, sizeof path[0], "%s/tls/%s", broker_dir(), name);
+    return out;
 }
 
 const char *broker_uri(void)
@@ -747,9 +772,9 @@ int service_stop(service_process *service, int sig)
     return service_wait_exit(service, 60000);
 }
 
-bool service_log_contains(const service_process *service, const char *text)
+static bool file_contains(const char *path, const char *text)
 {
-    FILE *f = fopen(service->log_path, "r");
+    FILE *f = fopen(path, "r");
     if (!f)
         return false;
     char line[4096];
@@ -758,4 +783,16 @@ bool service_log_contains(const service_process *service, const char *text)
         found = strstr(line, text) != NULL;
     fclose(f);
     return found;
+}
+
+bool service_log_contains(const service_process *service, const char *text)
+{
+    return file_contains(service->log_path, text);
+}
+
+bool stub_log_contains(const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/jube-stub.log", log_dir());
+    return file_contains(path, text);
 }

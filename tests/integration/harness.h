@@ -46,6 +46,10 @@ int broker_close_connections(const char *name);
 long queue_messages_total(const char *queue);
 /* The process id of the broker's VM. */
 pid_t broker_pid(void);
+/* The node's amqps:// listener (127.0.0.1, certificate for "localhost", client certificate
+ * required) and the files scripts/tls-certs.sh made for it: "ca.pem", "client.pem", ... */
+int broker_tls_port(void);
+const char *broker_tls_file(const char *name);
 /* Kills the broker's VM at once, then starts it again on the same port and data. */
 void broker_kill_and_restart(void);
 
@@ -59,6 +63,8 @@ void delete_topology(const topology_names *names);
 /* Starts jube-stub with extra arguments (NULL-terminated); waits until it listens. */
 stub_process stub_start(const char *const *extra_args);
 void stub_stop(stub_process *stub);
+/* True when a line of the stand-ins' shared log holds text (it logs each traceparent it gets). */
+bool stub_log_contains(const char *text);
 /* A counter from GET /stats ("requests", "invocations", "failures", ...). */
 long stub_stat(const stub_process *stub, const char *name);
 

@@ -95,9 +95,10 @@ static void run_scenario(const char *name, const char *const *stub_args,
     long long fault_at = now_ms();
     fault(&s);
     long long fault_over = now_ms();
-    /* A quorum queue reads as empty for a moment after its broker restarts: look again then. */
+    /* A quorum queue reads as empty after its broker restarts until it has recovered its log
+     * (seen here: up to 15 s): look again meanwhile. */
     long waiting = queue_depth_now(s.t.inbound);
-    for (long long until = now_ms() + 10000; waiting <= 0 && now_ms() < until; pause_ms(50))
+    for (long long until = now_ms() + 60000; waiting <= 0 && now_ms() < until; pause_ms(50))
         waiting = queue_depth_now(s.t.inbound);
     if (waiting <= 0)
         FAIL("the stream was over before the fault ended (%ld waiting): slow it down", waiting);

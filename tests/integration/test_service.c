@@ -313,6 +313,44 @@ TEST(reply_to_gets_the_response)
     stub_stop(&stub);
 }
 
+/* A W3C traceparent on the message reaches Jube as the HTTP header of that name; a malformed one
+ * is not passed on, and the message is still answered. */
+TEST(traceparent_reaches_jube)
+{
+    topology_names t = test_begin("traceparent");
+    stub_process stub = stub_start(NULL);
+    service_process svc = service_start("traceparent", &t, &stub, NULL);
+    amqp_connection_state_t conn = test_connect();
+    char trace[64], bad[96];
+    snprintf(trace, sizeof trace, "00-%016llx%016llx-00f067aa0ba902b7-01",
+             (unsigned long long)getpid(), (unsigned long long)now_ms());
+    snprintf(bad, sizeof bad, "00-%016llx%016llx-00f067aa0ba902b7-01\r\nX-Injected: 1",
+             (unsigned long long)getpid(), (unsigned long long)now_ms() + 1);
+    const char *values[2] = {trace, bad};
+    for (int i = 0; i < 2; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "tp-%d", i);
+        char *body = sample_transaction(id);
+        test_header headers[] = {
+            {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL},
+            {.key = "traceparent", .kind = 'S', .text = values[i]}};
+        test_properties props = {.headers = headers, .header_count = 2};
+        publish_message(conn, t.inbound, body, strlen(body), &props);
+        free(body);
+    }
+    wait_confirms(conn);
+    message_list out = collect_messages(conn, t.outbound_queue, 2, 10000);
+    ASSERT_EQ(out.count, 2);
+    free_messages(&out);
+    ASSERT(stub_log_contains(trace));
+    bad[55] = '\0'; /* the well-formed part of the malformed value never went out either */
+    ASSERT(!stub_log_contains(bad));
+    ASSERT(!stub_log_contains("X-Injected"));
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
 TEST(adopts_jube_style_topology)
 {
     topology_names t = test_begin("adopt");
@@ -433,6 +471,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(jube_unavailable_then_recovers),
         TEST_ENTRY(server_error_dead_lettered_after_max_attempts),
         TEST_ENTRY(reply_to_gets_the_response),
+        TEST_ENTRY(traceparent_reaches_jube),
         TEST_ENTRY(adopts_jube_style_topology),
         TEST_ENTRY(sigterm_under_load_loses_nothing),
         TEST_ENTRY(quorum_queues_on_request),

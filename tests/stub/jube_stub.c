@@ -324,6 +324,7 @@ typedef struct {
     bool close;
     char api_key[256];
     bool has_api_key;
+    char traceparent[128]; /* logged, so tests can see trace context arrive */
 } request;
 
 /* Parses the request line and the headers the stub cares about. */
@@ -354,6 +355,8 @@ static bool parse_head(char *head, request *r)
                 r->chunked = strcasestr(value, "chunked") != NULL;
             else if (strcasecmp(line, "Connection") == 0)
                 r->close = strcasecmp(value, "close") == 0;
+            else if (strcasecmp(line, "traceparent") == 0)
+                snprintf(r->traceparent, sizeof r->traceparent, "%s", value);
             else if (strcasecmp(line, "X-API-KEY") == 0) {
                 snprintf(r->api_key, sizeof r->api_key, "%s", value);
                 r->has_api_key = true;
@@ -367,6 +370,8 @@ static bool parse_head(char *head, request *r)
 static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len, bool keep)
 {
     long n = atomic_fetch_add(&requests, 1) + 1;
+    if (r->traceparent[0])
+        fprintf(stderr, "traceparent %s\n", r->traceparent);
     if (n <= opt.fail_first || (opt.fail_every > 0 && n % opt.fail_every == 0)) {
         atomic_fetch_add(&failures, 1);
         return answer_invoke(c, opt.fail_status,

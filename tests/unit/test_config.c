@@ -161,6 +161,63 @@ TEST(worker_threads_share_the_calls)
     ja_config_free(&p.cfg);
 }
 
+static char *write_temp(const char *contents)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/jube-amqp-secret-XXXXXX");
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, contents, strlen(contents)), (ssize_t)strlen(contents));
+    close(fd);
+    return path;
+}
+
+/* Secrets can come from files (Docker and Kubernetes secrets); errors name the file, never its
+ * contents. */
+TEST(secrets_from_files)
+{
+    char *key_file = strdup(write_temp("s3cret-key\n"));
+    char *uri_file = strdup(write_temp("amqps://user:pa55@broker.example:5671/prod\r\n"));
+    setenv("AMQPUri_FILE", uri_file, 1);
+    parsed p = PARSE("--jube-api-key-file", key_file);
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.jube_api_key, "s3cret-key");
+    ASSERT_STR_EQ(p.cfg.amqp.host, "broker.example");
+    ASSERT_STR_EQ(p.cfg.amqp.password, "pa55");
+    ASSERT(p.cfg.amqp.ssl);
+    char line[4096];
+    ja_config_describe(&p.cfg, line, sizeof line);
+    ASSERT(!strstr(line, "s3cret-key") && !strstr(line, "pa55"));
+    ja_config_free(&p.cfg);
+    unsetenv("AMQPUri_FILE");
+
+    p = PARSE("--jube-bearer-token-file", "/nonexistent/token");
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_STR_EQ(p.err, "--jube-bearer-token-file: cannot read '/nonexistent/token': No such file "
+                         "or directory");
+    ja_config_free(&p.cfg);
+
+    char *two_lines = strdup(write_temp("first\nsecond\n"));
+    p = PARSE("--jube-api-key-file", two_lines);
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_CONTAINS(p.err, "must hold the secret on one line");
+    ASSERT(!strstr(p.err, "first"));
+    ja_config_free(&p.cfg);
+    unlink(key_file), unlink(uri_file), unlink(two_lines);
+    free(key_file), free(uri_file), free(two_lines);
+}
+
+TEST(log_format_choice)
+{
+    parsed p = PARSE("--log-format", "json");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.cfg.log_format, 1);
+    ja_config_free(&p.cfg);
+    p = PARSE("--log-format", "xml");
+    ASSERT_STR_EQ(p.err, "--log-format: 'xml' is not one of: text, json");
+    ja_config_free(&p.cfg);
+}
+
 TEST(bad_environment_value_names_the_variable)
 {
     setenv("JUBE_AMQP_PREFETCH", "70000", 1);
@@ -308,6 +365,8 @@ int main(int argc, char **argv)
         TEST_ENTRY(out_of_range_names_flag_value_and_range),
         TEST_ENTRY(not_a_number),
         TEST_ENTRY(worker_threads_share_the_calls),
+        TEST_ENTRY(secrets_from_files),
+        TEST_ENTRY(log_format_choice),
         TEST_ENTRY(bad_environment_value_names_the_variable),
         TEST_ENTRY(bad_choice_lists_the_choices),
         TEST_ENTRY(unknown_flag_missing_value_and_stray_argument),

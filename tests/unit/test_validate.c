@@ -22,6 +22,37 @@ static amqp_table_entry_t string_entry(const char *key, const char *value, uint8
     return e;
 }
 
+/* Only a well-formed W3C traceparent is passed on, so nothing else can reach an HTTP header. */
+TEST(traceparent_found_only_when_well_formed)
+{
+    const char *good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    char out[JA_TRACEPARENT_LEN + 1];
+    amqp_table_entry_t e[2] = {string_entry(JA_MODEL_HEADER, SAMPLE_GUID, AMQP_FIELD_KIND_UTF8),
+                               string_entry("traceparent", good, AMQP_FIELD_KIND_UTF8)};
+    amqp_basic_properties_t props = with_header(e, 2);
+    ja_find_traceparent(&props, out);
+    ASSERT_STR_EQ(out, good);
+    e[1].value.kind = AMQP_FIELD_KIND_BYTES;
+    ja_find_traceparent(&props, out);
+    ASSERT_STR_EQ(out, good);
+
+    const char *bad[] = {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\n",
+                         "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+                         "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        e[1] = string_entry("traceparent", bad[i], AMQP_FIELD_KIND_UTF8);
+        ja_find_traceparent(&props, out);
+        ASSERT_STR_EQ(out, "");
+    }
+    e[1].value.kind = AMQP_FIELD_KIND_I32;
+    ja_find_traceparent(&props, out);
+    ASSERT_STR_EQ(out, "");
+    props = with_header(e, 1);
+    ja_find_traceparent(&props, out);
+    ASSERT_STR_EQ(out, "");
+}
+
 TEST(guid_shapes)
 {
     ASSERT(ja_guid_is_valid(SAMPLE_GUID, 36));
@@ -195,6 +226,7 @@ int main(int argc, char **argv)
 {
     static const test_case tests[] = {
         TEST_ENTRY(guid_shapes),
+        TEST_ENTRY(traceparent_found_only_when_well_formed),
         TEST_ENTRY(header_as_long_string_or_bytes_is_lowercased),
         TEST_ENTRY(missing_header),
         TEST_ENTRY(header_of_wrong_type),
