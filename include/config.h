@@ -48,8 +48,9 @@ typedef struct ja_config {
     char *dead_letter_queue;
     int queue_type; /* ja_queue_type */
 
-    int log_level;  /* ja_log_level */
-    int log_format; /* ja_log_format */
+    char *metrics_listen; /* "ADDR:PORT" of /metrics, /healthz and /readyz, or "" for none */
+    int log_level;        /* ja_log_level */
+    int log_format;       /* ja_log_format */
     int shutdown_timeout_s;
 
     /* Derived from amqp_uri; the strings point into amqp_uri_storage. */

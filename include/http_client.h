@@ -23,6 +23,7 @@ typedef struct {
     bool response_too_large; /* the body passed JA_HTTP_MAX_RESPONSE_BYTES and was cut off */
     long status;
     int64_t retry_after_ms;      /* from Retry-After, or -1 */
+    uint64_t duration_us;        /* how long the call took, connecting included */
     char error[CURL_ERROR_SIZE]; /* libcurl's words when transport_ok is false */
 } ja_http_result;
 

@@ -14,7 +14,7 @@ cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/bench -j2 >/dev/null
 broker=build/bench/broker
 trap 'bash scripts/broker.sh stop "$broker"' EXIT
-bash scripts/broker.sh start "$broker" >/dev/null
+bash scripts/broker.sh fresh "$broker" >/dev/null
 mkdir -p build/bench/logs docs
 JA_TEST_BROKER_DIR=$PWD/$broker JA_TEST_LOG_DIR=$PWD/build/bench/logs \
     build/bench/tests/bench build/bench/results.json | tee build/bench/table.md

@@ -5,6 +5,8 @@
 # broker already running on the machine (the Debian package starts one on 5672).
 #
 #   scripts/broker.sh start DIR [PORT]   start a node whose files live in DIR; prints the port
+#   scripts/broker.sh fresh DIR [PORT]   the same, first forgetting every queue a node in DIR
+#                                        ever had (test suites start from nothing)
 #   scripts/broker.sh stop DIR           stop the node started in DIR
 #   scripts/broker.sh kill DIR           kill the node's VM at once (a crash, for fault tests)
 #   scripts/broker.sh ctl DIR ARGS...    run rabbitmqctl against that node
@@ -15,9 +17,14 @@
 # is for the host name localhost, and it requires a client certificate from the same CA.
 set -euo pipefail
 
-command=${1:?usage: broker.sh start|stop|ctl DIR [ARGS]}
-dir=${2:?usage: broker.sh start|stop|ctl DIR [ARGS]}
+command=${1:?usage: broker.sh start|fresh|stop|kill|ctl DIR [ARGS]}
+dir=${2:?usage: broker.sh start|fresh|stop|kill|ctl DIR [ARGS]}
 shift 2
+
+if [ "$command" = fresh ]; then
+    rm -rf "$dir/mnesia" "$dir/feature_flags"
+    command=start
+fi
 
 port_in_use() {
     # /proc/net/tcp lists listening sockets (state 0A) with the port in hex.
@@ -137,7 +144,7 @@ ctl)
     ctl "$(node_of "$dir")" "$@"
     ;;
 *)
-    echo "broker.sh: unknown command '$command' (start, stop, kill or ctl)" >&2
+    echo "broker.sh: unknown command '$command' (start, fresh, stop, kill or ctl)" >&2
     exit 2
     ;;
 esac

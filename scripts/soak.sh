@@ -12,7 +12,7 @@ cmake -S . -B build/soak -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/soak -j2 >/dev/null
 broker=build/soak/broker
 trap 'bash scripts/broker.sh stop "$broker"' EXIT
-bash scripts/broker.sh start "$broker" >/dev/null
+bash scripts/broker.sh fresh "$broker" >/dev/null
 mkdir -p build/soak/logs
 JA_TEST_BROKER_DIR=$PWD/$broker JA_TEST_LOG_DIR=$PWD/build/soak/logs \
     build/soak/tests/test_faults soak

@@ -119,6 +119,9 @@ static const option options[] = {
             "Durable queue bound to the dead-letter exchange, so no dead letter is dropped."),
     CHOICE_OPT("queue-type", "JUBE_AMQP_QUEUE_TYPE", queue_type, "classic", queue_types,
                "Type of the queues the service creates (existing queues are used as they are)."),
+    STR_OPT("metrics-listen", "JUBE_AMQP_METRICS_LISTEN", metrics_listen, "", true, false,
+            "Serve Prometheus metrics at /metrics, liveness at /healthz and readiness at /readyz "
+            "on ADDR:PORT (for instance 0.0.0.0:9090); off when empty."),
     CHOICE_OPT("log-level", "JUBE_AMQP_LOG_LEVEL", log_level, "info", log_levels,
                "Least important level that is logged."),
     CHOICE_OPT("log-format", "JUBE_AMQP_LOG_FORMAT", log_format, "text", log_formats,

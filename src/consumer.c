@@ -3,6 +3,7 @@
 #include "ack_window.h"
 #include "amqp_connection.h"
 #include "log.h"
+#include "metrics.h"
 #include "reconnect.h"
 #include "topology.h"
 
@@ -56,6 +57,8 @@ static void lose_connection(consumer *c, const char *why)
     ja_amqp_destroy(c->conn);
     c->conn = NULL;
     c->in_flight = 0;
+    atomic_store(&ja_stats.in_flight, 0);
+    atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], false);
     amqp_bytes_free(c->consumer_tag);
     c->consumer_tag = amqp_empty_bytes;
     /* No delivery of the old channel can be acked any more: tell workers to stop on them,
@@ -89,6 +92,9 @@ static bool connect_consumer(consumer *c)
             ja_ack_window_reset(&c->acks);
             atomic_store(&c->svc->live_generation, c->generation);
             ja_reconnect_succeeded(&c->reconnect, c->cfg);
+            if (c->generation > 1)
+                ja_count(&ja_stats.reconnects[JA_CONN_CONSUMER]);
+            atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], true);
             ja_log_info("consuming queue '%s' with prefetch %d", queue, c->cfg->prefetch);
             return true;
         }
@@ -125,6 +131,8 @@ static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
     job->failure.detail[0] = '\0';
     job->model_guid[0] = '\0';
     c->in_flight++;
+    ja_count(&ja_stats.consumed);
+    atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
     /* The broker never has more than prefetch deliveries out to us, and the ring holds at
      * least that many, so this push cannot fail. */
     if (!ja_ring_push(c->svc->work, job)) {
@@ -216,16 +224,21 @@ static bool settle_returned_jobs(consumer *c)
         if (c->conn && job->generation == c->generation && rc == AMQP_STATUS_OK) {
             uint64_t tag = job->envelope.delivery_tag;
             if (job->state == JA_JOB_REQUEUE) {
+                ja_count(&ja_stats.requeued);
                 rc = amqp_basic_nack(c->conn, JA_CHANNEL, tag, 0, 1);
                 ja_ack_window_settle(&c->acks, tag, true);
             } else if (ja_ack_window_settle(&c->acks, tag, false)) {
                 rc = amqp_basic_ack(c->conn, JA_CHANNEL, tag, 0);
             }
+            if (job->state == JA_JOB_ACK)
+                ja_histogram_observe(&ja_stats.end_to_end_seconds,
+                                     (ja_now_ms() - job->received_ms) * 1000u);
             c->in_flight--;
         }
         recycle_job(c, job);
         node = next;
     }
+    atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
     if (c->conn && rc == AMQP_STATUS_OK) {
         /* One ack for every settled delivery whose predecessors are all settled too. */
         uint64_t multiple = ja_ack_window_advance(&c->acks);

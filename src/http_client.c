@@ -194,6 +194,9 @@ void ja_http_call_finish(ja_http_call *call, CURLcode rc, ja_http_result *result
 {
     long status = 0;
     curl_easy_getinfo(call->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t duration_us = 0;
+    curl_easy_getinfo(call->curl, CURLINFO_TOTAL_TIME_T, &duration_us);
+    result->duration_us = duration_us > 0 ? (uint64_t)duration_us : 0;
     result->status = status;
     result->retry_after_ms = call->retry_after_ms;
     result->response_too_large = call->too_large;

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "service.h"
+#include "metrics_server.h"
 #include "worker.h"
 
 #include <curl/curl.h>
@@ -157,10 +158,20 @@ int main(int argc, char **argv)
         ja_log_error("could not start: %s", strerror(-rc));
         return 1;
     }
+    ja_metrics_server *metrics = NULL;
+    if (cfg.metrics_listen[0]) {
+        metrics = ja_metrics_server_start(&svc, cfg.metrics_listen, err, sizeof err);
+        if (!metrics) {
+            ja_log_error("%s", err);
+            return 1;
+        }
+        ja_log_info("serving /metrics, /healthz and /readyz on %s", cfg.metrics_listen);
+    }
     if (!wait_for_shutdown(&svc, &signals))
         _exit(1); /* leave the rest to the broker: unacked deliveries are redelivered */
 
     join_threads(&svc, &t);
+    ja_metrics_server_stop(metrics);
     ja_service_destroy(&svc);
     curl_global_cleanup();
     ja_config_free(&cfg);

@@ -2,6 +2,7 @@
 
 #include "amqp_connection.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbound_message.h"
 #include "outcome.h"
 #include "reconnect.h"
@@ -33,6 +34,7 @@ typedef struct {
     const ja_config *cfg;
     amqp_connection_state_t conn;
     bool blocked;
+    bool connected_before; /* a later connection counts as a reconnect */
     ja_reconnect reconnect;
     uint64_t rng;
 
@@ -88,6 +90,15 @@ static void settle(publisher *p, ja_job *job)
 {
     if (--job->unconfirmed_publishes == 0)
         ja_service_to_consumer(p->svc, job, JA_JOB_ACK);
+}
+
+/* Counts a job whose last publish the broker has just confirmed. */
+static void count_outcome(const ja_job *job)
+{
+    if (job->state == JA_JOB_DEAD_LETTER)
+        ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of(job->failure.code)]);
+    else
+        ja_count(&ja_stats.published);
 }
 
 static bool publish_one(publisher *p, ja_job *job, target t)
@@ -186,6 +197,8 @@ static void on_confirm(publisher *p, uint64_t tag, bool multiple, bool confirmed
             continue;
         f->settled = true;
         if (confirmed) {
+            if (f->job->unconfirmed_publishes == 1)
+                count_outcome(f->job);
             settle(p, f->job);
         } else {
             ja_log_warn("the broker refused (nack) a publish to '%s'; publishing it again",
@@ -242,6 +255,7 @@ static bool read_frames(publisher *p)
         case AMQP_CONNECTION_BLOCKED_METHOD: {
             const amqp_connection_blocked_t *b = method->decoded;
             p->blocked = true;
+            atomic_store(&ja_stats.blocked, true);
             ja_log_warn("the broker blocked publishing (%.*s); holding results until it "
                         "unblocks",
                         (int)b->reason.len, (const char *)b->reason.bytes);
@@ -249,6 +263,7 @@ static bool read_frames(publisher *p)
         }
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
             p->blocked = false;
+            atomic_store(&ja_stats.blocked, false);
             ja_log_info("the broker unblocked publishing");
             break;
         case AMQP_CHANNEL_CLOSE_METHOD:
@@ -274,6 +289,8 @@ static void lose_connection(publisher *p)
     ja_amqp_destroy(p->conn);
     p->conn = NULL;
     p->blocked = false;
+    atomic_store(&ja_stats.blocked, false);
+    atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], false);
     uint64_t now = ja_now_ms();
     for (size_t i = 0; i < p->window_count; i++) {
         in_flight_publish *f = &p->window[(p->window_start + i) & (p->window_capacity - 1)];
@@ -295,6 +312,10 @@ static bool connect_publisher(publisher *p)
         if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
             p->head_seq = 1; /* confirm sequence numbers start at 1 on every channel */
             ja_reconnect_succeeded(&p->reconnect, p->cfg);
+            if (p->connected_before)
+                ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
+            p->connected_before = true;
+            atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], true);
             return true;
         }
         ja_amqp_describe_reply(reply, err, sizeof err);
@@ -397,6 +418,7 @@ void *ja_publisher_run(void *arg)
             lose_connection(&p);
             continue;
         }
+        atomic_store_explicit(&ja_stats.unconfirmed, (long)p.window_count, memory_order_relaxed);
         ja_amqp_wait(p.conn, ja_inbox_fd(&p.svc->to_publisher), wait_timeout_ms(&p));
     }
     if (p.conn)

@@ -2,6 +2,7 @@
 
 #include "http_client.h"
 #include "log.h"
+#include "metrics.h"
 #include "outcome.h"
 #include "validate.h"
 
@@ -192,6 +193,8 @@ static void start_call(worker *w, call_slot *slot)
         free_slot(slot);
         return;
     }
+    if (job->attempts > 0)
+        ja_count(&ja_stats.retries);
     job->attempts++;
     slot->state = SLOT_CALLING;
     slot->probe = w->unavailable_streak > 0;
@@ -278,6 +281,8 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
         w->probe_in_flight = false;
     }
     job->http_status = result->transport_ok ? (int)result->status : 0;
+    ja_count(&ja_stats.http_responses[ja_http_class_of(result->status, result->transport_ok)]);
+    ja_histogram_observe(&ja_stats.jube_seconds, result->duration_us);
     ja_outcome outcome =
         result->response_too_large
             ? JA_OUTCOME_SERVER_ERROR

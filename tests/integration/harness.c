@@ -796,3 +796,53 @@ bool stub_log_contains(const char *text)
     snprintf(path, sizeof path, "%s/jube-stub.log", log_dir());
     return file_contains(path, text);
 }
+
+int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0)
+        FAIL("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+char *http_get(int port, const char *path, int *status)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval timeout = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char request[512];
+    int n = snprintf(request, sizeof request,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (send(fd, request, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 65536, len = 0;
+    char *answer = malloc(cap);
+    ssize_t got;
+    while ((got = recv(fd, answer + len, cap - len - 1, 0)) > 0) {
+        len += (size_t)got;
+        if (len + 1 == cap)
+            answer = realloc(answer, cap *= 2);
+    }
+    close(fd);
+    answer[len] = '\0';
+    char *body = strstr(answer, "\r\n\r\n");
+    if (sscanf(answer, "HTTP/1.%*d %d", status) != 1 || !body) {
+        free(answer);
+        return NULL;
+    }
+    memmove(answer, body + 4, strlen(body + 4) + 1);
+    return answer;
+}

@@ -149,4 +149,11 @@ char *sample_transaction(const char *txn_id);
 /* Milliseconds on a monotonic clock. */
 long long now_ms(void);
 
+/* A loopback port nobody listens on now. */
+int free_port(void);
+
+/* GET http://127.0.0.1:port{path}; returns the body (malloc'd) and the status, or NULL when
+ * nothing answered. */
+char *http_get(int port, const char *path, int *status);
+
 #endif

@@ -102,18 +102,6 @@ TEST(host_name_mismatch_is_refused)
                    "the broker's TLS certificate is not for the host name '127.0.0.1'");
 }
 
-/* A port nobody listens on now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    ASSERT(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    ASSERT(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
 /* A TLS server presenting the given certificate: stands in for a broker or a Jube whose
  * certificate is under test (the handshake fails before either protocol starts). */
 static pid_t tls_server(int port, const char *cert, const char *key)

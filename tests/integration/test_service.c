@@ -351,6 +351,95 @@ TEST(traceparent_reaches_jube)
     stub_stop(&stub);
 }
 
+static void pause_ms(long ms)
+{
+    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+}
+
+/* The value of one sample line ("name{labels} value") in a scrape, or -1 when absent. */
+static double sample(const char *scrape, const char *series)
+{
+    char key[256];
+    snprintf(key, sizeof key, "\n%s ", series);
+    const char *at = strstr(scrape, key);
+    return at ? atof(at + strlen(key)) : -1;
+}
+
+/* /metrics counts what the test sent; /healthz and /readyz answer; other paths get 404. */
+TEST(metrics_count_what_was_sent)
+{
+    topology_names t = test_begin("metrics");
+    stub_process stub = stub_start(NULL);
+    int port = free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *args[] = {"--metrics-listen", listen, NULL};
+    service_process svc = service_start("metrics", &t, &stub, args);
+    publish_range(t.inbound, "metrics", 0, 20);
+    amqp_connection_state_t conn = test_connect();
+    test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL};
+    test_properties props = {.headers = &model, .header_count = 1};
+    for (int i = 0; i < 3; i++)
+        publish_message(conn, t.inbound, "{not json", 9, &props);
+    wait_confirms(conn);
+    message_list out = collect_messages(conn, t.outbound_queue, 20, 20000);
+    ASSERT_EQ(out.count, 20);
+    free_messages(&out);
+    message_list dead = collect_messages(conn, t.dead_letter_queue, 3, 20000);
+    ASSERT_EQ(dead.count, 3);
+    free_messages(&dead);
+
+    /* The last acks follow the confirms: wait for the counters to settle, bounded. */
+    int status = 0;
+    char *scrape = NULL;
+    long long deadline = now_ms() + 10000;
+    for (;;) {
+        free(scrape);
+        scrape = http_get(port, "/metrics", &status);
+        ASSERT(scrape && status == 200);
+        if (sample(scrape, "jube_amqp_in_flight_messages") == 0 || now_ms() > deadline)
+            break;
+        pause_ms(20);
+    }
+    ASSERT_EQ(sample(scrape, "jube_amqp_messages_consumed_total"), 23);
+    ASSERT_EQ(sample(scrape, "jube_amqp_messages_published_total"), 20);
+    ASSERT_EQ(sample(scrape, "jube_amqp_messages_dead_lettered_total{reason=\"invalid_json\"}"), 3);
+    ASSERT_EQ(sample(scrape, "jube_amqp_jube_responses_total{class=\"2xx\"}"), 20);
+    ASSERT_EQ(sample(scrape, "jube_amqp_jube_request_duration_seconds_count"), 20);
+    ASSERT_EQ(sample(scrape, "jube_amqp_end_to_end_seconds_count"), 23);
+    ASSERT_EQ(sample(scrape, "jube_amqp_in_flight_messages"), 0);
+    ASSERT_EQ(sample(scrape, "jube_amqp_connection_up{connection=\"consumer\"}"), 1);
+    ASSERT_EQ(sample(scrape, "jube_amqp_connection_up{connection=\"publisher\"}"), 1);
+    free(scrape);
+
+    char *body = http_get(port, "/healthz", &status);
+    ASSERT(body && status == 200);
+    free(body);
+    body = http_get(port, "/readyz", &status);
+    ASSERT(body && status == 200);
+    free(body);
+    body = http_get(port, "/nope", &status);
+    ASSERT(body && status == 404);
+    free(body);
+
+    /* Jube gone: the next message finds it unavailable, and the service is not ready. */
+    stub_stop(&stub);
+    publish_range(t.inbound, "metrics-late", 0, 1);
+    deadline = now_ms() + 10000;
+    do {
+        body = http_get(port, "/readyz", &status);
+        ASSERT(body);
+        free(body);
+        ASSERT(now_ms() < deadline);
+        if (status == 200)
+            pause_ms(20);
+    } while (status == 200);
+    ASSERT_EQ(status, 503);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    test_disconnect(conn);
+}
+
 TEST(adopts_jube_style_topology)
 {
     topology_names t = test_begin("adopt");
@@ -472,6 +561,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(server_error_dead_lettered_after_max_attempts),
         TEST_ENTRY(reply_to_gets_the_response),
         TEST_ENTRY(traceparent_reaches_jube),
+        TEST_ENTRY(metrics_count_what_was_sent),
         TEST_ENTRY(adopts_jube_style_topology),
         TEST_ENTRY(sigterm_under_load_loses_nothing),
         TEST_ENTRY(quorum_queues_on_request),

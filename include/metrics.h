@@ -1,0 +1,79 @@
+#ifndef JA_METRICS_H
+#define JA_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the service counts, for Prometheus (--metrics-listen). One process-wide set of relaxed
+ * atomic counters: each thread adds to them on its own path, and the metrics server reads them
+ * when scraped. Names and meanings are in README.md ("Metrics"). */
+
+/* Why a message was dead-lettered, as a bounded set of label values. */
+typedef enum {
+    JA_DL_MISSING_MODEL_GUID,
+    JA_DL_INVALID_MODEL_GUID,
+    JA_DL_EMPTY_BODY,
+    JA_DL_BODY_TOO_LARGE,
+    JA_DL_INVALID_JSON,
+    JA_DL_HTTP_4XX,
+    JA_DL_HTTP_5XX,
+    JA_DL_RESPONSE_TOO_LARGE,
+    JA_DL_OTHER,
+    JA_DL_REASONS
+} ja_dead_letter_reason;
+
+/* Status classes of Jube's answers; "error" is no answer at all. */
+typedef enum {
+    JA_HTTP_2XX,
+    JA_HTTP_3XX,
+    JA_HTTP_4XX,
+    JA_HTTP_5XX,
+    JA_HTTP_ERROR,
+    JA_HTTP_CLASSES
+} ja_http_class;
+
+#define JA_HISTOGRAM_BUCKETS 14
+
+typedef struct {
+    atomic_ulong buckets[JA_HISTOGRAM_BUCKETS]; /* not cumulative; summed when rendered */
+    atomic_ulong count;
+    atomic_ulong sum_us;
+} ja_histogram;
+
+typedef enum { JA_CONN_CONSUMER, JA_CONN_PUBLISHER, JA_CONNECTIONS } ja_connection_role;
+
+typedef struct {
+    atomic_ulong consumed;
+    atomic_ulong published;
+    atomic_ulong dead_lettered[JA_DL_REASONS];
+    atomic_ulong requeued;
+    atomic_ulong retries;
+    atomic_ulong http_responses[JA_HTTP_CLASSES];
+    ja_histogram jube_seconds;
+    ja_histogram end_to_end_seconds;
+    atomic_long in_flight;
+    atomic_long unconfirmed;
+    atomic_ulong reconnects[JA_CONNECTIONS];
+    atomic_bool connected[JA_CONNECTIONS];
+    atomic_bool blocked;
+} ja_metrics;
+
+extern ja_metrics ja_stats;
+
+static inline void ja_count(atomic_ulong *counter)
+{
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+void ja_histogram_observe(ja_histogram *h, uint64_t microseconds);
+
+ja_dead_letter_reason ja_dead_letter_reason_of(const char *failure_code);
+ja_http_class ja_http_class_of(long status, bool answered);
+
+/* Writes the Prometheus text exposition (format 0.0.4) of every metric, with ring_depth read by
+ * the caller. Returns the length written, or the length needed when it does not fit. */
+size_t ja_metrics_render(char *out, size_t size, long ring_depth);
+
+#endif

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Checks docker-compose.yml and the Dockerfile as far as a machine without a Docker engine can:
+the compose file is valid YAML with the expected services, health checks and scaling-friendly
+jube-amqp service; the Dockerfile builds on Debian 12, runs as a non-root user with a health
+check, and every package it installs exists in Debian 12's archive (asked of apt-cache, whose
+lists scripts/install-deps.sh refreshed).
+
+Usage: check_packaging.py SOURCE_DIR"""
+
+import re
+import subprocess
+import sys
+
+import yaml
+
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def check_compose(path):
+    with open(path) as f:
+        compose = yaml.safe_load(f)
+    services = compose.get("services", {})
+    for name in ["rabbitmq", "jube-stub", "jube-amqp", "postgres", "redis", "jube"]:
+        check(name in services, f"compose: no service '{name}'")
+    for name in ["rabbitmq", "jube-amqp", "jube-stub", "jube", "postgres", "redis"]:
+        check("healthcheck" in services.get(name, {}), f"compose: '{name}' has no health check")
+    rabbit = services.get("rabbitmq", {})
+    check(str(rabbit.get("image", "")).startswith("rabbitmq:3-management"),
+          "compose: rabbitmq is not rabbitmq:3-management")
+    amqp = services.get("jube-amqp", {})
+    check("container_name" not in amqp, "compose: jube-amqp has a fixed container name (--scale)")
+    check("ports" not in amqp, "compose: jube-amqp publishes a host port (--scale)")
+    check(amqp.get("depends_on", {}).get("rabbitmq", {}).get("condition") == "service_healthy",
+          "compose: jube-amqp does not wait for a healthy RabbitMQ")
+    env = amqp.get("environment", {})
+    for key in ["AMQPUri", "JUBE_URL", "JUBE_AMQP_METRICS_LISTEN"]:
+        check(key in env, f"compose: jube-amqp has no {key} in its environment")
+    check("command" not in amqp and "entrypoint" not in amqp,
+          "compose: jube-amqp should be configured by environment only")
+    for name in ["postgres", "redis", "jube"]:
+        check("jube" in services.get(name, {}).get("profiles", []),
+              f"compose: '{name}' is not in the 'jube' profile")
+    for name in ["rabbitmq", "jube-stub", "jube-amqp"]:
+        check("profiles" not in services.get(name, {}), f"compose: '{name}' should run by default")
+
+
+def dockerfile_packages(text):
+    """Every package named by an `apt-get install` in the Dockerfile."""
+    joined = text.replace("\\\n", " ")
+    packages = []
+    for match in re.finditer(r"apt-get install ([^&\n]*)", joined):
+        packages += [w for w in match.group(1).split() if not w.startswith("-")]
+    return packages
+
+
+def check_dockerfile(path):
+    with open(path) as f:
+        text = f.read()
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    check(froms and all(image.startswith("debian:12") for image in froms),
+          f"Dockerfile: every stage must be Debian 12, found {froms}")
+    check(len(froms) >= 2, "Dockerfile: not multi-stage")
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    check(users and users[-1] not in ("0", "root"), "Dockerfile: the runtime user is root")
+    check(re.search(r"^HEALTHCHECK .*", text, re.M) and "/healthz" in text,
+          "Dockerfile: no HEALTHCHECK on /healthz")
+    check(re.search(r"^ENTRYPOINT", text, re.M), "Dockerfile: no ENTRYPOINT")
+    packages = dockerfile_packages(text)
+    check(len(packages) > 5, f"Dockerfile: found too few packages to check: {packages}")
+    for package in packages:
+        found = subprocess.run(["apt-cache", "show", "--no-all-versions", package],
+                               capture_output=True, text=True)
+        check(found.returncode == 0 and "Package: " + package in found.stdout,
+              f"Dockerfile: package '{package}' is not in this Debian's archive")
+    release = open("/etc/debian_version").read().strip()
+    check(release.startswith("12"), f"not run on Debian 12 (debian_version {release})")
+
+
+def main():
+    source = sys.argv[1]
+    check_compose(source + "/docker-compose.yml")
+    check_dockerfile(source + "/Dockerfile")
+    for failure in failures:
+        print("FAIL " + failure)
+    print(f"packaging: {len(failures)} problem(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
