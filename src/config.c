@@ -492,6 +492,8 @@ void ja_config_print_help(FILE *out)
             break;
         case OPT_CHOICE:
             describe_choices(opt, allowed, sizeof allowed);
+            if (opt->choices == switch_values)
+                snprintf(allowed, sizeof allowed, "%s", "false, true; the bare flag means true");
             break;
         }
         fprintf(out, "  --%s (env %s; %s; default '%s')\n      %s\n", opt->name, opt->env, allowed,

@@ -207,6 +207,24 @@ TEST(secrets_from_files)
     free(key_file), free(uri_file), free(two_lines);
 }
 
+TEST(tls_switch_and_files)
+{
+    parsed p = PARSE("--tls-insecure", "--prefetch", "9");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.cfg.tls_insecure, 1);
+    ASSERT_EQ(p.cfg.prefetch, 9); /* the bare switch did not take the next argument */
+    ja_config_free(&p.cfg);
+    p = PARSE("--tls-insecure=false");
+    ASSERT_EQ(p.cfg.tls_insecure, 0);
+    ja_config_free(&p.cfg);
+    p = PARSE("--tls-cert", "/etc/hostname");
+    ASSERT_STR_EQ(p.err, "--tls-cert is set without --tls-key; a client certificate needs both");
+    ja_config_free(&p.cfg);
+    p = PARSE("--tls-ca", "/nonexistent/ca.pem");
+    ASSERT_STR_EQ(p.err, "--tls-ca: cannot read '/nonexistent/ca.pem': No such file or directory");
+    ja_config_free(&p.cfg);
+}
+
 TEST(log_format_choice)
 {
     parsed p = PARSE("--log-format", "json");
@@ -367,6 +385,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(worker_threads_share_the_calls),
         TEST_ENTRY(secrets_from_files),
         TEST_ENTRY(log_format_choice),
+        TEST_ENTRY(tls_switch_and_files),
         TEST_ENTRY(bad_environment_value_names_the_variable),
         TEST_ENTRY(bad_choice_lists_the_choices),
         TEST_ENTRY(unknown_flag_missing_value_and_stray_argument),
