@@ -232,6 +232,17 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
     return true;
 }
 
+/* Puts a job fresh from the ring into a free slot and calls Jube for it, unless accept_job sent
+ * it on already. Returns whether the slot was taken. */
+static bool take_job(worker *w, call_slot *slot, ja_job *job, uint64_t now)
+{
+    if (!accept_job(w, job, now))
+        return false;
+    slot->job = job;
+    start_call(w, slot);
+    return true;
+}
+
 /* Starts what may start now: jobs whose retry is due first (they have waited longest), then new
  * jobs from the ring while there is room. */
 static void start_calls(worker *w, uint64_t now)
@@ -249,12 +260,10 @@ static void start_calls(worker *w, uint64_t now)
         if (!gate_open(w, now) && !stopping(w))
             return;
         ja_job *job;
-        while ((job = ja_ring_pop(w->svc->work)) && !accept_job(w, job, now))
+        while ((job = ja_ring_pop(w->svc->work)) && !take_job(w, slot, job, now))
             ;
         if (!job)
             return;
-        slot->job = job;
-        start_call(w, slot);
     }
 }
 
@@ -354,12 +363,12 @@ static bool collect_answers(worker *w)
     return any;
 }
 
-static bool has_free_slot(const worker *w)
+static call_slot *free_slot_of(worker *w)
 {
     for (int i = 0; i < w->slot_count; i++)
         if (w->slots[i].state == SLOT_FREE)
-            return true;
-    return false;
+            return &w->slots[i];
+    return NULL;
 }
 
 /* How long poll() may sleep before a waiting job is due (libcurl shortens it further for its
@@ -389,21 +398,15 @@ static int wait_timeout_ms(const worker *w, uint64_t now)
 static void wait_for_something(worker *w, uint64_t now)
 {
     ja_worker_bells *bells = &w->svc->bells;
-    bool hungry = has_free_slot(w) && (gate_open(w, now) || stopping(w));
+    call_slot *room = free_slot_of(w);
+    bool hungry = room && (gate_open(w, now) || stopping(w));
     if (hungry) {
         ja_worker_bell_arm(bells, w->index);
         ja_job *job = ja_ring_pop(w->svc->work);
         if (job) {
             ja_worker_bell_disarm(bells, w->index);
-            for (int i = 0; i < w->slot_count; i++) {
-                if (w->slots[i].state == SLOT_FREE) {
-                    if (accept_job(w, job, now)) {
-                        w->slots[i].job = job;
-                        start_call(w, &w->slots[i]);
-                    }
-                    return;
-                }
-            }
+            take_job(w, room, job, now);
+            return;
         }
     }
     struct curl_waitfd bell = {.fd = ja_worker_bell_fd(bells, w->index),

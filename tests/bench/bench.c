@@ -17,12 +17,6 @@
 #define DRAIN_COUNT 100000L
 #define MODEL       SAMPLE_MODEL
 
-static void pause_ms(long ms)
-{
-    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&d, NULL);
-}
-
 static int compare_doubles(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

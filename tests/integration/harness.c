@@ -22,9 +22,9 @@ long long now_ms(void)
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void pause_ms(long ms)
 {
-    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     nanosleep(&d, NULL);
 }
 
@@ -97,14 +97,21 @@ int broker_ctl(const char *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-long queue_messages_total(const char *queue)
+/* rabbitmqctl's tab-separated answer to `args`, filtered by a shell pipeline, to read. */
+static FILE *broker_ctl_output(const char *args, const char *filter)
 {
     char command[2048];
     snprintf(command, sizeof command,
-             "bash '%s/scripts/broker.sh' ctl '%s' list_queues name messages --no-table-headers "
-             "-q 2>/dev/null | awk -F'\t' '$1 == \"%s\" {print $2}'",
-             JA_SOURCE_DIR, broker_dir(), queue);
-    FILE *out = popen(command, "r");
+             "bash '%s/scripts/broker.sh' ctl '%s' %s --no-table-headers -q 2>/dev/null | %s",
+             JA_SOURCE_DIR, broker_dir(), args, filter);
+    return popen(command, "r");
+}
+
+long queue_messages_total(const char *queue)
+{
+    char filter[512];
+    snprintf(filter, sizeof filter, "awk -F'\t' '$1 == \"%s\" {print $2}'", queue);
+    FILE *out = broker_ctl_output("list_queues name messages", filter);
     long total = -1;
     if (!out || fscanf(out, "%ld", &total) != 1)
         total = -1;
@@ -115,12 +122,9 @@ long queue_messages_total(const char *queue)
 
 int broker_close_connections(const char *name)
 {
-    char command[2048];
-    snprintf(command, sizeof command,
-             "bash '%s/scripts/broker.sh' ctl '%s' list_connections pid client_properties "
-             "--no-table-headers -q 2>/dev/null | grep -F '\"connection_name\",\"%s\"' | cut -f1",
-             JA_SOURCE_DIR, broker_dir(), name);
-    FILE *pids = popen(command, "r");
+    char filter[512];
+    snprintf(filter, sizeof filter, "grep -F '\"connection_name\",\"%s\"' | cut -f1", name);
+    FILE *pids = broker_ctl_output("list_connections pid client_properties", filter);
     if (!pids)
         FAIL("cannot list the broker's connections");
     char pid[256];
@@ -299,7 +303,7 @@ bool wait_queue_depth(amqp_connection_state_t conn, const char *queue, long coun
     while (queue_depth(conn, queue) != count) {
         if (now_ms() > deadline)
             return false;
-        sleep_ms(20);
+        pause_ms(20);
     }
     return true;
 }
@@ -731,14 +735,14 @@ service_process service_start(const char *test_name, const topology_names *names
             FAIL("the service exited at start (status %d); see %s", status, s.log_path);
         if (now_ms() > deadline)
             FAIL("the service did not consume %s within 20 s; see %s", names->inbound, s.log_path);
-        sleep_ms(20);
+        pause_ms(20);
     }
     /* The publisher declares the outbound side; wait for it too. */
     while (queue_depth(conn, names->dead_letter_queue) < 0) {
         if (now_ms() > deadline)
             FAIL("the service did not declare %s within 20 s; see %s", names->dead_letter_queue,
                  s.log_path);
-        sleep_ms(20);
+        pause_ms(20);
     }
     test_disconnect(conn);
     return s;
@@ -760,7 +764,7 @@ int service_wait_exit(service_process *service, int timeout_ms)
             service->pid = 0;
             FAIL("the service did not exit within %d ms; see %s", timeout_ms, service->log_path);
         }
-        sleep_ms(10);
+        pause_ms(10);
     }
 }
 

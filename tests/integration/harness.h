@@ -148,6 +148,8 @@ char *sample_transaction(const char *txn_id);
 
 /* Milliseconds on a monotonic clock. */
 long long now_ms(void);
+/* Sleeps ms milliseconds: only between looks at a condition, or as the length of a fault. */
+void pause_ms(long ms);
 
 /* A loopback port nobody listens on now. */
 int free_port(void);

@@ -20,12 +20,6 @@ typedef struct {
 
 typedef void (*fault_fn)(scenario *s);
 
-static void pause_ms(int ms)
-{
-    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&d, NULL);
-}
-
 /* Waits, through broker restarts, until the queue holds at least `count` messages. */
 static void wait_depth_at_least(const char *queue, long count, int timeout_ms)
 {

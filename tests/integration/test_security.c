@@ -12,12 +12,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-static void pause_ms(long ms)
-{
-    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&d, NULL);
-}
-
 static const char *tls_uri(const char *host, int port)
 {
     static char uri[128];

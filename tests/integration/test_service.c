@@ -351,12 +351,6 @@ TEST(traceparent_reaches_jube)
     stub_stop(&stub);
 }
 
-static void pause_ms(long ms)
-{
-    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&d, NULL);
-}
-
 /* The value of one sample line ("name{labels} value") in a scrape, or -1 when absent. */
 static double sample(const char *scrape, const char *series)
 {
