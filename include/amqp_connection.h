@@ -25,14 +25,17 @@ void ja_amqp_close(amqp_connection_state_t conn);
 /* Frees a connection known to be dead, without talking to the broker. */
 void ja_amqp_destroy(amqp_connection_state_t conn);
 
-/* Re-opens JA_CHANNEL after the broker closed it (the close-ok must already be sent). */
-bool ja_amqp_reopen_channel(amqp_connection_state_t conn, char *err, size_t err_size);
+/* Re-opens a channel after the broker closed it (the close-ok must already be sent). */
+bool ja_amqp_reopen_channel(amqp_connection_state_t conn, amqp_channel_t channel, char *err,
+                            size_t err_size);
 
 /* Describes a failed RPC for a log line: the library's error, or the broker's close reason. */
 void ja_amqp_describe_reply(amqp_rpc_reply_t reply, char *out, size_t out_size);
 
-/* Answers a channel.close or connection.close the broker sent, so it can finish closing. */
-void ja_amqp_answer_close(amqp_connection_state_t conn, const amqp_method_t *method);
+/* Answers a channel.close (of `channel`) or connection.close the broker sent, so it can finish
+ * closing. */
+void ja_amqp_answer_close(amqp_connection_state_t conn, amqp_channel_t channel,
+                          const amqp_method_t *method);
 
 /* Waits until the connection has input (already buffered by the library, or on the socket),
  * until extra_fd is readable, or until timeout_ms passes. Returns a bit set of JA_WAIT_*. */

@@ -39,6 +39,8 @@ typedef struct ja_config {
     int retry_base_ms;
     int retry_max_ms;
     int max_hold_ms;
+    int confirm_timeout_ms;
+    int unroutable_responses; /* 0 = hold, 1 = ack */
 
     char *inbound_queue;
     char *outbound_exchange;

@@ -4,6 +4,7 @@
 #include "inbox.h"
 
 #include <amqp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@ typedef enum {
     JA_JOB_ACK,         /* publisher -> consumer: the outcome is confirmed; ack the delivery */
     JA_JOB_REQUEUE,     /* worker -> consumer: give the delivery back to the broker */
     JA_JOB_DROP,        /* its delivery belongs to a closed channel: just free it */
+    JA_JOB_REJECT,      /* publisher -> consumer: nothing of it can be published; reject it */
 } ja_job_state;
 
 /* What was wrong with a message, as written into its dead letter. */
@@ -40,6 +42,16 @@ typedef struct {
     size_t cap;
 } ja_buf;
 
+/* The publisher's bookkeeping for a job (confirm_window.c). */
+typedef struct {
+    int open;          /* publishes not settled yet */
+    unsigned failures; /* nacks and returns so far: the backoff step */
+    unsigned suspect;  /* channel errors a message may cause while one of its publishes was out */
+    bool bare;         /* a dead letter without the producer's headers */
+    ja_job_state end;  /* what happens to the delivery once nothing of it is out: JA_JOB_ACK,
+                          or _REQUEUE, _DROP, _REJECT once decided */
+} ja_publishing;
+
 typedef struct ja_job {
     ja_inbox_node node;       /* links the job into an inbox */
     amqp_envelope_t envelope; /* owns the body and the properties */
@@ -52,7 +64,9 @@ typedef struct ja_job {
     int attempts;                     /* calls made to Jube */
     ja_failure failure;
     ja_buf response;
-    int unconfirmed_publishes; /* the publisher's count of publishes not yet confirmed */
+    uint64_t body_size; /* as the content header announced it; the body holds at most
+                           --max-body-bytes of it */
+    ja_publishing publishing;
 } ja_job;
 
 static inline ja_job *ja_job_of(ja_inbox_node *node)

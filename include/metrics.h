@@ -20,6 +20,7 @@ typedef enum {
     JA_DL_HTTP_4XX,
     JA_DL_HTTP_5XX,
     JA_DL_RESPONSE_TOO_LARGE,
+    JA_DL_UNPUBLISHABLE,
     JA_DL_OTHER,
     JA_DL_REASONS
 } ja_dead_letter_reason;
@@ -44,11 +45,18 @@ typedef struct {
 
 typedef enum { JA_CONN_CONSUMER, JA_CONN_PUBLISHER, JA_CONNECTIONS } ja_connection_role;
 
+/* Where a publish goes, as a label (the order of ja_publish_target). */
+enum { JA_PUBLISH_TARGETS = 3 };
+
 typedef struct {
     atomic_ulong consumed;
     atomic_ulong published;
     atomic_ulong dead_lettered[JA_DL_REASONS];
     atomic_ulong requeued;
+    atomic_ulong rejected;                       /* nothing of it could be published */
+    atomic_ulong publish_nacks;                  /* basic.nack from the broker */
+    atomic_ulong unroutable[JA_PUBLISH_TARGETS]; /* returned: no queue took the publish */
+    atomic_long unroutable_held;                 /* publishes held for want of a queue */
     atomic_ulong retries;
     atomic_ulong http_responses[JA_HTTP_CLASSES];
     ja_histogram jube_seconds;

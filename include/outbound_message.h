@@ -4,11 +4,17 @@
 #include "job.h"
 
 #include <amqp.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The properties and headers of what the publisher sends: Jube's response, or a dead letter.
  * Both keep the inbound message's headers and add the service's own. The result points into
  * the job and into the scratch table, and is valid until either changes. */
+
+/* Carries the confirm sequence number of a publish, so that a basic.return (which names no
+ * sequence number) can be matched to the publish it returns. */
+#define JA_PUBLISH_SEQ_HEADER "x-jube-publish-seq"
 
 typedef struct {
     amqp_table_entry_t *entries;
@@ -16,15 +22,23 @@ typedef struct {
 } ja_header_scratch;
 
 /* Response: content type application/json, persistent, the inbound correlation_id, message_id
- * and headers, plus EntityAnalysisModelGuid and x-jube-http-status. Returns 0 or -ENOMEM. */
-int ja_response_properties(const ja_job *job, ja_header_scratch *scratch,
+ * and headers (less CC and BCC), plus EntityAnalysisModelGuid, x-jube-http-status and
+ * x-jube-publish-seq. Returns 0 or -ENOMEM. */
+int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
                            amqp_basic_properties_t *props);
 
-/* Dead letter: the inbound properties (without an expiration, which would silently drop it),
- * persistent, plus x-jube-error, x-jube-error-detail, x-jube-http-status and x-jube-attempts.
- * Returns 0 or -ENOMEM. */
-int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch,
+/* Dead letter: the inbound properties (without an expiration, which would silently drop it, and
+ * without user_id, which the broker would refuse), persistent, the inbound headers (less CC and
+ * BCC; none at all once job->publishing.bare), plus x-jube-error, x-jube-error-detail,
+ * x-jube-http-status, x-jube-attempts, x-jube-publish-seq and, for a body cut at
+ * --max-body-bytes, x-jube-body-size. Returns 0 or -ENOMEM. */
+int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
                               amqp_basic_properties_t *props);
+
+/* True when props fit in one content-header frame of a connection with this frame_max; scratch
+ * must hold frame_max bytes. */
+bool ja_properties_fit(const amqp_basic_properties_t *props, uint32_t frame_max,
+                       amqp_bytes_t scratch);
 
 void ja_header_scratch_free(ja_header_scratch *scratch);
 

@@ -10,9 +10,10 @@
  * still failing for a new reason, connected again), never one per attempt. */
 
 typedef struct {
-    const char *who; /* "consumer" or "publisher", for the log */
-    unsigned failures;
+    const char *who;   /* "consumer" or "publisher", for the log */
+    unsigned failures; /* attempts since the last connection that lasted */
     uint64_t down_since_ms;
+    uint64_t up_since_ms; /* of the current connection */
     char last_error[512];
     uint64_t rng;
 } ja_reconnect;
@@ -24,5 +25,13 @@ uint64_t ja_reconnect_failed(ja_reconnect *r, const ja_config *cfg, const char *
 
 /* Records a successful connection, logging how long the outage lasted if there was one. */
 void ja_reconnect_succeeded(ja_reconnect *r, const ja_config *cfg);
+
+/* A connection that lasted at least this long ends a series of failures. */
+#define JA_RECONNECT_STABLE_MS 5000
+
+/* Records that the current connection was lost. Returns how long to wait before connecting
+ * again: 0 after a connection that lasted, else the next backoff step, so that a connection that
+ * keeps dying right after it was made is not retried in a tight loop. */
+uint64_t ja_reconnect_lost(ja_reconnect *r, const ja_config *cfg);
 
 #endif

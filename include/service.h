@@ -35,6 +35,7 @@ typedef struct ja_service {
     atomic_bool threads_exit; /* the consumer is done: workers and publisher may exit */
     atomic_bool consumer_done;
     atomic_bool jube_available; /* for logging the changes only */
+    atomic_int exit_code;       /* set by ja_service_fail: the process ends with it */
 
     /* Backoff sleeps end early when shutdown begins or the live generation changes. */
     pthread_mutex_t sleep_lock;
@@ -62,6 +63,15 @@ bool ja_service_sleep(ja_service *svc, uint64_t ms, ja_wake_on wake_on, uint64_t
 void ja_service_wake_sleepers(ja_service *svc);
 
 bool ja_service_is_live(const ja_service *svc, uint64_t generation);
+
+/* Exit statuses of the process. */
+#define JA_EXIT_FAILURE      1
+#define JA_EXIT_BAD_CONFIG   2 /* a setting a restart cannot fix */
+#define JA_EXIT_BAD_TOPOLOGY JA_EXIT_BAD_CONFIG
+
+/* A thread found something the service cannot run with (the reason is logged already): the main
+ * thread ends the process with exit_code. */
+void ja_service_fail(ja_service *svc, int exit_code);
 
 /* Called by the consumer after each push to the ring. */
 static inline void ja_service_work_pushed(ja_service *svc)

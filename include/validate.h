@@ -6,6 +6,7 @@
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Checks a delivery before anything of it goes near a URL or Jube. Each check returns true, or
  * false with the failure (code and detail, naming the offending value) filled in. */
@@ -27,6 +28,10 @@ bool ja_validate_model_header(const amqp_basic_properties_t *props, char guid[JA
  * empty when there is none or it is malformed: trace context is best effort and never a
  * reason to refuse a message, and only a well-formed value may go into an HTTP header. */
 void ja_find_traceparent(const amqp_basic_properties_t *props, char out[JA_TRACEPARENT_LEN + 1]);
+
+/* Checks the body size the content header announced. The consumer keeps at most max_bytes of a
+ * body (kept), so a larger one is dead-lettered with what was kept of it. */
+bool ja_validate_body_size(uint64_t announced, size_t kept, size_t max_bytes, ja_failure *why);
 
 /* Checks the body is not empty, at most max_bytes long, and one JSON object (RFC 8259). */
 bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure *why);

@@ -209,9 +209,10 @@ void ja_amqp_destroy(amqp_connection_state_t conn)
         amqp_destroy_connection(conn);
 }
 
-bool ja_amqp_reopen_channel(amqp_connection_state_t conn, char *err, size_t err_size)
+bool ja_amqp_reopen_channel(amqp_connection_state_t conn, amqp_channel_t channel, char *err,
+                            size_t err_size)
 {
-    amqp_channel_open(conn, JA_CHANNEL);
+    amqp_channel_open(conn, channel);
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     if (reply.reply_type == AMQP_RESPONSE_NORMAL)
         return true;
@@ -251,11 +252,12 @@ void ja_amqp_describe_reply(amqp_rpc_reply_t reply, char *out, size_t out_size)
     snprintf(out, out_size, "unknown reply type %d", (int)reply.reply_type);
 }
 
-void ja_amqp_answer_close(amqp_connection_state_t conn, const amqp_method_t *method)
+void ja_amqp_answer_close(amqp_connection_state_t conn, amqp_channel_t channel,
+                          const amqp_method_t *method)
 {
     if (method->id == AMQP_CHANNEL_CLOSE_METHOD) {
         amqp_channel_close_ok_t ok = {0};
-        amqp_send_method(conn, JA_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+        amqp_send_method(conn, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
     } else if (method->id == AMQP_CONNECTION_CLOSE_METHOD) {
         amqp_connection_close_ok_t ok = {0};
         amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);

@@ -28,6 +28,7 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL}
 static const char *const log_formats[] = {"text", "json", NULL};
 /* A switch: "--flag" alone means true; "--flag=false" and the environment spell it out. */
 static const char *const switch_values[] = {"false", "true", NULL};
+static const char *const unroutable_choices[] = {"hold", "ack", NULL};
 
 /* AMQP short strings (queue, exchange and routing-key names) hold at most 255 bytes. */
 #define NAME_MAX_BYTES 255
@@ -103,6 +104,17 @@ static const option options[] = {
     INT_OPT("max-hold-ms", "JUBE_AMQP_MAX_HOLD_MS", max_hold_ms, "900000", 1000, 86400000,
             "Longest time a delivery is held while Jube is unavailable before it is returned to "
             "the queue; keep it below RabbitMQ's consumer_timeout (30 minutes by default)."),
+    INT_OPT("confirm-timeout-ms", "JUBE_AMQP_CONFIRM_TIMEOUT_MS", confirm_timeout_ms, "60000", 1000,
+            3600000,
+            "Longest wait for the broker to confirm a publish; past it the publisher's connection "
+            "counts as broken and is made again (everything unconfirmed is published again)."),
+    CHOICE_OPT(
+        "unroutable-responses", "JUBE_AMQP_UNROUTABLE_RESPONSES", unroutable_responses, "hold",
+        unroutable_choices,
+        "When no queue receives a response on the outbound exchange: 'hold' keeps the "
+        "delivery unacked and publishes the response again with backoff until a queue is "
+        "bound (and --max-hold-ms returns it to the queue); 'ack' acks it and counts it, for "
+        "deployments that read only reply_to."),
     STR_OPT("inbound-queue", "JUBE_AMQP_INBOUND_QUEUE", inbound_queue, "jubeInbound", false, false,
             "Queue the transactions are consumed from."),
     STR_OPT("outbound-exchange", "JUBE_AMQP_OUTBOUND_EXCHANGE", outbound_exchange, "jubeOutbound",

@@ -2,6 +2,7 @@
 
 #include "ack_window.h"
 #include "amqp_connection.h"
+#include "delivery.h"
 #include "log.h"
 #include "metrics.h"
 #include "reconnect.h"
@@ -68,6 +69,10 @@ static void lose_connection(consumer *c, const char *why)
     ja_job *job;
     while ((job = ja_ring_pop(c->svc->work)))
         recycle_job(c, job);
+    /* A connection that dies soon after it was made does not reset the backoff. */
+    uint64_t delay = ja_reconnect_lost(&c->reconnect, c->cfg);
+    if (delay > 0)
+        ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
 }
 
 static bool connect_consumer(consumer *c)
@@ -75,7 +80,7 @@ static bool connect_consumer(consumer *c)
     char err[1024];
     const char *queue = c->cfg->inbound_queue;
     c->conn = ja_amqp_open(c->cfg, "jube-amqp consumer", err, sizeof err);
-    if (c->conn && ja_topology_declare_inbound(c->conn, c->cfg, err, sizeof err) == 0) {
+    if (c->conn && ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err, sizeof err) == 0) {
         amqp_basic_qos(c->conn, JA_CHANNEL, 0, (uint16_t)c->cfg->prefetch, 0);
         amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
         amqp_basic_consume_ok_t *ok = NULL;
@@ -110,18 +115,26 @@ static bool connect_consumer(consumer *c)
     return false;
 }
 
-static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
+/* Gives a delivery the service cannot take back to the queue at once, and settles its tag so
+ * the acks after it are not held back. */
+static void return_at_once(consumer *c, uint64_t tag, const char *why)
+{
+    ja_log_fields fields = {.delivery_tag = tag};
+    ja_log_error_about(&fields, "%s: returning the delivery to the queue", why);
+    amqp_basic_nack(c->conn, JA_CHANNEL, tag, 0, 1);
+    ja_ack_window_settle(&c->acks, tag, true);
+}
+
+static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_size)
 {
     ja_job *job = new_job(c);
     if (!job) {
-        ja_log_fields fields = {.delivery_tag = envelope->delivery_tag};
-        ja_log_error_about(&fields, "out of memory: returning the delivery to the queue");
-        amqp_basic_nack(c->conn, JA_CHANNEL, envelope->delivery_tag, 0, 1);
-        amqp_envelope_t copy = *envelope;
-        amqp_destroy_envelope(&copy);
+        return_at_once(c, envelope->delivery_tag, "out of memory");
+        amqp_destroy_envelope(envelope);
         return;
     }
     job->envelope = *envelope;
+    job->body_size = body_size;
     job->generation = c->generation;
     job->received_ms = ja_now_ms();
     job->state = JA_JOB_NEW;
@@ -136,11 +149,12 @@ static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
     /* The broker never has more than prefetch deliveries out to us, and the ring holds at
      * least that many, so this push cannot fail. */
     if (!ja_ring_push(c->svc->work, job)) {
-        ja_log_error("the work ring (capacity %zu) is full with %zu deliveries in flight; "
-                     "returning delivery %llu to the queue",
-                     ja_ring_capacity(c->svc->work), c->in_flight,
-                     (unsigned long long)envelope->delivery_tag);
-        amqp_basic_nack(c->conn, JA_CHANNEL, envelope->delivery_tag, 0, 1);
+        char why[160];
+        snprintf(why, sizeof why,
+                 "the work ring (capacity %zu) is full with %zu deliveries in "
+                 "flight",
+                 ja_ring_capacity(c->svc->work), c->in_flight);
+        return_at_once(c, envelope->delivery_tag, why);
         c->in_flight--;
         recycle_job(c, job);
         return;
@@ -148,18 +162,9 @@ static void take_delivery(consumer *c, const amqp_envelope_t *envelope)
     ja_service_work_pushed(c->svc);
 }
 
-/* Handles a frame that is not a delivery. Returns false when the connection must be replaced. */
-static bool handle_other_frame(consumer *c)
+/* Handles a method that is not a delivery. Returns false when the connection must be replaced. */
+static bool handle_method(consumer *c, amqp_method_t *method)
 {
-    amqp_frame_t frame;
-    int rc = amqp_simple_wait_frame(c->conn, &frame);
-    if (rc != AMQP_STATUS_OK) {
-        lose_connection(c, amqp_error_string2(rc));
-        return false;
-    }
-    if (frame.frame_type != AMQP_FRAME_METHOD)
-        return true;
-    amqp_method_t *method = &frame.payload.method;
     char why[600];
     switch (method->id) {
     case AMQP_BASIC_CANCEL_METHOD:
@@ -173,7 +178,7 @@ static bool handle_other_frame(consumer *c)
     case AMQP_CONNECTION_CLOSE_METHOD: {
         amqp_rpc_reply_t reply = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION, .reply = *method};
         ja_amqp_describe_reply(reply, why, sizeof why);
-        ja_amqp_answer_close(c->conn, method);
+        ja_amqp_answer_close(c->conn, JA_CHANNEL, method);
         lose_connection(c, why);
         return false;
     }
@@ -182,33 +187,57 @@ static bool handle_other_frame(consumer *c)
     }
 }
 
+/* Reads a delivery's header and body after its basic.deliver. Returns false when the connection
+ * must be replaced. */
+static bool read_delivery(consumer *c, const amqp_frame_t *deliver)
+{
+    uint64_t tag = ((const amqp_basic_deliver_t *)deliver->payload.method.decoded)->delivery_tag;
+    amqp_envelope_t envelope;
+    uint64_t body_size = 0;
+    amqp_method_t closed;
+    /* The header and body follow the method at once; a broker silent for two heartbeats is
+     * gone. */
+    int rc = ja_delivery_read(c->conn, deliver, (size_t)c->cfg->max_body_bytes,
+                              c->cfg->heartbeat_s * 2000, &envelope, &body_size, &closed);
+    switch (rc) {
+    case 0:
+        take_delivery(c, &envelope, body_size);
+        return true;
+    case JA_DELIVERY_NO_MEMORY:
+        ja_count(&ja_stats.consumed);
+        return_at_once(c, tag, "out of memory");
+        return true;
+    case JA_DELIVERY_CLOSED:
+        return handle_method(c, &closed);
+    default:
+        lose_connection(c, amqp_error_string2(rc));
+        return false;
+    }
+}
+
 /* Reads what the broker sent, up to READ_BATCH deliveries, without blocking. */
 static bool read_input(consumer *c)
 {
     for (int i = 0; i < READ_BATCH; i++) {
         amqp_maybe_release_buffers(c->conn);
-        amqp_envelope_t envelope;
+        amqp_frame_t frame;
         struct timeval zero = {0, 0};
-        amqp_rpc_reply_t reply = amqp_consume_message(c->conn, &envelope, &zero, 0);
-        if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-            take_delivery(c, &envelope);
-            if (!amqp_frames_enqueued(c->conn) && !amqp_data_in_buffer(c->conn))
-                return true;
+        int rc = amqp_simple_wait_frame_noblock(c->conn, &frame, &zero);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            return true;
+        if (rc != AMQP_STATUS_OK) {
+            lose_connection(c, amqp_error_string2(rc));
+            return false;
+        }
+        if (frame.frame_type != AMQP_FRAME_METHOD)
             continue;
-        }
-        if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-            if (reply.library_error == AMQP_STATUS_TIMEOUT)
-                return true;
-            if (reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-                if (!handle_other_frame(c))
-                    return false;
-                continue;
-            }
-        }
-        char why[600];
-        ja_amqp_describe_reply(reply, why, sizeof why);
-        lose_connection(c, why);
-        return false;
+        bool ok = frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD
+                      ? read_delivery(c, &frame)
+                      : handle_method(c, &frame.payload.method);
+        if (!ok)
+            return false;
+        if (!amqp_frames_enqueued(c->conn) && !amqp_data_in_buffer(c->conn))
+            return true;
     }
     return true;
 }
@@ -223,9 +252,10 @@ static bool settle_returned_jobs(consumer *c)
         ja_job *job = ja_job_of(node);
         if (c->conn && job->generation == c->generation && rc == AMQP_STATUS_OK) {
             uint64_t tag = job->envelope.delivery_tag;
-            if (job->state == JA_JOB_REQUEUE) {
-                ja_count(&ja_stats.requeued);
-                rc = amqp_basic_nack(c->conn, JA_CHANNEL, tag, 0, 1);
+            if (job->state == JA_JOB_REQUEUE || job->state == JA_JOB_REJECT) {
+                bool requeue = job->state == JA_JOB_REQUEUE;
+                ja_count(requeue ? &ja_stats.requeued : &ja_stats.rejected);
+                rc = amqp_basic_nack(c->conn, JA_CHANNEL, tag, 0, requeue);
                 ja_ack_window_settle(&c->acks, tag, true);
             } else if (ja_ack_window_settle(&c->acks, tag, false)) {
                 rc = amqp_basic_ack(c->conn, JA_CHANNEL, tag, 0);

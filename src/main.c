@@ -22,8 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_BAD_CONFIG 2
-
 typedef struct {
     pthread_t consumer;
     pthread_t publisher;
@@ -75,6 +73,11 @@ static bool wait_for_shutdown(ja_service *svc, const sigset_t *signals)
     int sig;
     while (sigwait(signals, &sig) != 0)
         ;
+    int code = atomic_load(&svc->exit_code);
+    if (code != 0) {
+        ja_log_error("stopping: the service cannot run this way (exit status %d)", code);
+        _exit(code); /* unacknowledged deliveries return to the queue */
+    }
     ja_log_info("received %s: stopping consumption and finishing the messages in flight "
                 "(at most %d s)",
                 strsignal(sig), svc->cfg->shutdown_timeout_s);
@@ -114,7 +117,7 @@ int main(int argc, char **argv)
     if (ja_config_parse(&cfg, argc, argv, &action, err, sizeof err) != 0) {
         fprintf(stderr, "jube-amqp: %s\n", err);
         ja_config_free(&cfg);
-        return EXIT_BAD_CONFIG;
+        return JA_EXIT_BAD_CONFIG;
     }
     if (action == JA_CONFIG_HELP) {
         ja_config_print_help(stdout);

@@ -10,10 +10,13 @@ ja_metrics ja_stats;
 static const double bucket_bounds[JA_HISTOGRAM_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-static const char *const reason_labels[JA_DL_REASONS] = {
-    "missing_model_guid", "invalid_model_guid", "empty_body",
-    "body_too_large",     "invalid_json",       "http_4xx",
-    "http_5xx",           "response_too_large", "other"};
+static const char *const reason_labels[JA_DL_REASONS] = {"missing_model_guid", "invalid_model_guid",
+                                                         "empty_body",         "body_too_large",
+                                                         "invalid_json",       "http_4xx",
+                                                         "http_5xx",           "response_too_large",
+                                                         "unpublishable",      "other"};
+static const char *const target_labels[JA_PUBLISH_TARGETS] = {"outbound", "reply_to",
+                                                              "dead_letter"};
 
 static const char *const class_labels[JA_HTTP_CLASSES] = {"2xx", "3xx", "4xx", "5xx", "error"};
 static const char *const connection_labels[JA_CONNECTIONS] = {"consumer", "publisher"};
@@ -109,6 +112,20 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
     header(&w, "jube_amqp_messages_requeued_total", "counter",
            "Deliveries given back to the queue (shutdown, or held too long while Jube was down).");
     put(&w, "jube_amqp_messages_requeued_total %lu\n", get(&m->requeued));
+    header(&w, "jube_amqp_messages_rejected_total", "counter",
+           "Deliveries rejected because not even a bare dead letter of them could be published.");
+    put(&w, "jube_amqp_messages_rejected_total %lu\n", get(&m->rejected));
+    header(&w, "jube_amqp_publish_nacks_total", "counter",
+           "Publishes the broker refused (basic.nack); each is published again after a backoff.");
+    put(&w, "jube_amqp_publish_nacks_total %lu\n", get(&m->publish_nacks));
+    header(&w, "jube_amqp_unroutable_publishes_total", "counter",
+           "Publishes the broker returned because no queue took them, by target.");
+    for (int i = 0; i < JA_PUBLISH_TARGETS; i++)
+        put(&w, "jube_amqp_unroutable_publishes_total{target=\"%s\"} %lu\n", target_labels[i],
+            get(&m->unroutable[i]));
+    header(&w, "jube_amqp_unroutable_held", "gauge",
+           "Responses and dead letters held because no queue took them; retried with backoff.");
+    put(&w, "jube_amqp_unroutable_held %ld\n", atomic_load(&m->unroutable_held));
     header(&w, "jube_amqp_jube_retries_total", "counter",
            "Calls to Jube that repeated an earlier call for the same message.");
     put(&w, "jube_amqp_jube_retries_total %lu\n", get(&m->retries));

@@ -2,6 +2,7 @@
 
 #include "validate.h"
 
+#include <amqp_framing.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,20 +15,25 @@ static bool key_is(amqp_bytes_t key, const char *name)
     return key.len == strlen(name) && memcmp(key.bytes, name, key.len) == 0;
 }
 
-/* x-jube-* headers are the service's own; an inbound copy would be stale or forged. A response
- * also replaces the model header with the validated, lower-case GUID. */
+/* Headers never copied from the inbound message: x-jube-* are the service's own (an inbound copy
+ * would be stale or forged), and CC and BCC would add destinations to the publish
+ * (sender-selected distribution: a producer could route replies into any queue, and a CC that is
+ * not an array of strings makes the broker close the channel). A response also replaces the
+ * model header with the validated, lower-case GUID. */
 static bool is_replaced(amqp_bytes_t key, bool replace_model_header)
 {
-    return (key.len >= 7 && memcmp(key.bytes, "x-jube-", 7) == 0) ||
-           (replace_model_header && key_is(key, JA_MODEL_HEADER));
+    return (key.len >= 7 && memcmp(key.bytes, "x-jube-", 7) == 0) || key_is(key, "CC") ||
+           key_is(key, "BCC") || (replace_model_header && key_is(key, JA_MODEL_HEADER));
 }
 
-/* Copies the inbound headers, less those replaced, and leaves room for `extra` more. */
+/* Copies the inbound headers (none when bare), less those replaced, and leaves room for `extra`
+ * more. */
 static int copy_inbound_headers(const ja_job *job, ja_header_scratch *scratch, size_t extra,
-                                bool replace_model_header, amqp_table_t *out)
+                                bool replace_model_header, bool bare, amqp_table_t *out)
 {
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
-    size_t inbound = (in->_flags & AMQP_BASIC_HEADERS_FLAG) ? (size_t)in->headers.num_entries : 0;
+    size_t inbound =
+        (in->_flags & AMQP_BASIC_HEADERS_FLAG) && !bare ? (size_t)in->headers.num_entries : 0;
     if (inbound + extra > scratch->capacity) {
         size_t capacity = inbound + extra + 8;
         amqp_table_entry_t *grown = realloc(scratch->entries, capacity * sizeof *grown);
@@ -62,15 +68,24 @@ static void add_int(amqp_table_t *table, const char *key, int value)
     e->value.value.i32 = value;
 }
 
-int ja_response_properties(const ja_job *job, ja_header_scratch *scratch,
+static void add_long(amqp_table_t *table, const char *key, uint64_t value)
+{
+    amqp_table_entry_t *e = &table->entries[table->num_entries++];
+    e->key = amqp_cstring_bytes(key);
+    e->value.kind = AMQP_FIELD_KIND_I64;
+    e->value.value.i64 = (int64_t)value;
+}
+
+int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
                            amqp_basic_properties_t *props)
 {
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
     memset(props, 0, sizeof *props);
-    if (copy_inbound_headers(job, scratch, 2, true, &props->headers) != 0)
+    if (copy_inbound_headers(job, scratch, 3, true, false, &props->headers) != 0)
         return -ENOMEM;
     add_string(&props->headers, JA_MODEL_HEADER, job->model_guid);
     add_int(&props->headers, "x-jube-http-status", job->http_status);
+    add_long(&props->headers, JA_PUBLISH_SEQ_HEADER, publish_seq);
 
     props->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                     AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_APP_ID_FLAG;
@@ -88,19 +103,24 @@ int ja_response_properties(const ja_job *job, ja_header_scratch *scratch,
     return 0;
 }
 
-int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch,
+int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
                               amqp_basic_properties_t *props)
 {
     *props = job->envelope.message.properties;
-    if (copy_inbound_headers(job, scratch, 4, false, &props->headers) != 0)
+    if (copy_inbound_headers(job, scratch, 6, false, job->publishing.bare, &props->headers) != 0)
         return -ENOMEM;
     add_string(&props->headers, "x-jube-error", job->failure.code);
     add_string(&props->headers, "x-jube-error-detail", job->failure.detail);
     add_int(&props->headers, "x-jube-http-status", job->http_status);
     add_int(&props->headers, "x-jube-attempts", job->attempts);
+    add_long(&props->headers, JA_PUBLISH_SEQ_HEADER, publish_seq);
+    if (job->body_size > job->envelope.message.body.len)
+        add_long(&props->headers, "x-jube-body-size", job->body_size);
 
+    /* RabbitMQ checks user_id against the publishing connection's login and closes the channel
+     * when they differ: the producer's user_id can never be published by this service. */
     props->_flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props->_flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+    props->_flags &= ~(AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_USER_ID_FLAG);
     props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
     if (!(props->_flags & AMQP_BASIC_APP_ID_FLAG)) {
         props->_flags |= AMQP_BASIC_APP_ID_FLAG;
@@ -114,4 +134,14 @@ void ja_header_scratch_free(ja_header_scratch *scratch)
     free(scratch->entries);
     scratch->entries = NULL;
     scratch->capacity = 0;
+}
+
+bool ja_properties_fit(const amqp_basic_properties_t *props, uint32_t frame_max,
+                       amqp_bytes_t scratch)
+{
+    /* A frame is 7 bytes of frame header and 1 of end marker around the payload, and a content
+     * header's payload starts with class, weight and body size (12 bytes). */
+    size_t room = frame_max > 20 ? frame_max - 20 : 0;
+    amqp_bytes_t into = {.len = room < scratch.len ? room : scratch.len, .bytes = scratch.bytes};
+    return amqp_encode_properties(AMQP_BASIC_CLASS, (void *)props, into) >= 0;
 }

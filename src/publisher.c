@@ -1,6 +1,7 @@
 #include "publisher.h"
 
 #include "amqp_connection.h"
+#include "confirm_window.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound_message.h"
@@ -13,21 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-typedef enum { TARGET_OUTBOUND, TARGET_REPLY_TO, TARGET_DEAD_LETTER } target;
-
-/* One publish awaiting the broker's confirm; seq = head_seq + its index in the window. */
-typedef struct {
-    ja_job *job;
-    target target;
-    bool settled;
-} in_flight_publish;
-
-/* A publish to send (again): after a nack, or after the connection was lost. */
-typedef struct {
-    ja_job *job;
-    target target;
-    uint64_t due_ms;
-} retry;
+/* The channel the publisher declares topology on while publishing goes on over JA_CHANNEL: a
+ * passive declaration that fails closes its channel, and that must not be the confirm channel. */
+#define TOPOLOGY_CHANNEL 2
 
 typedef struct {
     ja_service *svc;
@@ -36,182 +25,230 @@ typedef struct {
     bool blocked;
     bool connected_before; /* a later connection counts as a reconnect */
     ja_reconnect reconnect;
-    uint64_t rng;
-
-    in_flight_publish *window; /* circular; capacity is a power of two */
-    size_t window_capacity;
-    size_t window_start; /* index of head_seq */
-    size_t window_count;
-    uint64_t head_seq; /* sequence number of the oldest publish in the window */
-
-    retry *retries;
-    size_t retry_count, retry_capacity;
-
-    ja_inbox_node *backlog_head, *backlog_tail; /* jobs taken from the inbox, not yet published */
+    ja_confirm_window window;
     ja_header_scratch scratch;
+    amqp_bytes_t encode_scratch; /* frame_max bytes: does a publish's header fit a frame? */
+
+    /* Why the connection was lost, for the confirm window. */
+    bool loss_suspect;
+    char loss_reason[512];
+
+    /* States logged once when they begin and once when they end. */
+    bool refusing;             /* the broker nacks publishes */
+    bool unroutable_responses; /* responses reach no queue */
+    bool unroutable_dead_letter;
+    bool reply_to_missing;
 } publisher;
 
-static in_flight_publish *window_at(publisher *p, uint64_t seq)
+static const char *target_name(const publisher *p, ja_publish_target target)
 {
-    return &p->window[(p->window_start + (size_t)(seq - p->head_seq)) & (p->window_capacity - 1)];
+    return target == JA_TARGET_DEAD_LETTER ? p->cfg->dead_letter_exchange
+           : target == JA_TARGET_OUTBOUND  ? p->cfg->outbound_exchange
+                                           : "(reply_to)";
 }
 
-static bool window_grow(publisher *p)
+static ja_log_fields fields_of(const ja_job *job)
 {
-    size_t capacity = p->window_capacity ? p->window_capacity * 2 : 1024;
-    in_flight_publish *grown = malloc(capacity * sizeof *grown);
-    if (!grown)
-        return false;
-    for (size_t i = 0; i < p->window_count; i++)
-        grown[i] = p->window[(p->window_start + i) & (p->window_capacity - 1)];
-    free(p->window);
-    p->window = grown;
-    p->window_capacity = capacity;
-    p->window_start = 0;
-    return true;
+    return (ja_log_fields){.delivery_tag = job->envelope.delivery_tag,
+                           .model_guid = job->model_guid,
+                           .http_status = job->http_status,
+                           .attempt = job->attempts};
 }
 
-static bool add_retry(publisher *p, ja_job *job, target t, uint64_t due_ms)
+/* A job leaves the publisher: it is counted here, where the broker's answer is known. */
+static void on_finished(void *ctx, ja_job *job, ja_job_state state)
 {
-    if (p->retry_count == p->retry_capacity) {
-        size_t capacity = p->retry_capacity ? p->retry_capacity * 2 : 64;
-        retry *grown = realloc(p->retries, capacity * sizeof *grown);
-        if (!grown)
-            return false;
-        p->retries = grown;
-        p->retry_capacity = capacity;
+    publisher *p = ctx;
+    if (state == JA_JOB_ACK) {
+        if (job->state == JA_JOB_DEAD_LETTER)
+            ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of(job->failure.code)]);
+        else
+            ja_count(&ja_stats.published);
+    } else if (state == JA_JOB_REJECT) {
+        const amqp_basic_properties_t *in = &job->envelope.message.properties;
+        char message_id[200] = "", correlation_id[200] = "";
+        if (in->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+            ja_escape_for_text(in->message_id.bytes, in->message_id.len, 128, message_id,
+                               sizeof message_id);
+        if (in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+            ja_escape_for_text(in->correlation_id.bytes, in->correlation_id.len, 128,
+                               correlation_id, sizeof correlation_id);
+        ja_log_fields fields = fields_of(job);
+        ja_log_error_about(&fields,
+                           "rejecting the delivery (message_id \"%s\", correlation_id \"%s\"): not "
+                           "even a dead letter without its headers could be published to '%s' "
+                           "(%s)",
+                           message_id, correlation_id, p->cfg->dead_letter_exchange,
+                           job->failure.detail);
     }
-    p->retries[p->retry_count++] = (retry){.job = job, .target = t, .due_ms = due_ms};
-    return true;
+    ja_service_to_consumer(p->svc, job, state);
 }
 
-/* One publish of a job is settled; the job goes back to the consumer with its last one. */
-static void settle(publisher *p, ja_job *job)
+static void on_event(void *ctx, const ja_job *job, ja_publish_target target, ja_publish_event e)
 {
-    if (--job->unconfirmed_publishes == 0)
-        ja_service_to_consumer(p->svc, job, JA_JOB_ACK);
-}
-
-/* Counts a job whose last publish the broker has just confirmed. */
-static void count_outcome(const ja_job *job)
-{
-    if (job->state == JA_JOB_DEAD_LETTER)
-        ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of(job->failure.code)]);
-    else
-        ja_count(&ja_stats.published);
-}
-
-static bool publish_one(publisher *p, ja_job *job, target t)
-{
-    if (p->window_count == p->window_capacity && !window_grow(p)) {
-        ja_log_error("out of memory tracking publishes; retrying");
-        return add_retry(p, job, t, ja_now_ms() + 100);
+    publisher *p = ctx;
+    ja_log_fields fields = fields_of(job);
+    switch (e) {
+    case JA_PUBLISH_STORED:
+        if (p->refusing) {
+            p->refusing = false;
+            ja_log_info("the broker accepts publishes again");
+        }
+        if (target == JA_TARGET_OUTBOUND && p->unroutable_responses) {
+            p->unroutable_responses = false;
+            ja_log_info("responses reach a queue again on exchange '%s'",
+                        p->cfg->outbound_exchange);
+        } else if (target == JA_TARGET_DEAD_LETTER && p->unroutable_dead_letter) {
+            p->unroutable_dead_letter = false;
+            ja_log_info("dead letters reach a queue again on exchange '%s'",
+                        p->cfg->dead_letter_exchange);
+        } else if (target == JA_TARGET_REPLY_TO) {
+            p->reply_to_missing = false;
+        }
+        return;
+    case JA_PUBLISH_NACKED:
+        ja_count(&ja_stats.publish_nacks);
+        if (!p->refusing) {
+            p->refusing = true;
+            ja_log_warn_about(&fields,
+                              "the broker refused (nack) a publish to '%s'; publishing it again "
+                              "with backoff (up to %d ms apart)",
+                              target_name(p, target), p->cfg->retry_max_ms);
+        }
+        return;
+    case JA_PUBLISH_UNROUTABLE_HELD:
+    case JA_PUBLISH_UNROUTABLE_ACCEPT:
+        ja_count(&ja_stats.unroutable[target]);
+        break;
+    case JA_PUBLISH_UNPUBLISHABLE:
+        ja_log_warn_about(
+            &fields, "%s could not be published (%s); %s",
+            target == JA_TARGET_DEAD_LETTER ? "its dead letter" : "its response", p->loss_reason,
+            target != JA_TARGET_DEAD_LETTER ? "publishing a dead letter instead"
+            : job->publishing.bare          ? "rejecting the delivery"
+                                   : "publishing the dead letter without the message's headers");
+        return;
     }
+    /* No queue took it. */
+    if (target == JA_TARGET_REPLY_TO) {
+        const amqp_bytes_t q = job->envelope.message.properties.reply_to;
+        if (!p->reply_to_missing)
+            ja_log_warn_about(&fields,
+                              "no queue named '%.*s' (the message's reply_to) exists; the reply "
+                              "is not delivered (counted in "
+                              "jube_amqp_unroutable_publishes_total)",
+                              (int)q.len, (const char *)q.bytes);
+        p->reply_to_missing = true;
+    } else if (target == JA_TARGET_OUTBOUND && !p->unroutable_responses) {
+        p->unroutable_responses = true;
+        if (e == JA_PUBLISH_UNROUTABLE_HELD)
+            ja_log_warn("no queue is bound to exchange '%s': responses are held and published "
+                        "again with backoff until one is (--unroutable-responses hold)",
+                        p->cfg->outbound_exchange);
+        else
+            ja_log_warn("no queue is bound to exchange '%s': responses are acked and counted "
+                        "(--unroutable-responses ack)",
+                        p->cfg->outbound_exchange);
+    } else if (target == JA_TARGET_DEAD_LETTER && !p->unroutable_dead_letter) {
+        p->unroutable_dead_letter = true;
+        ja_log_warn("a dead letter to exchange '%s' reached no queue: declaring '%s' again and "
+                    "publishing it again with backoff",
+                    p->cfg->dead_letter_exchange, p->cfg->dead_letter_queue);
+    }
+}
+
+/* Sends one publish. Returns false when the connection is no longer usable. */
+static bool send_publish(publisher *p, const ja_publish *pub)
+{
+    ja_job *job = pub->job;
     const amqp_message_t *msg = &job->envelope.message;
+    uint64_t seq = ja_confirm_window_next_seq(&p->window);
     amqp_basic_properties_t props;
     const char *exchange;
     amqp_bytes_t routing_key;
     int rc;
-    switch (t) {
-    case TARGET_OUTBOUND:
+    switch (pub->target) {
+    case JA_TARGET_OUTBOUND:
         exchange = p->cfg->outbound_exchange;
         routing_key = amqp_cstring_bytes(p->cfg->routing_key);
-        rc = ja_response_properties(job, &p->scratch, &props);
+        rc = ja_response_properties(job, &p->scratch, seq, &props);
         break;
-    case TARGET_REPLY_TO:
+    case JA_TARGET_REPLY_TO:
         exchange = ""; /* the default exchange routes by queue name */
         routing_key = msg->properties.reply_to;
-        rc = ja_response_properties(job, &p->scratch, &props);
+        rc = ja_response_properties(job, &p->scratch, seq, &props);
         break;
     default:
         exchange = p->cfg->dead_letter_exchange;
         routing_key = amqp_cstring_bytes(p->cfg->inbound_queue);
-        rc = ja_dead_letter_properties(job, &p->scratch, &props);
+        rc = ja_dead_letter_properties(job, &p->scratch, seq, &props);
         break;
     }
     if (rc != 0) {
-        ja_log_error("out of memory building a message; retrying");
-        return add_retry(p, job, t, ja_now_ms() + 100);
+        ja_log_error("out of memory building a message");
+        abort();
     }
-    amqp_bytes_t body = t == TARGET_DEAD_LETTER
+    /* rabbitmq-c sends the method frame before it encodes the header: a header that does not fit
+     * would break the connection's framing, so it is checked first. */
+    if (!ja_properties_fit(&props, (uint32_t)amqp_get_frame_max(p->conn), p->encode_scratch)) {
+        snprintf(p->loss_reason, sizeof p->loss_reason,
+                 "the message's headers and the service's own do not fit in one AMQP frame of "
+                 "%d bytes",
+                 amqp_get_frame_max(p->conn));
+        ja_confirm_window_unpublishable(&p->window, pub, ja_now_ms(), p->loss_reason);
+        p->loss_reason[0] = '\0';
+        return true;
+    }
+    amqp_bytes_t body = pub->target == JA_TARGET_DEAD_LETTER
                             ? msg->body
                             : (amqp_bytes_t){.len = job->response.len, .bytes = job->response.data};
-
-    /* Track it before sending: if the send fails, it is still unconfirmed and goes out again
-     * on the next connection. */
-    *window_at(p, p->head_seq + p->window_count) =
-        (in_flight_publish){.job = job, .target = t, .settled = false};
-    p->window_count++;
-    rc = amqp_basic_publish(p->conn, JA_CHANNEL, amqp_cstring_bytes(exchange), routing_key, 0, 0,
+    /* Tracked before sending: if the send fails it is unconfirmed, and goes out again. */
+    ja_confirm_window_sent(&p->window, pub, ja_now_ms());
+    rc = amqp_basic_publish(p->conn, JA_CHANNEL, amqp_cstring_bytes(exchange), routing_key, 1, 0,
                             &props, body);
     if (rc != AMQP_STATUS_OK) {
-        ja_log_warn("publisher connection lost while publishing: %s", amqp_error_string2(rc));
+        snprintf(p->loss_reason, sizeof p->loss_reason, "publishing failed: %s",
+                 amqp_error_string2(rc));
         return false;
     }
     return true;
 }
 
-static bool publish_job(publisher *p, ja_job *job)
+static bool publish_ready(publisher *p)
 {
-    if (!ja_service_is_live(p->svc, job->generation)) {
-        /* Its delivery can no longer be acked and will come again: publishing now would only
-         * make a duplicate. */
-        ja_service_to_consumer(p->svc, job, JA_JOB_DROP);
-        return true;
-    }
-    if (job->state == JA_JOB_DEAD_LETTER) {
-        job->unconfirmed_publishes = 1;
-        return publish_one(p, job, TARGET_DEAD_LETTER);
-    }
-    const amqp_basic_properties_t *in = &job->envelope.message.properties;
-    bool reply = (in->_flags & AMQP_BASIC_REPLY_TO_FLAG) && in->reply_to.len > 0;
-    job->unconfirmed_publishes = reply ? 2 : 1;
-    if (!publish_one(p, job, TARGET_OUTBOUND)) {
-        /* The connection is gone; the reply goes out with the retries on the next one. */
-        if (reply && !add_retry(p, job, TARGET_REPLY_TO, ja_now_ms()))
-            ja_log_error("out of memory: a reply could not be kept for the next connection");
-        return false;
-    }
-    return !reply || publish_one(p, job, TARGET_REPLY_TO);
+    ja_publish pub;
+    uint64_t live = atomic_load(&p->svc->live_generation);
+    while (ja_confirm_window_next(&p->window, ja_now_ms(), live, &pub))
+        if (!send_publish(p, &pub))
+            return false;
+    return true;
 }
 
-static void drop_settled_head(publisher *p)
+/* Close codes a message can cause: a property the broker refuses (user_id, a malformed header,
+ * a size over max_message_size) or a frame it cannot parse. */
+static bool caused_by_content(uint16_t code)
 {
-    while (p->window_count > 0 && p->window[p->window_start].settled) {
-        p->window_start = (p->window_start + 1) & (p->window_capacity - 1);
-        p->window_count--;
-        p->head_seq++;
-    }
+    return code == AMQP_PRECONDITION_FAILED || code == AMQP_FRAME_ERROR ||
+           code == AMQP_SYNTAX_ERROR;
 }
 
-/* Applies a basic.ack (confirmed = true) or basic.nack from the broker. */
-static void on_confirm(publisher *p, uint64_t tag, bool multiple, bool confirmed)
+/* The message of a basic.return names no sequence number; the service's header carries it. */
+static void note_return(publisher *p, const amqp_message_t *returned)
 {
-    uint64_t end = p->head_seq + p->window_count;
-    if (tag < p->head_seq || tag >= end)
-        return; /* already settled */
-    uint64_t from = multiple ? p->head_seq : tag;
-    for (uint64_t seq = from; seq <= tag; seq++) {
-        in_flight_publish *f = window_at(p, seq);
-        if (f->settled)
-            continue;
-        f->settled = true;
-        if (confirmed) {
-            if (f->job->unconfirmed_publishes == 1)
-                count_outcome(f->job);
-            settle(p, f->job);
-        } else {
-            ja_log_warn("the broker refused (nack) a publish to '%s'; publishing it again",
-                        f->target == TARGET_DEAD_LETTER ? p->cfg->dead_letter_exchange
-                        : f->target == TARGET_OUTBOUND  ? p->cfg->outbound_exchange
-                                                        : "(reply_to)");
-            uint64_t delay = ja_backoff_ms(1, (uint64_t)p->cfg->retry_base_ms,
-                                           (uint64_t)p->cfg->retry_max_ms, &p->rng);
-            if (!add_retry(p, f->job, f->target, ja_now_ms() + delay))
-                ja_log_error("out of memory: a nacked publish waits for a reconnect");
+    const amqp_basic_properties_t *props = &returned->properties;
+    if (props->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        for (int i = 0; i < props->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &props->headers.entries[i];
+            if (e->key.len == strlen(JA_PUBLISH_SEQ_HEADER) &&
+                memcmp(e->key.bytes, JA_PUBLISH_SEQ_HEADER, e->key.len) == 0 &&
+                e->value.kind == AMQP_FIELD_KIND_I64) {
+                ja_confirm_window_returned(&p->window, (uint64_t)e->value.value.i64);
+                return;
+            }
         }
     }
-    drop_settled_head(p);
+    ja_log_warn("the broker returned a message without the %s header; ignored",
+                JA_PUBLISH_SEQ_HEADER);
 }
 
 /* Reads everything the broker sent, without blocking. Returns false when the connection is
@@ -225,7 +262,7 @@ static bool read_frames(publisher *p)
         if (rc == AMQP_STATUS_TIMEOUT)
             return true;
         if (rc != AMQP_STATUS_OK) {
-            ja_log_warn("publisher connection lost: %s", amqp_error_string2(rc));
+            snprintf(p->loss_reason, sizeof p->loss_reason, "%s", amqp_error_string2(rc));
             return false;
         }
         if (frame.frame_type != AMQP_FRAME_METHOD)
@@ -234,21 +271,25 @@ static bool read_frames(publisher *p)
         switch (method->id) {
         case AMQP_BASIC_ACK_METHOD: {
             const amqp_basic_ack_t *ack = method->decoded;
-            on_confirm(p, ack->delivery_tag, ack->multiple, true);
+            ja_confirm_window_confirm(&p->window, ack->delivery_tag, ack->multiple, true,
+                                      ja_now_ms());
             break;
         }
         case AMQP_BASIC_NACK_METHOD: {
             const amqp_basic_nack_t *nack = method->decoded;
-            on_confirm(p, nack->delivery_tag, nack->multiple, false);
+            ja_confirm_window_confirm(&p->window, nack->delivery_tag, nack->multiple, false,
+                                      ja_now_ms());
             break;
         }
         case AMQP_BASIC_RETURN_METHOD: {
-            /* Not expected (nothing is published mandatory), but its content frames follow and
-             * must be read. */
+            /* Its header and body frames follow; the return comes before the publish's ack. */
             amqp_message_t returned;
             amqp_rpc_reply_t reply = amqp_read_message(p->conn, frame.channel, &returned, 0);
-            if (reply.reply_type != AMQP_RESPONSE_NORMAL)
+            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+                ja_amqp_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
                 return false;
+            }
+            note_return(p, &returned);
             amqp_destroy_message(&returned);
             break;
         }
@@ -270,10 +311,12 @@ static bool read_frames(publisher *p)
         case AMQP_CONNECTION_CLOSE_METHOD: {
             amqp_rpc_reply_t reply = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION,
                                       .reply = *method};
-            char why[512];
-            ja_amqp_describe_reply(reply, why, sizeof why);
-            ja_log_warn("publisher: %s", why);
-            ja_amqp_answer_close(p->conn, method);
+            uint16_t code = method->id == AMQP_CHANNEL_CLOSE_METHOD
+                                ? ((const amqp_channel_close_t *)method->decoded)->reply_code
+                                : ((const amqp_connection_close_t *)method->decoded)->reply_code;
+            ja_amqp_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
+            p->loss_suspect = caused_by_content(code);
+            ja_amqp_answer_close(p->conn, frame.channel, method);
             return false;
         }
         default:
@@ -286,39 +329,51 @@ static bool read_frames(publisher *p)
  * one: the broker may or may not have it, and a duplicate is better than a loss. */
 static void lose_connection(publisher *p)
 {
+    ja_log_warn("publisher connection lost: %s; %zu publishes unconfirmed will be published "
+                "again",
+                p->loss_reason, ja_confirm_window_unconfirmed(&p->window));
     ja_amqp_destroy(p->conn);
     p->conn = NULL;
     p->blocked = false;
     atomic_store(&ja_stats.blocked, false);
     atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], false);
-    uint64_t now = ja_now_ms();
-    for (size_t i = 0; i < p->window_count; i++) {
-        in_flight_publish *f = &p->window[(p->window_start + i) & (p->window_capacity - 1)];
-        if (!f->settled && !add_retry(p, f->job, f->target, now))
-            ja_log_error("out of memory: a publish could not be kept for the next connection");
-    }
-    p->window_count = 0;
-    p->window_start = 0;
-    p->head_seq = 1;
+    ja_confirm_window_lost(&p->window, ja_now_ms(), p->loss_suspect, p->loss_reason);
+    p->loss_suspect = false;
+    p->loss_reason[0] = '\0';
+    /* A connection that dies soon after it was made (a message breaking it, a broker refusing
+     * it) does not reset the backoff. */
+    uint64_t delay = ja_reconnect_lost(&p->reconnect, p->cfg);
+    if (delay > 0)
+        ja_service_sleep(p->svc, delay, JA_WAKE_ON_EXIT, 0);
+}
+
+static void fail_fatally(publisher *p, const char *why)
+{
+    ja_log_error("%s", why);
+    ja_service_fail(p->svc, JA_EXIT_BAD_TOPOLOGY);
 }
 
 static bool connect_publisher(publisher *p)
 {
     char err[1024];
     p->conn = ja_amqp_open(p->cfg, "jube-amqp publisher", err, sizeof err);
-    if (p->conn && ja_topology_declare_outbound(p->conn, p->cfg, err, sizeof err) == 0) {
-        amqp_confirm_select(p->conn, JA_CHANNEL);
-        amqp_rpc_reply_t reply = amqp_get_rpc_reply(p->conn);
-        if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-            p->head_seq = 1; /* confirm sequence numbers start at 1 on every channel */
-            ja_reconnect_succeeded(&p->reconnect, p->cfg);
-            if (p->connected_before)
-                ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
-            p->connected_before = true;
-            atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], true);
-            return true;
+    if (p->conn) {
+        int rc = ja_topology_declare_outbound(p->conn, JA_CHANNEL, p->cfg, err, sizeof err);
+        if (rc == JA_TOPOLOGY_WRONG_TYPE)
+            fail_fatally(p, err);
+        if (rc == 0) {
+            amqp_confirm_select(p->conn, JA_CHANNEL);
+            amqp_rpc_reply_t reply = amqp_get_rpc_reply(p->conn);
+            if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+                ja_reconnect_succeeded(&p->reconnect, p->cfg);
+                if (p->connected_before)
+                    ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
+                p->connected_before = true;
+                atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], true);
+                return true;
+            }
+            ja_amqp_describe_reply(reply, err, sizeof err);
         }
-        ja_amqp_describe_reply(reply, err, sizeof err);
     }
     if (p->conn)
         ja_amqp_destroy(p->conn);
@@ -328,103 +383,144 @@ static bool connect_publisher(publisher *p)
     return false;
 }
 
-static bool publish_due_retries(publisher *p)
+/* A dead letter came back unroutable: the dead-letter queue and its binding are declared again
+ * on a channel of their own, while publishing goes on. Returns false when the connection is
+ * gone. */
+static bool declare_topology_again(publisher *p)
 {
-    if (p->retry_count == 0)
-        return true;
-    uint64_t now = ja_now_ms();
-    size_t kept = 0;
-    bool ok = true;
-    for (size_t i = 0; i < p->retry_count; i++) {
-        retry r = p->retries[i];
-        if (!ok || r.due_ms > now) {
-            p->retries[kept++] = r;
-            continue;
-        }
-        if (!ja_service_is_live(p->svc, r.job->generation)) {
-            settle(p, r.job); /* the consumer sees the dead generation and frees it */
-            continue;
-        }
-        ok = publish_one(p, r.job, r.target);
-    }
-    p->retry_count = kept;
-    return ok;
-}
-
-static void take_inbox(publisher *p)
-{
-    ja_inbox_node *list = ja_inbox_take_all(&p->svc->to_publisher);
-    if (!list)
-        return;
-    if (p->backlog_tail)
-        p->backlog_tail->next = list;
-    else
-        p->backlog_head = list;
-    while (list->next)
-        list = list->next;
-    p->backlog_tail = list;
-}
-
-static bool publish_backlog(publisher *p)
-{
-    while (p->backlog_head) {
-        ja_inbox_node *node = p->backlog_head;
-        p->backlog_head = node->next;
-        if (!p->backlog_head)
-            p->backlog_tail = NULL;
-        if (!publish_job(p, ja_job_of(node)))
+    p->window.needs_redeclare = false;
+    amqp_channel_open(p->conn, TOPOLOGY_CHANNEL);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(p->conn);
+    char err[1024] = "";
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+        int rc = ja_topology_declare_outbound(p->conn, TOPOLOGY_CHANNEL, p->cfg, err, sizeof err);
+        if (rc == JA_TOPOLOGY_WRONG_TYPE) {
+            fail_fatally(p, err);
             return false;
+        }
+        if (rc != 0)
+            ja_log_warn("could not declare the topology again: %s", err);
+        amqp_channel_close(p->conn, TOPOLOGY_CHANNEL, AMQP_REPLY_SUCCESS);
+        reply = amqp_get_rpc_reply(p->conn);
+    }
+    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ||
+        (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+         reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+        ja_amqp_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
+        return false;
     }
     return true;
 }
 
+static void take_inbox(publisher *p)
+{
+    ja_inbox_node *node = ja_inbox_take_all(&p->svc->to_publisher);
+    while (node) {
+        ja_inbox_node *next = node->next;
+        ja_confirm_window_submit(&p->window, ja_job_of(node));
+        node = next;
+    }
+}
+
 static int wait_timeout_ms(const publisher *p)
 {
-    int timeout = p->cfg->heartbeat_s * 1000 / 2;
-    if (p->retry_count > 0 && !p->blocked) {
-        uint64_t now = ja_now_ms(), soonest = UINT64_MAX;
-        for (size_t i = 0; i < p->retry_count; i++)
-            if (p->retries[i].due_ms < soonest)
-                soonest = p->retries[i].due_ms;
-        uint64_t wait = soonest > now ? soonest - now : 0;
-        if (wait < (uint64_t)timeout)
-            timeout = (int)wait;
+    uint64_t timeout = (uint64_t)p->cfg->heartbeat_s * 1000 / 2;
+    uint64_t now = ja_now_ms(), due = ja_confirm_window_next_due_ms(&p->window);
+    if (due != UINT64_MAX) {
+        uint64_t wait = due > now ? due - now : 0;
+        if (wait < timeout)
+            timeout = wait;
     }
-    return timeout;
+    return (int)timeout;
+}
+
+static void publish_metrics(const publisher *p)
+{
+    atomic_store_explicit(&ja_stats.unconfirmed, (long)ja_confirm_window_unconfirmed(&p->window),
+                          memory_order_relaxed);
+    atomic_store_explicit(&ja_stats.unroutable_held, (long)p->window.unroutable_held,
+                          memory_order_relaxed);
+}
+
+/* One pass while connected. Returns false when the connection was lost. */
+static bool serve(publisher *p)
+{
+    amqp_maybe_release_buffers(p->conn);
+    /* Reading first also keeps a send from starting on a connection already known dead. */
+    if (!read_frames(p))
+        return false;
+    take_inbox(p);
+    uint64_t now = ja_now_ms();
+    if (p->blocked) {
+        ja_confirm_window_sweep(&p->window, now, atomic_load(&p->svc->live_generation));
+    } else {
+        if (p->window.needs_redeclare && !declare_topology_again(p))
+            return false;
+        if (!publish_ready(p))
+            return false;
+    }
+    if (!read_frames(p))
+        return false;
+    if (ja_confirm_window_overdue(&p->window, ja_now_ms())) {
+        snprintf(p->loss_reason, sizeof p->loss_reason,
+                 "a publish was not confirmed within --confirm-timeout-ms %d",
+                 p->cfg->confirm_timeout_ms);
+        return false;
+    }
+    return true;
 }
 
 void *ja_publisher_run(void *arg)
 {
     ja_log_set_thread_name("publisher");
-    publisher p = {.svc = arg, .cfg = ((ja_service *)arg)->cfg, .head_seq = 1};
-    p.rng = (uint64_t)time(NULL) | 1;
-    ja_reconnect_init(&p.reconnect, "publisher", p.rng * 31);
-    if (!window_grow(&p)) {
+    ja_service *svc = arg;
+    publisher *p = calloc(1, sizeof *p);
+    if (!p) {
         ja_log_error("out of memory starting the publisher");
-        return NULL;
+        abort();
     }
-    while (!atomic_load(&p.svc->threads_exit)) {
-        if (!p.conn && !connect_publisher(&p))
-            continue;
-        amqp_maybe_release_buffers(p.conn);
-        /* Reading first also keeps a send from starting on a connection already known dead. */
-        bool ok = read_frames(&p);
-        take_inbox(&p);
-        if (ok && !p.blocked)
-            ok = publish_due_retries(&p) && publish_backlog(&p);
-        if (ok)
-            ok = read_frames(&p);
-        if (!ok) {
-            lose_connection(&p);
+    p->svc = svc;
+    p->cfg = svc->cfg;
+    uint64_t seed = (uint64_t)time(NULL) | 1;
+    ja_reconnect_init(&p->reconnect, "publisher", seed * 31);
+    ja_confirm_policy policy = {
+        .retry_base_ms = (uint64_t)p->cfg->retry_base_ms,
+        .retry_max_ms = (uint64_t)p->cfg->retry_max_ms,
+        .max_hold_ms = (uint64_t)p->cfg->max_hold_ms,
+        .confirm_timeout_ms = (uint64_t)p->cfg->confirm_timeout_ms,
+        .unroutable_responses =
+            p->cfg->unroutable_responses == 0 ? JA_UNROUTABLE_HOLD : JA_UNROUTABLE_ACK,
+    };
+    ja_confirm_callbacks callbacks = {.ctx = p, .finished = on_finished, .event = on_event};
+    p->encode_scratch = amqp_bytes_malloc(AMQP_DEFAULT_FRAME_SIZE);
+    if (ja_confirm_window_init(&p->window, &policy, &callbacks, seed) != 0 ||
+        !p->encode_scratch.bytes) {
+        ja_log_error("out of memory starting the publisher");
+        abort();
+    }
+    while (!atomic_load(&svc->threads_exit)) {
+        if (!p->conn) {
+            take_inbox(p);
+            ja_confirm_window_sweep(&p->window, ja_now_ms(), atomic_load(&svc->live_generation));
+            publish_metrics(p);
+            if (!connect_publisher(p))
+                continue;
+        }
+        if (!serve(p)) {
+            lose_connection(p);
             continue;
         }
-        atomic_store_explicit(&ja_stats.unconfirmed, (long)p.window_count, memory_order_relaxed);
-        ja_amqp_wait(p.conn, ja_inbox_fd(&p.svc->to_publisher), wait_timeout_ms(&p));
+        publish_metrics(p);
+        ja_amqp_wait(p->conn, ja_inbox_fd(&svc->to_publisher), wait_timeout_ms(p));
     }
-    if (p.conn)
-        ja_amqp_close(p.conn);
-    free(p.window);
-    free(p.retries);
-    ja_header_scratch_free(&p.scratch);
+    if (p->conn)
+        ja_amqp_close(p->conn);
+    /* Whatever is left can no longer be acked (the consumer is done): hand it back to be freed. */
+    ja_confirm_window_lost(&p->window, ja_now_ms(), false, "stopping");
+    ja_confirm_window_sweep(&p->window, ja_now_ms(), 0);
+    ja_confirm_window_free(&p->window);
+    ja_header_scratch_free(&p->scratch);
+    amqp_bytes_free(p->encode_scratch);
+    free(p);
     return NULL;
 }

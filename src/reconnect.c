@@ -42,6 +42,20 @@ void ja_reconnect_succeeded(ja_reconnect *r, const ja_config *cfg)
     else
         ja_log_info("%s connected to %s:%d vhost '%s'", r->who, cfg->amqp.host, cfg->amqp.port,
                     cfg->amqp.vhost);
-    r->failures = 0;
+    r->up_since_ms = ja_now_ms();
     r->last_error[0] = '\0';
+}
+
+uint64_t ja_reconnect_lost(ja_reconnect *r, const ja_config *cfg)
+{
+    uint64_t now = ja_now_ms();
+    if (now - r->up_since_ms >= JA_RECONNECT_STABLE_MS) {
+        r->failures = 0;
+        return 0;
+    }
+    r->failures++;
+    if (r->failures == 1)
+        r->down_since_ms = now;
+    return ja_backoff_ms(r->failures, (uint64_t)cfg->reconnect_base_ms,
+                         (uint64_t)cfg->reconnect_max_ms, &r->rng);
 }

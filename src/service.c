@@ -1,6 +1,8 @@
 #include "service.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -22,6 +24,7 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
     atomic_init(&svc->threads_exit, false);
     atomic_init(&svc->consumer_done, false);
     atomic_init(&svc->jube_available, true);
+    atomic_init(&svc->exit_code, 0);
 
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -57,6 +60,13 @@ void ja_service_destroy(ja_service *svc)
     ja_worker_bells_destroy(&svc->bells);
     pthread_mutex_destroy(&svc->sleep_lock);
     pthread_cond_destroy(&svc->sleep_changed);
+}
+
+void ja_service_fail(ja_service *svc, int exit_code)
+{
+    int none = 0;
+    if (atomic_compare_exchange_strong(&svc->exit_code, &none, exit_code))
+        kill(getpid(), SIGTERM); /* the main thread waits for signals */
 }
 
 bool ja_service_is_live(const ja_service *svc, uint64_t generation)

@@ -10,16 +10,16 @@
 /* True when the last RPC failed because the broker closed the channel with 404 NOT_FOUND, which
  * is how a passive declaration says "no such queue or exchange". The close is answered and the
  * channel re-opened, ready for the real declaration. */
-static bool absent_and_channel_reopened(amqp_connection_state_t conn, amqp_rpc_reply_t reply,
-                                        char *err, size_t err_size)
+static bool absent_and_channel_reopened(amqp_connection_state_t conn, amqp_channel_t channel,
+                                        amqp_rpc_reply_t reply, char *err, size_t err_size)
 {
     if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
         reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
         return false;
     const amqp_channel_close_t *close = reply.reply.decoded;
     bool not_found = close->reply_code == AMQP_NOT_FOUND;
-    ja_amqp_answer_close(conn, &reply.reply);
-    if (!ja_amqp_reopen_channel(conn, err, err_size))
+    ja_amqp_answer_close(conn, channel, &reply.reply);
+    if (!ja_amqp_reopen_channel(conn, channel, err, err_size))
         return false;
     return not_found;
 }
@@ -33,19 +33,19 @@ static int fail_with(amqp_connection_state_t conn, const char *what, const char 
     return -1;
 }
 
-static int ensure_queue(amqp_connection_state_t conn, const ja_config *cfg, const char *name,
-                        char *err, size_t err_size)
+static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, const ja_config *cfg,
+                        const char *name, char *err, size_t err_size)
 {
     amqp_bytes_t queue = amqp_cstring_bytes(name);
     amqp_queue_declare_ok_t *ok =
-        amqp_queue_declare(conn, JA_CHANNEL, queue, 1, 0, 0, 0, amqp_empty_table);
+        amqp_queue_declare(conn, channel, queue, 1, 0, 0, 0, amqp_empty_table);
     if (ok) {
         ja_log_info("using existing queue '%s' (%u messages, %u consumers)", name,
                     ok->message_count, ok->consumer_count);
         return 0;
     }
     err[0] = '\0';
-    if (!absent_and_channel_reopened(conn, amqp_get_rpc_reply(conn), err, err_size))
+    if (!absent_and_channel_reopened(conn, channel, amqp_get_rpc_reply(conn), err, err_size))
         return err[0] ? -1 : fail_with(conn, "look up queue", name, err, err_size);
 
     amqp_table_entry_t quorum = {
@@ -54,59 +54,95 @@ static int ensure_queue(amqp_connection_state_t conn, const ja_config *cfg, cons
     amqp_table_t arguments = amqp_empty_table;
     if (cfg->queue_type == JA_QUEUE_QUORUM)
         arguments = (amqp_table_t){.num_entries = 1, .entries = &quorum};
-    if (!amqp_queue_declare(conn, JA_CHANNEL, queue, 0, 1, 0, 0, arguments))
+    if (!amqp_queue_declare(conn, channel, queue, 0, 1, 0, 0, arguments))
         return fail_with(conn, "create queue", name, err, err_size);
     ja_log_info("created durable %s queue '%s'",
                 cfg->queue_type == JA_QUEUE_QUORUM ? "quorum" : "classic", name);
     return 0;
 }
 
-static int ensure_fanout_exchange(amqp_connection_state_t conn, const char *name, char *err,
-                                  size_t err_size)
+static int ensure_fanout_exchange(amqp_connection_state_t conn, amqp_channel_t channel,
+                                  const char *name, char *err, size_t err_size)
 {
     amqp_bytes_t exchange = amqp_cstring_bytes(name);
     amqp_bytes_t fanout = amqp_cstring_bytes("fanout");
-    if (amqp_exchange_declare(conn, JA_CHANNEL, exchange, fanout, 1, 0, 0, 0, amqp_empty_table)) {
+    if (amqp_exchange_declare(conn, channel, exchange, fanout, 1, 0, 0, 0, amqp_empty_table)) {
         ja_log_info("using existing exchange '%s'", name);
         return 0;
     }
     err[0] = '\0';
-    if (!absent_and_channel_reopened(conn, amqp_get_rpc_reply(conn), err, err_size))
+    if (!absent_and_channel_reopened(conn, channel, amqp_get_rpc_reply(conn), err, err_size))
         return err[0] ? -1 : fail_with(conn, "look up exchange", name, err, err_size);
-    if (!amqp_exchange_declare(conn, JA_CHANNEL, exchange, fanout, 0, 1, 0, 0, amqp_empty_table))
+    if (!amqp_exchange_declare(conn, channel, exchange, fanout, 0, 1, 0, 0, amqp_empty_table))
         return fail_with(conn, "create exchange", name, err, err_size);
     ja_log_info("created durable fanout exchange '%s'", name);
     return 0;
 }
 
-static int bind_queue(amqp_connection_state_t conn, const char *queue, const char *exchange,
-                      char *err, size_t err_size)
+static int bind_queue(amqp_connection_state_t conn, amqp_channel_t channel, const char *queue,
+                      const char *exchange, char *err, size_t err_size)
 {
-    if (!amqp_queue_bind(conn, JA_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+    if (!amqp_queue_bind(conn, channel, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
                          amqp_empty_bytes, amqp_empty_table))
         return fail_with(conn, "bind to its exchange the queue", queue, err, err_size);
     return 0;
 }
 
-int ja_topology_declare_inbound(amqp_connection_state_t conn, const ja_config *cfg, char *err,
-                                size_t err_size)
+/* A passive declaration accepts an exchange of any type. An active one as a durable fanout is
+ * refused with 406 when the type differs (RabbitMQ compares the type first), or the durability;
+ * only the type matters here. */
+static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, const char *name,
+                        char *err, size_t err_size)
 {
-    return ensure_queue(conn, cfg, cfg->inbound_queue, err, err_size);
+    if (amqp_exchange_declare(conn, channel, amqp_cstring_bytes(name), amqp_cstring_bytes("fanout"),
+                              0, 1, 0, 0, amqp_empty_table))
+        return 0;
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
+    if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+        reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+        return fail_with(conn, "check the type of exchange", name, err, err_size);
+    const amqp_channel_close_t *close = reply.reply.decoded;
+    bool wrong_type = close->reply_code == AMQP_PRECONDITION_FAILED &&
+                      memmem(close->reply_text.bytes, close->reply_text.len, "'type'", 6);
+    char why[512];
+    ja_amqp_describe_reply(reply, why, sizeof why);
+    ja_amqp_answer_close(conn, channel, &reply.reply);
+    if (wrong_type) {
+        snprintf(err, err_size,
+                 "the dead-letter exchange '%s' exists but is not a fanout exchange (%s); dead "
+                 "letters are published with the inbound queue's name as routing key and would "
+                 "reach no queue. Delete it, or name another with --dead-letter-exchange",
+                 name, why);
+        return JA_TOPOLOGY_WRONG_TYPE;
+    }
+    return ja_amqp_reopen_channel(conn, channel, err, err_size) ? 0 : -1;
 }
 
-int ja_topology_declare_outbound(amqp_connection_state_t conn, const ja_config *cfg, char *err,
-                                 size_t err_size)
+int ja_topology_declare_inbound(amqp_connection_state_t conn, amqp_channel_t channel,
+                                const ja_config *cfg, char *err, size_t err_size)
 {
-    if (ensure_fanout_exchange(conn, cfg->outbound_exchange, err, err_size) != 0)
+    return ensure_queue(conn, channel, cfg, cfg->inbound_queue, err, err_size);
+}
+
+int ja_topology_declare_outbound(amqp_connection_state_t conn, amqp_channel_t channel,
+                                 const ja_config *cfg, char *err, size_t err_size)
+{
+    if (ensure_fanout_exchange(conn, channel, cfg->outbound_exchange, err, err_size) != 0)
         return -1;
     if (cfg->outbound_queue[0]) {
-        if (ensure_queue(conn, cfg, cfg->outbound_queue, err, err_size) != 0 ||
-            bind_queue(conn, cfg->outbound_queue, cfg->outbound_exchange, err, err_size) != 0)
+        if (ensure_queue(conn, channel, cfg, cfg->outbound_queue, err, err_size) != 0 ||
+            bind_queue(conn, channel, cfg->outbound_queue, cfg->outbound_exchange, err, err_size) !=
+                0)
             return -1;
     }
-    if (ensure_fanout_exchange(conn, cfg->dead_letter_exchange, err, err_size) != 0 ||
-        ensure_queue(conn, cfg, cfg->dead_letter_queue, err, err_size) != 0 ||
-        bind_queue(conn, cfg->dead_letter_queue, cfg->dead_letter_exchange, err, err_size) != 0)
+    if (ensure_fanout_exchange(conn, channel, cfg->dead_letter_exchange, err, err_size) != 0)
+        return -1;
+    int rc = check_fanout(conn, channel, cfg->dead_letter_exchange, err, err_size);
+    if (rc != 0)
+        return rc;
+    if (ensure_queue(conn, channel, cfg, cfg->dead_letter_queue, err, err_size) != 0 ||
+        bind_queue(conn, channel, cfg->dead_letter_queue, cfg->dead_letter_exchange, err,
+                   err_size) != 0)
         return -1;
     return 0;
 }

@@ -292,6 +292,17 @@ const char *ja_json_check(const char *text, size_t len, size_t *error_offset, bo
     return s.error;
 }
 
+bool ja_validate_body_size(uint64_t announced, size_t kept, size_t max_bytes, ja_failure *why)
+{
+    if (announced <= max_bytes)
+        return true;
+    ja_failure_set(why, "body_too_large",
+                   "The message body is %llu bytes, more than --max-body-bytes %zu; this dead "
+                   "letter keeps its first %zu bytes.",
+                   (unsigned long long)announced, max_bytes, kept);
+    return false;
+}
+
 bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure *why)
 {
     if (len == 0) {

@@ -213,7 +213,9 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
         return false;
     }
     const amqp_message_t *msg = &job->envelope.message;
-    if (!ja_validate_model_header(&msg->properties, job->model_guid, &job->failure) ||
+    if (!ja_validate_body_size(job->body_size, msg->body.len, (size_t)w->cfg->max_body_bytes,
+                               &job->failure) ||
+        !ja_validate_model_header(&msg->properties, job->model_guid, &job->failure) ||
         !ja_validate_body(msg->body.bytes, msg->body.len, (size_t)w->cfg->max_body_bytes,
                           &job->failure)) {
         ja_log_fields fields = fields_of(job);

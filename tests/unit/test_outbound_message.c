@@ -25,7 +25,8 @@ static bool bytes_are(amqp_bytes_t b, const char *s)
     return b.len == strlen(s) && memcmp(b.bytes, s, b.len) == 0;
 }
 
-static amqp_table_entry_t inbound_headers[4];
+static amqp_table_entry_t inbound_headers[6];
+static amqp_field_value_t cc_routes[1];
 
 static ja_job inbound_job(void)
 {
@@ -41,11 +42,20 @@ static ja_job inbound_job(void)
     inbound_headers[2] = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-jube-error")};
     inbound_headers[2].value.kind = AMQP_FIELD_KIND_UTF8;
     inbound_headers[2].value.value.bytes = amqp_cstring_bytes("forged");
+    /* Sender-selected distribution: would route copies into any queue. */
+    cc_routes[0].kind = AMQP_FIELD_KIND_UTF8;
+    cc_routes[0].value.bytes = amqp_cstring_bytes("someone-elses-queue");
+    inbound_headers[3] = (amqp_table_entry_t){.key = amqp_cstring_bytes("CC")};
+    inbound_headers[3].value.kind = AMQP_FIELD_KIND_ARRAY;
+    inbound_headers[3].value.value.array = (amqp_array_t){.num_entries = 1, .entries = cc_routes};
+    inbound_headers[4] = inbound_headers[3];
+    inbound_headers[4].key = amqp_cstring_bytes("BCC");
     amqp_basic_properties_t *p = &job.envelope.message.properties;
     p->_flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
                 AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
-                AMQP_BASIC_CONTENT_TYPE_FLAG;
-    p->headers.num_entries = 3;
+                AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG;
+    p->user_id = amqp_cstring_bytes("other");
+    p->headers.num_entries = 5;
     p->headers.entries = inbound_headers;
     p->correlation_id = amqp_cstring_bytes("corr-1");
     p->message_id = amqp_cstring_bytes("msg-1");
@@ -63,8 +73,14 @@ TEST(response_properties)
     ja_job job = inbound_job();
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_response_properties(&job, &scratch, &props), 0);
+    ASSERT_EQ(ja_response_properties(&job, &scratch, 17, &props), 0);
     ASSERT(props._flags & AMQP_BASIC_CONTENT_TYPE_FLAG);
+    ASSERT(!(props._flags & AMQP_BASIC_USER_ID_FLAG));
+    ASSERT(find(&props.headers, "CC") == NULL);
+    ASSERT(find(&props.headers, "BCC") == NULL);
+    const amqp_table_entry_t *seq = find(&props.headers, JA_PUBLISH_SEQ_HEADER);
+    ASSERT(seq && seq->value.kind == AMQP_FIELD_KIND_I64);
+    ASSERT_EQ(seq->value.value.i64, 17);
     ASSERT(bytes_are(props.content_type, "application/json"));
     ASSERT_EQ(props.delivery_mode, AMQP_DELIVERY_PERSISTENT);
     ASSERT(bytes_are(props.correlation_id, "corr-1"));
@@ -90,8 +106,14 @@ TEST(dead_letter_properties)
     ja_failure_set(&job.failure, "http_404", "Jube does not know this model (HTTP %d).", 404);
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, &props), 0);
+    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, 9, &props), 0);
     ASSERT_EQ(props.delivery_mode, AMQP_DELIVERY_PERSISTENT);
+    /* The broker would refuse the producer's user_id from the service's login. */
+    ASSERT(!(props._flags & AMQP_BASIC_USER_ID_FLAG));
+    ASSERT(find(&props.headers, "CC") == NULL);
+    ASSERT(find(&props.headers, "BCC") == NULL);
+    ASSERT_EQ(find(&props.headers, JA_PUBLISH_SEQ_HEADER)->value.value.i64, 9);
+    ASSERT(find(&props.headers, "x-jube-body-size") == NULL);
     ASSERT(!(props._flags & AMQP_BASIC_EXPIRATION_FLAG)); /* it must not expire in the queue */
     ASSERT(bytes_are(props.content_type, "text/plain"));  /* the original properties stay */
     ASSERT(bytes_are(props.reply_to, "replies"));
@@ -118,12 +140,50 @@ TEST(no_inbound_headers)
     ja_failure_set(&job.failure, "missing_model_guid", "none");
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, &props), 0);
-    ASSERT_EQ(props.headers.num_entries, 4);
-    ASSERT_EQ(ja_response_properties(&job, &scratch, &props), 0);
-    ASSERT_EQ(props.headers.num_entries, 2);
+    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, 1, &props), 0);
+    ASSERT_EQ(props.headers.num_entries, 5);
+    ASSERT_EQ(ja_response_properties(&job, &scratch, 1, &props), 0);
+    ASSERT_EQ(props.headers.num_entries, 3);
     ASSERT(!(props._flags & AMQP_BASIC_CORRELATION_ID_FLAG));
     ja_header_scratch_free(&scratch);
+}
+
+TEST(bare_dead_letter_keeps_only_the_services_headers)
+{
+    ja_job job = inbound_job();
+    job.publishing.bare = true;
+    job.body_size = 5000;
+    job.envelope.message.body = amqp_cstring_bytes("{\"a\":1}");
+    ja_failure_set(&job.failure, "body_too_large", "big");
+    ja_header_scratch scratch = {0};
+    amqp_basic_properties_t props;
+    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, 3, &props), 0);
+    ASSERT(find(&props.headers, "tenant") == NULL);
+    ASSERT(find(&props.headers, JA_MODEL_HEADER) == NULL);
+    ASSERT(find(&props.headers, "x-jube-error"));
+    ASSERT_EQ(find(&props.headers, "x-jube-body-size")->value.value.i64, 5000);
+    ASSERT(bytes_are(props.correlation_id, "corr-1"));
+    ja_header_scratch_free(&scratch);
+}
+
+/* rabbitmq-c would send the publish method before finding that the header does not fit a frame;
+ * the check comes first. */
+TEST(properties_that_do_not_fit_a_frame_are_found)
+{
+    static char big[140000];
+    memset(big, 'h', sizeof big - 1);
+    amqp_table_entry_t entry = {.key = amqp_cstring_bytes("huge")};
+    entry.value.kind = AMQP_FIELD_KIND_UTF8;
+    entry.value.value.bytes = amqp_cstring_bytes(big);
+    amqp_basic_properties_t props = {._flags = AMQP_BASIC_HEADERS_FLAG};
+    props.headers = (amqp_table_t){.num_entries = 1, .entries = &entry};
+    static char scratch[131072];
+    amqp_bytes_t into = {.len = sizeof scratch, .bytes = scratch};
+    ASSERT(!ja_properties_fit(&props, 131072, into));
+    big[131072 - 20 - 40] = '\0'; /* fits with the table's own bytes */
+    entry.value.value.bytes = amqp_cstring_bytes(big);
+    ASSERT(ja_properties_fit(&props, 131072, into));
+    ASSERT(!ja_properties_fit(&props, 4096, into));
 }
 
 int main(int argc, char **argv)
@@ -132,6 +192,8 @@ int main(int argc, char **argv)
         TEST_ENTRY(response_properties),
         TEST_ENTRY(dead_letter_properties),
         TEST_ENTRY(no_inbound_headers),
+        TEST_ENTRY(bare_dead_letter_keeps_only_the_services_headers),
+        TEST_ENTRY(properties_that_do_not_fit_a_frame_are_found),
     };
     return RUN_TESTS(tests);
 }

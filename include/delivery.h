@@ -1,0 +1,30 @@
+#ifndef JA_DELIVERY_H
+#define JA_DELIVERY_H
+
+#include <amqp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads one delivery on the consumer's connection with bounded memory. rabbitmq-c's
+ * amqp_consume_message allocates whatever body size the content header announces before reading
+ * it (RabbitMQ accepts up to 128 MiB by default), so a burst of large messages could hold
+ * gigabytes. This reads the header first and keeps at most max_body bytes of the body; the rest
+ * is read frame by frame (at most frame_max bytes each) and let go. */
+
+/* Instead of the content header, the broker closed the channel or the connection; the method is
+ * in *closed for the caller to handle. */
+#define JA_DELIVERY_CLOSED 1
+/* Out of memory: the delivery's frames were read and let go; answer it with a requeue. */
+#define JA_DELIVERY_NO_MEMORY 2
+
+/* Reads the content header and body frames that follow the basic.deliver frame `deliver` (whose
+ * decoded method is not valid afterwards: take its delivery tag first),
+ * waiting at most timeout_ms for each. Fills *out (freed with amqp_destroy_envelope) and
+ * *body_size (the size announced; out->message.body holds at most max_body bytes of it).
+ * Returns 0, JA_DELIVERY_CLOSED, JA_DELIVERY_NO_MEMORY, or a negative AMQP_STATUS_* after which the
+ * connection is unusable. */
+int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, size_t max_body,
+                     int timeout_ms, amqp_envelope_t *out, uint64_t *body_size,
+                     amqp_method_t *closed);
+
+#endif

@@ -1,0 +1,427 @@
+#include "confirm_window.h"
+
+#include "outcome.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Memory for the window grows with the traffic; running out after start-up ends the process
+ * (a half-tracked publish would be worse than a restart, which loses nothing). */
+static void *grow(void *array, size_t count, size_t size)
+{
+    void *grown = realloc(array, count * size);
+    if (!grown) {
+        fprintf(stderr, "jube-amqp: out of memory tracking publishes\n");
+        abort();
+    }
+    return grown;
+}
+
+/* ---- the ready deque ---- */
+
+static void ready_reserve(ja_confirm_window *w)
+{
+    if (w->ready_count < w->ready_capacity)
+        return;
+    size_t capacity = w->ready_capacity ? w->ready_capacity * 2 : 256;
+    ja_publish *grown = grow(NULL, capacity, sizeof *grown);
+    for (size_t i = 0; i < w->ready_count; i++)
+        grown[i] = w->ready[(w->ready_start + i) & (w->ready_capacity - 1)];
+    free(w->ready);
+    w->ready = grown;
+    w->ready_capacity = capacity;
+    w->ready_start = 0;
+}
+
+static void ready_push_back(ja_confirm_window *w, ja_job *job, ja_publish_target target)
+{
+    ready_reserve(w);
+    w->ready[(w->ready_start + w->ready_count) & (w->ready_capacity - 1)] =
+        (ja_publish){.job = job, .target = target};
+    w->ready_count++;
+}
+
+static void ready_push_front(ja_confirm_window *w, ja_job *job, ja_publish_target target)
+{
+    ready_reserve(w);
+    w->ready_start = (w->ready_start + w->ready_capacity - 1) & (w->ready_capacity - 1);
+    w->ready[w->ready_start] = (ja_publish){.job = job, .target = target};
+    w->ready_count++;
+}
+
+static ja_publish ready_pop_front(ja_confirm_window *w)
+{
+    ja_publish p = w->ready[w->ready_start];
+    w->ready_start = (w->ready_start + 1) & (w->ready_capacity - 1);
+    w->ready_count--;
+    return p;
+}
+
+/* ---- the sent window ---- */
+
+static ja_sent_publish *sent_at(const ja_confirm_window *w, uint64_t seq)
+{
+    return &w->sent[(w->sent_start + (size_t)(seq - w->head_seq)) & (w->sent_capacity - 1)];
+}
+
+static void sent_reserve(ja_confirm_window *w)
+{
+    if (w->sent_count < w->sent_capacity)
+        return;
+    size_t capacity = w->sent_capacity ? w->sent_capacity * 2 : 1024;
+    ja_sent_publish *grown = grow(NULL, capacity, sizeof *grown);
+    for (size_t i = 0; i < w->sent_count; i++)
+        grown[i] = w->sent[(w->sent_start + i) & (w->sent_capacity - 1)];
+    free(w->sent);
+    w->sent = grown;
+    w->sent_capacity = capacity;
+    w->sent_start = 0;
+}
+
+static void drop_settled_head(ja_confirm_window *w)
+{
+    while (w->sent_count > 0 && w->sent[w->sent_start].settled) {
+        w->sent_start = (w->sent_start + 1) & (w->sent_capacity - 1);
+        w->sent_count--;
+        w->head_seq++;
+    }
+}
+
+/* ---- jobs ---- */
+
+/* The worse of two ends: a rejected delivery stays rejected, a dropped one dropped, and a job
+ * given back is not acked. */
+static ja_job_state worse(ja_job_state a, ja_job_state b)
+{
+    static const ja_job_state order[] = {JA_JOB_ACK, JA_JOB_REQUEUE, JA_JOB_DROP, JA_JOB_REJECT};
+    int ra = 0, rb = 0;
+    for (int i = 0; i < 4; i++) {
+        if (order[i] == a)
+            ra = i;
+        if (order[i] == b)
+            rb = i;
+    }
+    return ra >= rb ? a : b;
+}
+
+/* One publish of the job is over; the job leaves with its last one. */
+static void release(ja_confirm_window *w, ja_job *job, ja_job_state end)
+{
+    job->publishing.end = worse(job->publishing.end, end);
+    if (--job->publishing.open == 0)
+        w->cb.finished(w->cb.ctx, job, job->publishing.end);
+}
+
+static bool held_too_long(const ja_confirm_window *w, const ja_job *job, uint64_t when)
+{
+    return when - job->received_ms >= w->policy.max_hold_ms;
+}
+
+/* Whether a waiting publish of job must not go out: returns the end to release it with, or
+ * JA_JOB_ACK when it may be sent. */
+static ja_job_state must_not_send(const ja_confirm_window *w, const ja_job *job, uint64_t now,
+                                  uint64_t live_generation, bool check_hold)
+{
+    if (job->generation != live_generation)
+        return JA_JOB_DROP;
+    if (job->publishing.end != JA_JOB_ACK)
+        return job->publishing.end;
+    if (check_hold && held_too_long(w, job, now))
+        return JA_JOB_REQUEUE;
+    return JA_JOB_ACK;
+}
+
+static void delay(ja_confirm_window *w, ja_job *job, ja_publish_target target, uint64_t now,
+                  bool unroutable)
+{
+    job->publishing.failures++;
+    uint64_t due = now + ja_backoff_ms(job->publishing.failures, w->policy.retry_base_ms,
+                                       w->policy.retry_max_ms, &w->rng);
+    if (held_too_long(w, job, due)) {
+        release(w, job, JA_JOB_REQUEUE);
+        return;
+    }
+    if (w->delayed_count == w->delayed_capacity) {
+        w->delayed_capacity = w->delayed_capacity ? w->delayed_capacity * 2 : 64;
+        w->delayed = grow(w->delayed, w->delayed_capacity, sizeof *w->delayed);
+    }
+    w->delayed[w->delayed_count++] =
+        (ja_delayed_publish){.job = job, .target = target, .due_ms = due, .unroutable = unroutable};
+    if (unroutable)
+        w->unroutable_held++;
+}
+
+static void remove_delayed(ja_confirm_window *w, size_t i)
+{
+    if (w->delayed[i].unroutable)
+        w->unroutable_held--;
+    w->delayed[i] = w->delayed[--w->delayed_count];
+}
+
+/* The publish broke the channel on its own (or could not be encoded): the next, plainer form of
+ * the job's outcome goes out instead, down to a rejection. */
+static void demote(ja_confirm_window *w, ja_job *job, ja_publish_target target, const char *reason)
+{
+    w->cb.event(w->cb.ctx, job, target, JA_PUBLISH_UNPUBLISHABLE);
+    job->publishing.suspect = 0;
+    if (target != JA_TARGET_DEAD_LETTER) {
+        if (job->state != JA_JOB_DEAD_LETTER) {
+            char answer[1100];
+            ja_escape_for_text(job->response.data, job->response.len, 1024, answer, sizeof answer);
+            ja_failure_set(&job->failure, "unpublishable",
+                           "Jube answered HTTP %d, but its response could not be published: %s. "
+                           "Jube answered: \"%s\"",
+                           job->http_status, reason, answer);
+            job->state = JA_JOB_DEAD_LETTER;
+            job->publishing.open++;
+            ready_push_back(w, job, JA_TARGET_DEAD_LETTER);
+        }
+        release(w, job, JA_JOB_ACK);
+        return;
+    }
+    if (!job->publishing.bare) {
+        job->publishing.bare = true;
+        char previous[JA_ERROR_DETAIL_MAX];
+        snprintf(previous, sizeof previous, "%s", job->failure.detail);
+        ja_failure_set(&job->failure, job->failure.code,
+                       "%s [The dead letter could not be published with the message's own "
+                       "headers (%s); they were left out.]",
+                       previous, reason);
+        ready_push_back(w, job, JA_TARGET_DEAD_LETTER);
+        return;
+    }
+    release(w, job, JA_JOB_REJECT);
+}
+
+/* ---- the interface ---- */
+
+int ja_confirm_window_init(ja_confirm_window *w, const ja_confirm_policy *policy,
+                           const ja_confirm_callbacks *cb, uint64_t seed)
+{
+    memset(w, 0, sizeof *w);
+    w->policy = *policy;
+    w->cb = *cb;
+    w->rng = seed ? seed : 1;
+    w->head_seq = 1;
+    w->sent_capacity = 1024;
+    w->sent = malloc(w->sent_capacity * sizeof *w->sent);
+    w->ready_capacity = 256;
+    w->ready = malloc(w->ready_capacity * sizeof *w->ready);
+    if (!w->sent || !w->ready) {
+        ja_confirm_window_free(w);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void ja_confirm_window_free(ja_confirm_window *w)
+{
+    free(w->sent);
+    free(w->ready);
+    free(w->delayed);
+    memset(w, 0, sizeof *w);
+}
+
+void ja_confirm_window_submit(ja_confirm_window *w, ja_job *job)
+{
+    job->publishing = (ja_publishing){.end = JA_JOB_ACK};
+    if (job->state == JA_JOB_DEAD_LETTER) {
+        job->publishing.open = 1;
+        ready_push_back(w, job, JA_TARGET_DEAD_LETTER);
+        return;
+    }
+    const amqp_basic_properties_t *in = &job->envelope.message.properties;
+    bool reply = (in->_flags & AMQP_BASIC_REPLY_TO_FLAG) && in->reply_to.len > 0;
+    job->publishing.open = reply ? 2 : 1;
+    ready_push_back(w, job, JA_TARGET_OUTBOUND);
+    if (reply)
+        ready_push_back(w, job, JA_TARGET_REPLY_TO);
+}
+
+/* Moves every delayed publish that is due to the back of the ready deque. */
+static void promote_due(ja_confirm_window *w, uint64_t now)
+{
+    for (size_t i = 0; i < w->delayed_count;) {
+        if (w->delayed[i].due_ms > now) {
+            i++;
+            continue;
+        }
+        ready_push_back(w, w->delayed[i].job, w->delayed[i].target);
+        remove_delayed(w, i);
+    }
+}
+
+bool ja_confirm_window_next(ja_confirm_window *w, uint64_t now, uint64_t live_generation,
+                            ja_publish *out)
+{
+    if (w->alone_seq)
+        return false; /* a suspect publish is in flight alone */
+    promote_due(w, now);
+    while (w->ready_count > 0) {
+        ja_publish *front = &w->ready[w->ready_start];
+        /* A publish that can go out now does, however old its job: holding was decided when it
+         * was delayed, and giving back a fresh answer would only make Jube work twice. */
+        ja_job_state end = must_not_send(w, front->job, now, live_generation, false);
+        if (end != JA_JOB_ACK) {
+            ja_publish p = ready_pop_front(w);
+            release(w, p.job, end);
+            continue;
+        }
+        /* Suspected twice: it goes out alone, so the next channel error names it. */
+        if (front->job->publishing.suspect >= 2 && w->unsettled > 0)
+            return false;
+        *out = ready_pop_front(w);
+        return true;
+    }
+    return false;
+}
+
+uint64_t ja_confirm_window_next_seq(const ja_confirm_window *w)
+{
+    return w->head_seq + w->sent_count;
+}
+
+void ja_confirm_window_sent(ja_confirm_window *w, const ja_publish *p, uint64_t now)
+{
+    sent_reserve(w);
+    uint64_t seq = ja_confirm_window_next_seq(w);
+    w->sent_count++;
+    *sent_at(w, seq) = (ja_sent_publish){.job = p->job, .target = p->target, .sent_ms = now};
+    w->unsettled++;
+    if (p->job->publishing.suspect >= 2)
+        w->alone_seq = seq;
+}
+
+void ja_confirm_window_unpublishable(ja_confirm_window *w, const ja_publish *p, uint64_t now,
+                                     const char *reason)
+{
+    (void)now;
+    demote(w, p->job, p->target, reason);
+}
+
+void ja_confirm_window_returned(ja_confirm_window *w, uint64_t seq)
+{
+    if (seq < w->head_seq || seq >= w->head_seq + w->sent_count)
+        return;
+    ja_sent_publish *s = sent_at(w, seq);
+    if (!s->settled)
+        s->returned = true;
+}
+
+/* A publish the broker confirmed after returning it: no queue took it. */
+static void settle_returned(ja_confirm_window *w, ja_job *job, ja_publish_target target,
+                            uint64_t now)
+{
+    bool hold =
+        target == JA_TARGET_DEAD_LETTER ||
+        (target == JA_TARGET_OUTBOUND && w->policy.unroutable_responses == JA_UNROUTABLE_HOLD);
+    if (!hold) {
+        w->cb.event(w->cb.ctx, job, target, JA_PUBLISH_UNROUTABLE_ACCEPT);
+        release(w, job, JA_JOB_ACK);
+        return;
+    }
+    w->cb.event(w->cb.ctx, job, target, JA_PUBLISH_UNROUTABLE_HELD);
+    if (target == JA_TARGET_DEAD_LETTER)
+        w->needs_redeclare = true; /* the dead-letter queue is ours to create again */
+    delay(w, job, target, now, true);
+}
+
+void ja_confirm_window_confirm(ja_confirm_window *w, uint64_t tag, bool multiple, bool ack,
+                               uint64_t now)
+{
+    if (tag < w->head_seq || tag >= w->head_seq + w->sent_count)
+        return; /* settled already, or never sent on this channel */
+    for (uint64_t seq = multiple ? w->head_seq : tag; seq <= tag; seq++) {
+        ja_sent_publish *s = sent_at(w, seq);
+        if (s->settled)
+            continue;
+        s->settled = true;
+        w->unsettled--;
+        if (seq == w->alone_seq) {
+            w->alone_seq = 0;
+            s->job->publishing.suspect = 0; /* it went through alone: not the cause */
+        }
+        if (!ack) {
+            w->cb.event(w->cb.ctx, s->job, s->target, JA_PUBLISH_NACKED);
+            delay(w, s->job, s->target, now, false);
+        } else if (s->returned) {
+            settle_returned(w, s->job, s->target, now);
+        } else {
+            w->cb.event(w->cb.ctx, s->job, s->target, JA_PUBLISH_STORED);
+            release(w, s->job, JA_JOB_ACK);
+        }
+    }
+    drop_settled_head(w);
+}
+
+void ja_confirm_window_lost(ja_confirm_window *w, uint64_t now, bool suspect_content,
+                            const char *reason)
+{
+    (void)now;
+    /* Backwards, so that pushing to the front keeps the old order. */
+    for (size_t i = w->sent_count; i-- > 0;) {
+        uint64_t seq = w->head_seq + i;
+        ja_sent_publish *s = sent_at(w, seq);
+        if (s->settled)
+            continue;
+        if (suspect_content && seq == w->alone_seq) {
+            demote(w, s->job, s->target, reason);
+            continue;
+        }
+        if (suspect_content)
+            s->job->publishing.suspect++;
+        ready_push_front(w, s->job, s->target);
+    }
+    w->sent_count = 0;
+    w->sent_start = 0;
+    w->unsettled = 0;
+    w->alone_seq = 0;
+    w->head_seq = 1; /* confirm sequence numbers start again on the next channel */
+}
+
+void ja_confirm_window_sweep(ja_confirm_window *w, uint64_t now, uint64_t live_generation)
+{
+    size_t count = w->ready_count;
+    for (size_t i = 0; i < count; i++) {
+        ja_publish p = ready_pop_front(w);
+        ja_job_state end = must_not_send(w, p.job, now, live_generation, true);
+        if (end != JA_JOB_ACK)
+            release(w, p.job, end);
+        else
+            ready_push_back(w, p.job, p.target);
+    }
+    for (size_t i = 0; i < w->delayed_count;) {
+        ja_delayed_publish d = w->delayed[i];
+        ja_job_state end = must_not_send(w, d.job, now, live_generation, true);
+        if (end == JA_JOB_ACK) {
+            i++;
+            continue;
+        }
+        remove_delayed(w, i);
+        release(w, d.job, end);
+    }
+}
+
+bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now)
+{
+    if (w->sent_count == 0)
+        return false;
+    /* The head is never settled (settled heads are dropped at once), and it is the oldest. */
+    return now - w->sent[w->sent_start].sent_ms >= w->policy.confirm_timeout_ms;
+}
+
+uint64_t ja_confirm_window_next_due_ms(const ja_confirm_window *w)
+{
+    uint64_t soonest = UINT64_MAX;
+    for (size_t i = 0; i < w->delayed_count; i++)
+        if (w->delayed[i].due_ms < soonest)
+            soonest = w->delayed[i].due_ms;
+    if (w->sent_count > 0) {
+        uint64_t overdue = w->sent[w->sent_start].sent_ms + w->policy.confirm_timeout_ms;
+        if (overdue < soonest)
+            soonest = overdue;
+    }
+    return soonest;
+}

@@ -1,0 +1,141 @@
+#include "delivery.h"
+
+#include <amqp_framing.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/time.h>
+
+static int wait_frame(amqp_connection_state_t conn, int timeout_ms, amqp_frame_t *frame)
+{
+    struct timeval timeout = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    return amqp_simple_wait_frame_noblock(conn, frame, &timeout);
+}
+
+/* A frame that is neither the next part of the delivery nor a close breaks the protocol. */
+static int unexpected(const amqp_frame_t *frame, amqp_method_t *closed)
+{
+    if (frame->frame_type == AMQP_FRAME_METHOD &&
+        (frame->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+         frame->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
+        *closed = frame->payload.method;
+        return JA_DELIVERY_CLOSED;
+    }
+    return AMQP_STATUS_UNEXPECTED_STATE;
+}
+
+static int copy_bytes(amqp_pool_t *pool, amqp_bytes_t *b)
+{
+    if (b->len == 0)
+        return 0;
+    amqp_bytes_t copy;
+    amqp_pool_alloc_bytes(pool, b->len, &copy);
+    if (!copy.bytes)
+        return AMQP_STATUS_NO_MEMORY;
+    memcpy(copy.bytes, b->bytes, b->len);
+    *b = copy;
+    return 0;
+}
+
+/* The frame's properties live in the connection's buffers; the envelope gets its own copy in
+ * its pool (as amqp_read_message does, whose clone rabbitmq-c does not export). */
+static int clone_properties(const amqp_basic_properties_t *in, amqp_basic_properties_t *out,
+                            amqp_pool_t *pool)
+{
+    /* Fields whose flag is off are not decoded, and may hold anything. */
+    *out = *in;
+    const struct {
+        amqp_flags_t flag;
+        amqp_bytes_t *field;
+    } strings[] = {
+        {AMQP_BASIC_CONTENT_TYPE_FLAG, &out->content_type},
+        {AMQP_BASIC_CONTENT_ENCODING_FLAG, &out->content_encoding},
+        {AMQP_BASIC_CORRELATION_ID_FLAG, &out->correlation_id},
+        {AMQP_BASIC_REPLY_TO_FLAG, &out->reply_to},
+        {AMQP_BASIC_EXPIRATION_FLAG, &out->expiration},
+        {AMQP_BASIC_MESSAGE_ID_FLAG, &out->message_id},
+        {AMQP_BASIC_TYPE_FLAG, &out->type},
+        {AMQP_BASIC_USER_ID_FLAG, &out->user_id},
+        {AMQP_BASIC_APP_ID_FLAG, &out->app_id},
+        {AMQP_BASIC_CLUSTER_ID_FLAG, &out->cluster_id},
+    };
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        if (!(in->_flags & strings[i].flag))
+            continue;
+        int rc = copy_bytes(pool, strings[i].field);
+        if (rc != 0)
+            return rc;
+    }
+    if (in->_flags & AMQP_BASIC_HEADERS_FLAG)
+        return amqp_table_clone(&in->headers, &out->headers, pool);
+    return 0;
+}
+
+int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, size_t max_body,
+                     int timeout_ms, amqp_envelope_t *out, uint64_t *body_size,
+                     amqp_method_t *closed)
+{
+    const amqp_basic_deliver_t *d = deliver->payload.method.decoded;
+    memset(out, 0, sizeof *out);
+    out->channel = deliver->channel;
+    out->delivery_tag = d->delivery_tag;
+    out->redelivered = d->redelivered;
+    out->consumer_tag = amqp_bytes_malloc_dup(d->consumer_tag);
+    out->exchange = amqp_bytes_malloc_dup(d->exchange);
+    out->routing_key = amqp_bytes_malloc_dup(d->routing_key);
+    init_amqp_pool(&out->message.pool, 4096);
+    bool failed = false;
+    if ((d->consumer_tag.len && !out->consumer_tag.bytes) ||
+        (d->exchange.len && !out->exchange.bytes) ||
+        (d->routing_key.len && !out->routing_key.bytes))
+        failed = true;
+
+    /* The frames are read even when memory ran out, so the connection stays in step. */
+    amqp_frame_t frame;
+    int wait = wait_frame(conn, timeout_ms, &frame);
+    if (wait != AMQP_STATUS_OK) {
+        amqp_destroy_envelope(out);
+        return wait;
+    }
+    if (frame.frame_type != AMQP_FRAME_HEADER) {
+        amqp_destroy_envelope(out);
+        return unexpected(&frame, closed);
+    }
+    *body_size = frame.payload.properties.body_size;
+    if (!failed)
+        failed = clone_properties(frame.payload.properties.decoded, &out->message.properties,
+                                  &out->message.pool) != 0;
+    size_t keep = *body_size < max_body ? (size_t)*body_size : max_body;
+    if (!failed && keep > 0) {
+        out->message.body = amqp_bytes_malloc(keep);
+        failed = !out->message.body.bytes;
+    }
+    uint64_t read = 0;
+    while (read < *body_size) {
+        wait = wait_frame(conn, timeout_ms, &frame);
+        if (wait != AMQP_STATUS_OK) {
+            amqp_destroy_envelope(out);
+            return wait;
+        }
+        if (frame.frame_type != AMQP_FRAME_BODY) {
+            amqp_destroy_envelope(out);
+            return unexpected(&frame, closed);
+        }
+        size_t len = frame.payload.body_fragment.len;
+        if (read + len > *body_size) {
+            amqp_destroy_envelope(out);
+            return AMQP_STATUS_BAD_AMQP_DATA;
+        }
+        if (!failed && read < keep) {
+            size_t part = keep - read < len ? (size_t)(keep - read) : len;
+            memcpy((char *)out->message.body.bytes + read, frame.payload.body_fragment.bytes, part);
+        }
+        read += len;
+        /* Frames already passed on are not needed again: let the library reuse their memory. */
+        amqp_maybe_release_buffers_on_channel(conn, deliver->channel);
+    }
+    if (failed) {
+        amqp_destroy_envelope(out);
+        return JA_DELIVERY_NO_MEMORY;
+    }
+    return 0;
+}
