@@ -183,9 +183,10 @@ static void demote(ja_confirm_window *w, ja_job *job, ja_publish_target target, 
     }
     if (!job->publishing.bare) {
         job->publishing.bare = true;
-        char previous[JA_ERROR_DETAIL_MAX];
+        char code[sizeof job->failure.code], previous[JA_ERROR_DETAIL_MAX];
+        snprintf(code, sizeof code, "%s", job->failure.code);
         snprintf(previous, sizeof previous, "%s", job->failure.detail);
-        ja_failure_set(&job->failure, job->failure.code,
+        ja_failure_set(&job->failure, code,
                        "%s [The dead letter could not be published with the message's own "
                        "headers (%s); they were left out.]",
                        previous, reason);

@@ -51,6 +51,8 @@ static enum MHD_Result serve_ready(struct MHD_Connection *connection, ja_service
         why = "the publisher connection to the broker is down\n";
     else if (!atomic_load(&svc->jube_available))
         why = "Jube is unavailable\n";
+    else if (atomic_load(&ja_stats.unroutable_held) > 0)
+        why = "responses or dead letters reach no queue; they are held and published again\n";
     else if (atomic_load(&svc->stopping))
         why = "shutting down\n";
     if (why)
@@ -116,9 +118,12 @@ ja_metrics_server *ja_metrics_server_start(ja_service *svc, const char *listen, 
     }
     server->svc = svc;
     server->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, ntohs(addr.sin_port), NULL, NULL,
-        on_request, server, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+        /* poll or epoll, not select: with --workers near 1000 the service's descriptors pass
+         * FD_SETSIZE, and select() could no longer watch the metrics socket. */
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, ntohs(addr.sin_port),
+        NULL, NULL, on_request, server, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_PER_IP_CONNECTION_LIMIT, 4u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!server->daemon) {
         snprintf(err, err_size, "--metrics-listen: cannot serve %s: %s", listen,
                  errno ? strerror(errno) : "libmicrohttpd refused");

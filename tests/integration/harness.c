@@ -199,15 +199,20 @@ static void check_reply(amqp_connection_state_t conn, const char *what)
 
 amqp_connection_state_t test_connect(void)
 {
+    return test_connect_as("guest", "guest");
+}
+
+amqp_connection_state_t test_connect_as(const char *user, const char *password)
+{
     amqp_connection_state_t conn = amqp_new_connection();
     amqp_socket_t *socket = amqp_tcp_socket_new(conn);
     struct timeval timeout = {.tv_sec = 10};
     if (amqp_socket_open_noblock(socket, "127.0.0.1", broker_port(), &timeout) != AMQP_STATUS_OK)
         FAIL("cannot connect to the test broker on port %d", broker_port());
     amqp_rpc_reply_t r =
-        amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+        amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, user, password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        FAIL("cannot log in to the test broker");
+        FAIL("cannot log in to the test broker as %s", user);
     amqp_channel_open(conn, 1);
     check_reply(conn, "channel.open");
     amqp_confirm_select(conn, 1);
@@ -415,6 +420,10 @@ void publish_message(amqp_connection_state_t conn, const char *queue, const void
         if (tp->content_type) {
             props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
             props.content_type = amqp_cstring_bytes(tp->content_type);
+        }
+        if (tp->user_id) {
+            props._flags |= AMQP_BASIC_USER_ID_FLAG;
+            props.user_id = amqp_cstring_bytes(tp->user_id);
         }
         if (tp->header_count > 0) {
             props._flags |= AMQP_BASIC_HEADERS_FLAG;
@@ -704,16 +713,16 @@ service_process service_start(const char *test_name, const topology_names *names
     char jube_url[64];
     snprintf(jube_url, sizeof jube_url, "http://127.0.0.1:%d", stub ? stub->port : 1);
     const char *args[64] = {
-        "--amqp-uri",          broker_uri(),
-        "--jube-url",          jube_url,
-        "--outbound-queue",    names->outbound_queue,
-        "--heartbeat",         "10",
-        "--reconnect-base-ms", "100",
-        "--reconnect-max-ms",  "1000",
-        "--retry-base-ms",     "20",
-        "--retry-max-ms",      "500",
+        "--amqp-uri",         broker_uri(), "--jube-url",          jube_url,
+        "--heartbeat",        "10",         "--reconnect-base-ms", "100",
+        "--reconnect-max-ms", "1000",       "--retry-base-ms",     "20",
+        "--retry-max-ms",     "500",
     };
-    int argc = 16;
+    int argc = 14;
+    if (names->outbound_queue[0]) {
+        args[argc++] = "--outbound-queue";
+        args[argc++] = names->outbound_queue;
+    }
     if (!names->defaults) {
         const char *named[] = {"--inbound-queue",        names->inbound,
                                "--outbound-exchange",    names->outbound,
@@ -849,4 +858,46 @@ char *http_get(int port, const char *path, int *status)
     }
     memmove(answer, body + 4, strlen(body + 4) + 1);
     return answer;
+}
+
+double metric_value(const char *scrape, const char *series)
+{
+    char key[256];
+    snprintf(key, sizeof key, "\n%s ", series);
+    const char *at = scrape ? strstr(scrape, key) : NULL;
+    return at ? atof(at + strlen(key)) : -1;
+}
+
+double scrape_metric(int port, const char *series)
+{
+    int status = 0;
+    char *scrape = http_get(port, "/metrics", &status);
+    double value = status == 200 ? metric_value(scrape, series) : -1;
+    free(scrape);
+    return value;
+}
+
+bool wait_metric_at_least(int port, const char *series, double value, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (scrape_metric(port, series) < value) {
+        if (now_ms() > deadline)
+            return false;
+        pause_ms(20);
+    }
+    return true;
+}
+
+long peak_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
 }

@@ -68,7 +68,8 @@ bool stub_log_contains(const char *text);
 /* A counter from GET /stats ("requests", "invocations", "failures", ...). */
 long stub_stat(const stub_process *stub, const char *name);
 
-/* Starts the service on the test's topology, with extra arguments (NULL-terminated), and waits
+/* Starts the service on the test's topology (binding no queue to the outbound exchange when
+ * names->outbound_queue is empty), with extra arguments (NULL-terminated), and waits
  * until it consumes the inbound queue. */
 service_process service_start(const char *test_name, const topology_names *names,
                               const stub_process *stub, const char *const *extra_args);
@@ -81,8 +82,9 @@ int service_wait_exit(service_process *service, int timeout_ms);
 /* True when the service's log contains text. */
 bool service_log_contains(const service_process *service, const char *text);
 
-/* A connection of the test's own. */
+/* A connection of the test's own (as guest, or as another user of the broker). */
 amqp_connection_state_t test_connect(void);
+amqp_connection_state_t test_connect_as(const char *user, const char *password);
 void test_disconnect(amqp_connection_state_t conn);
 
 /* The depth of a queue over a connection of its own, or -1 when the broker cannot be reached
@@ -110,6 +112,7 @@ typedef struct {
     const char *message_id;
     const char *reply_to;
     const char *content_type;
+    const char *user_id;
     const test_header *headers;
     int header_count;
 } test_properties;
@@ -157,5 +160,14 @@ int free_port(void);
 /* GET http://127.0.0.1:port{path}; returns the body (malloc'd) and the status, or NULL when
  * nothing answered. */
 char *http_get(int port, const char *path, int *status);
+
+/* The value of one sample line ("name{labels} value") of a /metrics scrape, or -1. */
+double metric_value(const char *scrape, const char *series);
+/* Scrapes http://127.0.0.1:port/metrics for one series; -1 when absent or unreachable. */
+double scrape_metric(int port, const char *series);
+/* Waits (bounded) until a series reaches value. */
+bool wait_metric_at_least(int port, const char *series, double value, int timeout_ms);
+/* The peak resident memory of a process (VmHWM), in KiB. */
+long peak_rss_kib(pid_t pid);
 
 #endif

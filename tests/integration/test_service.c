@@ -357,15 +357,6 @@ TEST(traceparent_reaches_jube)
     stub_stop(&stub);
 }
 
-/* The value of one sample line ("name{labels} value") in a scrape, or -1 when absent. */
-static double sample(const char *scrape, const char *series)
-{
-    char key[256];
-    snprintf(key, sizeof key, "\n%s ", series);
-    const char *at = strstr(scrape, key);
-    return at ? atof(at + strlen(key)) : -1;
-}
-
 /* /metrics counts what the test sent; /healthz and /readyz answer; other paths get 404. */
 TEST(metrics_count_what_was_sent)
 {
@@ -398,19 +389,20 @@ TEST(metrics_count_what_was_sent)
         free(scrape);
         scrape = http_get(port, "/metrics", &status);
         ASSERT(scrape && status == 200);
-        if (sample(scrape, "jube_amqp_in_flight_messages") == 0 || now_ms() > deadline)
+        if (metric_value(scrape, "jube_amqp_in_flight_messages") == 0 || now_ms() > deadline)
             break;
         pause_ms(20);
     }
-    ASSERT_EQ(sample(scrape, "jube_amqp_messages_consumed_total"), 23);
-    ASSERT_EQ(sample(scrape, "jube_amqp_messages_published_total"), 20);
-    ASSERT_EQ(sample(scrape, "jube_amqp_messages_dead_lettered_total{reason=\"invalid_json\"}"), 3);
-    ASSERT_EQ(sample(scrape, "jube_amqp_jube_responses_total{class=\"2xx\"}"), 20);
-    ASSERT_EQ(sample(scrape, "jube_amqp_jube_request_duration_seconds_count"), 20);
-    ASSERT_EQ(sample(scrape, "jube_amqp_end_to_end_seconds_count"), 23);
-    ASSERT_EQ(sample(scrape, "jube_amqp_in_flight_messages"), 0);
-    ASSERT_EQ(sample(scrape, "jube_amqp_connection_up{connection=\"consumer\"}"), 1);
-    ASSERT_EQ(sample(scrape, "jube_amqp_connection_up{connection=\"publisher\"}"), 1);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_messages_consumed_total"), 23);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_messages_published_total"), 20);
+    ASSERT_EQ(
+        metric_value(scrape, "jube_amqp_messages_dead_lettered_total{reason=\"invalid_json\"}"), 3);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_jube_responses_total{class=\"2xx\"}"), 20);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_jube_request_duration_seconds_count"), 20);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_end_to_end_seconds_count"), 23);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_in_flight_messages"), 0);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_connection_up{connection=\"consumer\"}"), 1);
+    ASSERT_EQ(metric_value(scrape, "jube_amqp_connection_up{connection=\"publisher\"}"), 1);
     free(scrape);
 
     char *body = http_get(port, "/healthz", &status);

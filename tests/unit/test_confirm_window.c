@@ -312,6 +312,8 @@ TEST(poisonous_publish_is_found_and_demoted)
     ASSERT_EQ(send_all(&w, 0, sent, 4), 1);
     ja_confirm_window_lost(&w, 0, true, "406");
     ASSERT(jobs[0].publishing.bare);
+    ASSERT_STR_EQ(jobs[0].failure.code, "unpublishable");
+    ASSERT_CONTAINS(jobs[0].failure.detail, "left out");
     ASSERT_EQ(r.finished[0], 0);
     /* ... and even bare it fails: rejected, with nothing left behind. */
     for (int round = 0; round < 3; round++) {
