@@ -77,7 +77,10 @@ static inline ja_job *ja_job_of(ja_inbox_node *node)
 /* Milliseconds on the monotonic clock. */
 uint64_t ja_now_ms(void);
 
-/* Sets failure to code and a printf-formatted detail. */
+/* The length of text[0..len) without a UTF-8 character cut off at its end. */
+size_t ja_utf8_cut(const char *text, size_t len);
+
+/* Sets failure to code and a printf-formatted detail (cut on a character boundary). */
 void ja_failure_set(ja_failure *failure, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -202,11 +202,25 @@ static int set_value(ja_config *cfg, const option *opt, const char *value, bool 
         return 0;
     }
     case OPT_STRING: {
-        if (value[0] == '\0' && !opt->may_be_empty) {
+        /* Kubernetes secrets and `echo` often leave one line break at the end: that one is not
+         * part of the value. Any other CR or LF would split an HTTP header or a log line. */
+        size_t len = strlen(value);
+        if (len > 0 && value[len - 1] == '\n')
+            len--;
+        if (len > 0 && value[len - 1] == '\r')
+            len--;
+        if (memchr(value, '\r', len) || memchr(value, '\n', len)) {
+            snprintf(err, err_size,
+                     "%s: the value contains a line break (CR or LF); only one at its very end "
+                     "is ignored",
+                     source);
+            return -EINVAL;
+        }
+        if (len == 0 && !opt->may_be_empty) {
             snprintf(err, err_size, "%s: must not be empty", source);
             return -EINVAL;
         }
-        char *copy = strdup(value);
+        char *copy = strndup(value, len);
         if (!copy) {
             snprintf(err, err_size, "%s: out of memory", source);
             return -ENOMEM;
@@ -282,31 +296,59 @@ static int read_secret_file(const char *flag, const char *path, char **secret, c
     return 0;
 }
 
-static int read_secret_files(ja_config *cfg, char *err, size_t err_size)
+/* Where each setting's value came from; a later source wins. */
+typedef enum { FROM_DEFAULT, FROM_ENVIRONMENT, FROM_FLAG } value_source;
+
+static value_source source_of(const value_source *sources, size_t field_offset)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (options[i].offset == field_offset)
+            return sources[i];
+    return FROM_DEFAULT;
+}
+
+/* A secret file replaces its value unless the value was given more directly (a flag beats a file
+ * named in the environment); the two given the same way are a contradiction. */
+static int read_secret_files(ja_config *cfg, const value_source *sources, char *err,
+                             size_t err_size)
 {
     const struct {
-        const char *flag;
+        const char *flag, *value_flag;
         const char *path;
         char **secret;
+        size_t file_offset, value_offset;
     } files[] = {
-        {"--amqp-uri-file", cfg->amqp_uri_file, &cfg->amqp_uri},
-        {"--jube-api-key-file", cfg->jube_api_key_file, &cfg->jube_api_key},
-        {"--jube-bearer-token-file", cfg->jube_bearer_token_file, &cfg->jube_bearer_token},
+        {"--amqp-uri-file", "--amqp-uri", cfg->amqp_uri_file, &cfg->amqp_uri,
+         offsetof(ja_config, amqp_uri_file), offsetof(ja_config, amqp_uri)},
+        {"--jube-api-key-file", "--jube-api-key", cfg->jube_api_key_file, &cfg->jube_api_key,
+         offsetof(ja_config, jube_api_key_file), offsetof(ja_config, jube_api_key)},
+        {"--jube-bearer-token-file", "--jube-bearer-token", cfg->jube_bearer_token_file,
+         &cfg->jube_bearer_token, offsetof(ja_config, jube_bearer_token_file),
+         offsetof(ja_config, jube_bearer_token)},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        if (files[i].path[0]) {
-            int rc = read_secret_file(files[i].flag, files[i].path, files[i].secret, err, err_size);
-            if (rc != 0)
-                return rc;
+        if (!files[i].path[0])
+            continue;
+        value_source file = source_of(sources, files[i].file_offset);
+        value_source value = source_of(sources, files[i].value_offset);
+        if (value > file)
+            continue;
+        if (value == file) {
+            snprintf(err, err_size, "%s and %s are both set %s; give one of them", files[i].flag,
+                     files[i].value_flag, file == FROM_FLAG ? "as flags" : "in the environment");
+            return -EINVAL;
         }
+        int rc = read_secret_file(files[i].flag, files[i].path, files[i].secret, err, err_size);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
 /* Checks that need more than one setting, or the shape of a URL. */
-static int validate(ja_config *cfg, char *err, size_t err_size)
+static int validate(ja_config *cfg, const value_source *sources, char *err, size_t err_size)
 {
-    int rc = read_secret_files(cfg, err, err_size);
+    int rc = read_secret_files(cfg, sources, err, err_size);
     if (rc != 0)
         return rc;
     if (cfg->retry_base_ms > cfg->retry_max_ms) {
@@ -367,8 +409,9 @@ static int validate(ja_config *cfg, char *err, size_t err_size)
         return -EINVAL;
     }
     if (!has_prefix(cfg->jube_url, "http://") && !has_prefix(cfg->jube_url, "https://")) {
-        snprintf(err, err_size, "--jube-url: '%s' does not start with http:// or https://",
-                 cfg->jube_url);
+        char shown[600];
+        ja_redact_url(cfg->jube_url, shown, sizeof shown);
+        snprintf(err, err_size, "--jube-url: '%s' does not start with http:// or https://", shown);
         return -EINVAL;
     }
     const struct {
@@ -417,6 +460,7 @@ int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *act
     memset(cfg, 0, sizeof *cfg);
     *action = JA_CONFIG_RUN;
     err[0] = '\0';
+    value_source sources[OPTION_COUNT] = {FROM_DEFAULT};
 
     for (size_t i = 0; i < OPTION_COUNT; i++) {
         int rc = set_value(cfg, &options[i], options[i].default_value, false, err, err_size);
@@ -429,6 +473,7 @@ int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *act
             int rc = set_value(cfg, &options[i], value, true, err, err_size);
             if (rc != 0)
                 return rc;
+            sources[i] = FROM_ENVIRONMENT;
         }
     }
     for (int i = 1; i < argc; i++) {
@@ -468,8 +513,9 @@ int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *act
         int rc = set_value(cfg, opt, value, false, err, err_size);
         if (rc != 0)
             return rc;
+        sources[opt - options] = FROM_FLAG;
     }
-    return validate(cfg, err, err_size);
+    return validate(cfg, sources, err, err_size);
 }
 
 void ja_config_free(ja_config *cfg)
@@ -525,6 +571,24 @@ static void redact_uri(const ja_config *cfg, char *out, size_t size)
              a->port, vhost);
 }
 
+void ja_redact_url(const char *url, char *out, size_t size)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *authority = scheme_end ? scheme_end + 3 : url;
+    size_t authority_len = strcspn(authority, "/?#");
+    const char *at = memrchr(authority, '@', authority_len);
+    if (!at) {
+        snprintf(out, size, "%s", url);
+        return;
+    }
+    /* user:password keeps the user; a lone token before '@' is all secret. */
+    const char *colon = memchr(authority, ':', (size_t)(at - authority));
+    if (colon)
+        snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+    else
+        snprintf(out, size, "%.*s***%s", (int)(authority - url), url, at);
+}
+
 void ja_config_describe(const ja_config *cfg, char *out, size_t out_size)
 {
     size_t used = 0;
@@ -533,6 +597,8 @@ void ja_config_describe(const ja_config *cfg, char *out, size_t out_size)
         char value[600];
         if (opt->offset == offsetof(ja_config, amqp_uri)) {
             redact_uri(cfg, value, sizeof value);
+        } else if (opt->offset == offsetof(ja_config, jube_url)) {
+            ja_redact_url(cfg->jube_url, value, sizeof value);
         } else if (opt->type == OPT_INT) {
             snprintf(value, sizeof value, "%d", *(const int *)const_field_of(cfg, opt));
         } else if (opt->type == OPT_CHOICE) {

@@ -3,9 +3,15 @@
 
 /* A small test runner in the manner of libuv's: each test runs in a forked child, so a crash
  * fails that test only; a failing assertion prints both values. A binary runs every test, or
- * the one named on its command line, and ends with "N passed, N failed". */
+ * the one named on its command line, and ends with "N passed, N failed". A test that runs past
+ * its time limit (JA_TEST_TIMEOUT_S, 300 s unless set) is killed with every process it started,
+ * and reported by name. */
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,21 +81,56 @@ typedef struct {
                  n_);                                                                              \
     } while (0)
 
+/* Waits for the test's child up to timeout_s; on the time-out kills its process group (the
+ * child and whatever it started). Returns false on the time-out. */
+static inline int wait_test(pid_t pid, int timeout_s, int *status)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int rc;
+        while ((rc = poll(&p, 1, timeout_s * 1000)) < 0 && errno == EINTR)
+            ;
+        close(fd);
+        if (rc == 0) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, status, 0);
+            return 0;
+        }
+    }
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+        ;
+    return 1;
+}
+
 static inline int run_tests(const test_case *tests, size_t count, int argc, char **argv)
 {
     int passed = 0, failed = 0;
+    const char *limit = getenv("JA_TEST_TIMEOUT_S");
+    int timeout_s = limit && atoi(limit) > 0 ? atoi(limit) : 300;
     for (size_t i = 0; i < count; i++) {
         if (argc > 1 ? strcmp(argv[1], tests[i].name) != 0 : tests[i].manual)
             continue;
         fflush(stdout);
         fflush(stderr);
         pid_t pid = fork();
+        if (pid < 0) {
+            printf("FAILED %s (fork: %s)\n", tests[i].name, strerror(errno));
+            failed++;
+            continue;
+        }
         if (pid == 0) {
+            setpgid(0, 0); /* so a time-out can end everything the test started */
             tests[i].fn();
             exit(0);
         }
+        setpgid(pid, pid);
         int status = 0;
-        waitpid(pid, &status, 0);
+        if (!wait_test(pid, timeout_s, &status)) {
+            printf("FAILED %s (still running after %d s: killed)\n", tests[i].name, timeout_s);
+            failed++;
+            continue;
+        }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             printf("ok     %s\n", tests[i].name);
             passed++;

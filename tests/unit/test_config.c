@@ -373,6 +373,92 @@ TEST(describe_redacts_secrets)
     ja_config_free(&p.cfg);
 }
 
+/* A trailing line break (from a Kubernetes secret, or echo) is dropped; any other CR or LF in a
+ * key, token or URL would split an HTTP header, so it is refused with the setting named and the
+ * secret not shown. */
+TEST(line_breaks_in_values)
+{
+    setenv("JUBE_API_KEY", "abc\n", 1);
+    parsed p = parse_none();
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.jube_api_key, "abc");
+    ja_config_free(&p.cfg);
+    setenv("JUBE_API_KEY", "abc\r\n", 1);
+    p = parse_none();
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.jube_api_key, "abc");
+    ja_config_free(&p.cfg);
+    setenv("JUBE_API_KEY", "abc\n\n", 1);
+    p = parse_none();
+    ASSERT_EQ(p.rc, -22);
+    ja_config_free(&p.cfg);
+    setenv("JUBE_API_KEY", "ab\r\nX-Injected: 1", 1);
+    p = parse_none();
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_CONTAINS(p.err, "environment variable JUBE_API_KEY");
+    ASSERT_CONTAINS(p.err, "line break");
+    ASSERT(!strstr(p.err, "Injected"));
+    ja_config_free(&p.cfg);
+    unsetenv("JUBE_API_KEY");
+    p = PARSE("--jube-bearer-token", "tok\ren");
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_CONTAINS(p.err, "--jube-bearer-token");
+    ja_config_free(&p.cfg);
+    p = PARSE("--jube-url", "http://jube:5001\n/x");
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_CONTAINS(p.err, "--jube-url");
+    ja_config_free(&p.cfg);
+}
+
+/* A flag beats a secret file named in the environment, and a file flag beats a value in the
+ * environment; both given the same way are refused. */
+TEST(secret_file_and_value_precedence)
+{
+    char *key_file = strdup(write_temp("from-file\n"));
+    setenv("JUBE_API_KEY_FILE", key_file, 1);
+    parsed p = PARSE("--jube-api-key", "from-flag");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.jube_api_key, "from-flag");
+    ja_config_free(&p.cfg);
+    p = parse_none();
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.jube_api_key, "from-file");
+    ja_config_free(&p.cfg);
+    unsetenv("JUBE_API_KEY_FILE");
+    setenv("JUBE_API_KEY", "from-env", 1);
+    p = PARSE("--jube-api-key-file", key_file);
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_STR_EQ(p.cfg.jube_api_key, "from-file");
+    ja_config_free(&p.cfg);
+    unsetenv("JUBE_API_KEY");
+    p = PARSE("--jube-api-key", "x", "--jube-api-key-file", key_file);
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_CONTAINS(p.err, "--jube-api-key-file and --jube-api-key are both set as flags");
+    ja_config_free(&p.cfg);
+    unlink(key_file);
+    free(key_file);
+}
+
+TEST(jube_url_credentials_are_redacted)
+{
+    parsed p = PARSE("--jube-url", "https://svc:hunter2@jube.example:5001/base");
+    ASSERT_EQ(p.rc, 0);
+    char line[4096];
+    ja_config_describe(&p.cfg, line, sizeof line);
+    ASSERT_CONTAINS(line, "jube-url=https://svc:***@jube.example:5001/base");
+    ASSERT(!strstr(line, "hunter2"));
+    ja_config_free(&p.cfg);
+    p = PARSE("--jube-url", "ftp://svc:hunter2@jube");
+    ASSERT_EQ(p.rc, -22);
+    ASSERT(!strstr(p.err, "hunter2"));
+    ja_config_free(&p.cfg);
+    char out[128];
+    ja_redact_url("http://jube:5001/a@b", out, sizeof out);
+    ASSERT_STR_EQ(out, "http://jube:5001/a@b");
+    ja_redact_url("http://token@jube", out, sizeof out);
+    ASSERT_STR_EQ(out, "http://***@jube");
+}
+
 int main(int argc, char **argv)
 {
     /* Each test runs in its own child, so environment changes stay inside it. */
@@ -395,6 +481,9 @@ int main(int argc, char **argv)
         TEST_ENTRY(long_name_refused),
         TEST_ENTRY(help_and_version),
         TEST_ENTRY(describe_redacts_secrets),
+        TEST_ENTRY(line_breaks_in_values),
+        TEST_ENTRY(secret_file_and_value_precedence),
+        TEST_ENTRY(jube_url_credentials_are_redacted),
     };
     return RUN_TESTS(tests);
 }

@@ -222,6 +222,33 @@ TEST(json_sample_transaction_is_an_object)
     ASSERT(ja_validate_body(text, n, 1048576, &why));
 }
 
+/* Details and quoted values are UTF-8 header strings: never cut inside a character. */
+TEST(details_are_cut_on_character_boundaries)
+{
+    ASSERT_EQ(ja_utf8_cut("ab\xc3\xa9", 4), 4);   /* "abé" whole */
+    ASSERT_EQ(ja_utf8_cut("ab\xc3\xa9", 3), 2);   /* half an é */
+    ASSERT_EQ(ja_utf8_cut("\xe2\x82\xac", 2), 0); /* two thirds of a euro sign */
+    ASSERT_EQ(ja_utf8_cut("\xf0\x9f\x98\x80", 4), 4);
+    ASSERT_EQ(ja_utf8_cut("abc", 3), 3);
+
+    static char euros[3 * 2000 + 1];
+    for (int i = 0; i < 2000; i++)
+        memcpy(euros + 3 * i, "\xe2\x82\xac", 3);
+    ja_failure failure;
+    ja_failure_set(&failure, "x", "%s", euros);
+    size_t len = strlen(failure.detail);
+    ASSERT_LE(len, JA_ERROR_DETAIL_MAX - 1);
+    ASSERT_EQ(len % 3, 0);
+
+    char out[64];
+    ja_escape_for_text(euros, sizeof euros - 1, 1000, out, sizeof out);
+    len = strlen(out);
+    ASSERT(len >= 3 && memcmp(out + len - 3, "...", 3) == 0);
+    ASSERT_EQ((len - 3) % 3, 0);
+    ja_escape_for_text(euros, sizeof euros - 1, 10, out, sizeof out); /* max_in mid-character */
+    ASSERT_STR_EQ(out, "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac...");
+}
+
 int main(int argc, char **argv)
 {
     static const test_case tests[] = {
@@ -236,6 +263,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(json_scanner_rejects_the_rest),
         TEST_ENTRY(json_scanner_bounds_nesting),
         TEST_ENTRY(json_sample_transaction_is_an_object),
+        TEST_ENTRY(details_are_cut_on_character_boundaries),
     };
     return RUN_TESTS(tests);
 }
