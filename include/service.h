@@ -5,6 +5,8 @@
 #include "inbox.h"
 #include "job.h"
 #include "ring.h"
+#include "metrics.h"
+#include "watchdog.h"
 #include "worker_bell.h"
 
 #include <pthread.h>
@@ -36,6 +38,9 @@ typedef struct ja_service {
     atomic_bool consumer_done;
     atomic_bool jube_available; /* for logging the changes only */
     atomic_int exit_code;       /* set by ja_service_fail: the process ends with it */
+
+    /* The consumer's and the publisher's connections, watched by the main thread. */
+    ja_watched_connection watch[JA_CONNECTIONS];
 
     /* Backoff sleeps end early when shutdown begins or the live generation changes. */
     pthread_mutex_t sleep_lock;

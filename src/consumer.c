@@ -55,6 +55,7 @@ static void lose_connection(consumer *c, const char *why)
     ja_log_warn("consumer connection lost: %s; %zu unacknowledged deliveries will be "
                 "redelivered by the broker",
                 why, c->in_flight);
+    ja_watch_attach(&c->svc->watch[JA_CONN_CONSUMER], -1, 0);
     ja_amqp_destroy(c->conn);
     c->conn = NULL;
     c->in_flight = 0;
@@ -100,6 +101,8 @@ static bool connect_consumer(consumer *c)
             if (c->generation > 1)
                 ja_count(&ja_stats.reconnects[JA_CONN_CONSUMER]);
             atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], true);
+            ja_watch_attach(&c->svc->watch[JA_CONN_CONSUMER], amqp_get_sockfd(c->conn),
+                            ja_now_ms());
             ja_log_info("consuming queue '%s' with prefetch %d", queue, c->cfg->prefetch);
             return true;
         }
@@ -202,6 +205,7 @@ static bool read_delivery(consumer *c, const amqp_frame_t *deliver)
     switch (rc) {
     case 0:
         take_delivery(c, &envelope, body_size);
+        ja_watch_busy(&c->svc->watch[JA_CONN_CONSUMER], ja_now_ms());
         return true;
     case JA_DELIVERY_NO_MEMORY:
         ja_count(&ja_stats.consumed);
@@ -329,12 +333,16 @@ void *ja_consumer_run(void *arg)
         }
         if (stopping && c.in_flight == 0 && !amqp_frames_enqueued(c.conn) &&
             !amqp_data_in_buffer(c.conn)) {
+            ja_watch_attach(&c.svc->watch[JA_CONN_CONSUMER], -1, 0);
             ja_amqp_close(c.conn);
             c.conn = NULL;
             ja_log_info("every delivery is settled; consumer connection closed");
             break;
         }
+        ja_watched_connection *watch = &c.svc->watch[JA_CONN_CONSUMER];
+        ja_watch_idle(watch);
         int ready = ja_amqp_wait(c.conn, ja_inbox_fd(&c.svc->to_consumer), heartbeat_wait_ms);
+        ja_watch_busy(watch, ja_now_ms());
         /* Read even when nothing arrived: that is when rabbitmq-c sends heartbeats. */
         if (!(ready & JA_WAIT_EXTRA) || (ready & JA_WAIT_AMQP))
             read_input(&c);

@@ -70,9 +70,14 @@ static void join_threads(ja_service *svc, threads *t)
  * true when the shutdown finished in time; false on a second signal or the time-out. */
 static bool wait_for_shutdown(ja_service *svc, const sigset_t *signals)
 {
+    /* The main thread also watches the connections' owners (watchdog.h), once a second. */
+    uint64_t stuck_limit_ms = (uint64_t)svc->cfg->heartbeat_s * 2000u + 1000u;
+    struct timespec second = {.tv_sec = 1};
     int sig;
-    while (sigwait(signals, &sig) != 0)
-        ;
+    while ((sig = sigtimedwait(signals, NULL, &second)) < 0) {
+        for (int i = 0; i < JA_CONNECTIONS; i++)
+            ja_watch_check(&svc->watch[i], ja_now_ms(), stuck_limit_ms);
+    }
     int code = atomic_load(&svc->exit_code);
     if (code != 0) {
         ja_log_error("stopping: the service cannot run this way (exit status %d)", code);

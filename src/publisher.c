@@ -218,9 +218,11 @@ static bool publish_ready(publisher *p)
 {
     ja_publish pub;
     uint64_t live = atomic_load(&p->svc->live_generation);
-    while (ja_confirm_window_next(&p->window, ja_now_ms(), live, &pub))
+    while (ja_confirm_window_next(&p->window, ja_now_ms(), live, &pub)) {
         if (!send_publish(p, &pub))
             return false;
+        ja_watch_busy(&p->svc->watch[JA_CONN_PUBLISHER], ja_now_ms());
+    }
     return true;
 }
 
@@ -332,6 +334,7 @@ static void lose_connection(publisher *p)
     ja_log_warn("publisher connection lost: %s; %zu publishes unconfirmed will be published "
                 "again",
                 p->loss_reason, ja_confirm_window_unconfirmed(&p->window));
+    ja_watch_attach(&p->svc->watch[JA_CONN_PUBLISHER], -1, 0);
     ja_amqp_destroy(p->conn);
     p->conn = NULL;
     p->blocked = false;
@@ -370,6 +373,8 @@ static bool connect_publisher(publisher *p)
                     ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
                 p->connected_before = true;
                 atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], true);
+                ja_watch_attach(&p->svc->watch[JA_CONN_PUBLISHER], amqp_get_sockfd(p->conn),
+                                ja_now_ms());
                 return true;
             }
             ja_amqp_describe_reply(reply, err, sizeof err);
@@ -511,8 +516,12 @@ void *ja_publisher_run(void *arg)
             continue;
         }
         publish_metrics(p);
+        ja_watch_idle(&svc->watch[JA_CONN_PUBLISHER]);
         ja_amqp_wait(p->conn, ja_inbox_fd(&svc->to_publisher), wait_timeout_ms(p));
+        ja_watch_busy(&svc->watch[JA_CONN_PUBLISHER], ja_now_ms());
     }
+    ja_watch_idle(&svc->watch[JA_CONN_PUBLISHER]);
+    ja_watch_attach(&svc->watch[JA_CONN_PUBLISHER], -1, 0);
     if (p->conn)
         ja_amqp_close(p->conn);
     /* Whatever is left can no longer be acked (the consumer is done): hand it back to be freed. */

@@ -25,6 +25,8 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
     atomic_init(&svc->consumer_done, false);
     atomic_init(&svc->jube_available, true);
     atomic_init(&svc->exit_code, 0);
+    ja_watch_init(&svc->watch[JA_CONN_CONSUMER], "consumer");
+    ja_watch_init(&svc->watch[JA_CONN_PUBLISHER], "publisher");
 
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -58,6 +60,8 @@ void ja_service_destroy(ja_service *svc)
     ja_inbox_destroy(&svc->to_publisher);
     ja_inbox_destroy(&svc->to_consumer);
     ja_worker_bells_destroy(&svc->bells);
+    ja_watch_destroy(&svc->watch[JA_CONN_CONSUMER]);
+    ja_watch_destroy(&svc->watch[JA_CONN_PUBLISHER]);
     pthread_mutex_destroy(&svc->sleep_lock);
     pthread_cond_destroy(&svc->sleep_changed);
 }
