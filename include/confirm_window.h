@@ -153,6 +153,10 @@ void ja_confirm_window_lost(ja_confirm_window *w, uint64_t now, bool suspect_con
  * the connection is down, when nothing else would look at them. */
 void ja_confirm_window_sweep(ja_confirm_window *w, uint64_t now, uint64_t live_generation);
 
+/* The broker blocked publishing for a while: confirms could not come, so the time each
+ * unconfirmed publish has waited starts again now. */
+void ja_confirm_window_restart_clock(ja_confirm_window *w, uint64_t now);
+
 /* True when the oldest unconfirmed publish was sent more than confirm_timeout_ms ago. */
 bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now);
 

@@ -32,6 +32,6 @@ void ja_reconnect_succeeded(ja_reconnect *r, const ja_config *cfg);
 /* Records that the current connection was lost. Returns how long to wait before connecting
  * again: 0 after a connection that lasted, else the next backoff step, so that a connection that
  * keeps dying right after it was made is not retried in a tight loop. */
-uint64_t ja_reconnect_lost(ja_reconnect *r, const ja_config *cfg);
+uint64_t ja_reconnect_lost(ja_reconnect *r, const ja_config *cfg, uint64_t now);
 
 #endif

@@ -405,6 +405,12 @@ void ja_confirm_window_sweep(ja_confirm_window *w, uint64_t now, uint64_t live_g
     }
 }
 
+void ja_confirm_window_restart_clock(ja_confirm_window *w, uint64_t now)
+{
+    for (size_t i = 0; i < w->sent_count; i++)
+        w->sent[(w->sent_start + i) & (w->sent_capacity - 1)].sent_ms = now;
+}
+
 bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now)
 {
     if (w->sent_count == 0)

@@ -71,7 +71,7 @@ static void lose_connection(consumer *c, const char *why)
     while ((job = ja_ring_pop(c->svc->work)))
         recycle_job(c, job);
     /* A connection that dies soon after it was made does not reset the backoff. */
-    uint64_t delay = ja_reconnect_lost(&c->reconnect, c->cfg);
+    uint64_t delay = ja_reconnect_lost(&c->reconnect, c->cfg, ja_now_ms());
     if (delay > 0)
         ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
 }

@@ -306,6 +306,7 @@ static bool read_frames(publisher *p)
         }
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
             p->blocked = false;
+            ja_confirm_window_restart_clock(&p->window, ja_now_ms());
             atomic_store(&ja_stats.blocked, false);
             ja_log_info("the broker unblocked publishing");
             break;
@@ -345,7 +346,7 @@ static void lose_connection(publisher *p)
     p->loss_reason[0] = '\0';
     /* A connection that dies soon after it was made (a message breaking it, a broker refusing
      * it) does not reset the backoff. */
-    uint64_t delay = ja_reconnect_lost(&p->reconnect, p->cfg);
+    uint64_t delay = ja_reconnect_lost(&p->reconnect, p->cfg, ja_now_ms());
     if (delay > 0)
         ja_service_sleep(p->svc, delay, JA_WAKE_ON_EXIT, 0);
 }
@@ -466,7 +467,7 @@ static bool serve(publisher *p)
     }
     if (!read_frames(p))
         return false;
-    if (ja_confirm_window_overdue(&p->window, ja_now_ms())) {
+    if (!p->blocked && ja_confirm_window_overdue(&p->window, ja_now_ms())) {
         snprintf(p->loss_reason, sizeof p->loss_reason,
                  "a publish was not confirmed within --confirm-timeout-ms %d",
                  p->cfg->confirm_timeout_ms);

@@ -46,9 +46,8 @@ void ja_reconnect_succeeded(ja_reconnect *r, const ja_config *cfg)
     r->last_error[0] = '\0';
 }
 
-uint64_t ja_reconnect_lost(ja_reconnect *r, const ja_config *cfg)
+uint64_t ja_reconnect_lost(ja_reconnect *r, const ja_config *cfg, uint64_t now)
 {
-    uint64_t now = ja_now_ms();
     if (now - r->up_since_ms >= JA_RECONNECT_STABLE_MS) {
         r->failures = 0;
         return 0;

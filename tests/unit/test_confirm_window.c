@@ -269,6 +269,9 @@ TEST(overdue_confirm)
     ASSERT_EQ(ja_confirm_window_next_due_ms(&w), 5100);
     ASSERT(!ja_confirm_window_overdue(&w, 5099));
     ASSERT(ja_confirm_window_overdue(&w, 5100));
+    ja_confirm_window_restart_clock(&w, 9000); /* publishing was blocked until now */
+    ASSERT(!ja_confirm_window_overdue(&w, 13999));
+    ASSERT(ja_confirm_window_overdue(&w, 14000));
     ja_confirm_window_free(&w);
 }
 
