@@ -537,8 +537,18 @@ TEST(bad_flags_exit_2_with_a_clear_message)
         if (!service_log_contains(&svc, cases[i].message))
             FAIL("no '%s' in %s", cases[i].message, svc.log_path);
     }
+    /* A key with a line break inside would split the X-API-KEY header: refused, not shown. */
+    setenv("JUBE_API_KEY", "k3y\r\nX-Injected: yes", 1);
+    const char *none[] = {NULL};
+    service_process svc = service_spawn("bad_flags", none);
+    ASSERT_EQ(service_wait_exit(&svc, 10000), 2);
+    ASSERT(service_log_contains(&svc, "environment variable JUBE_API_KEY: the value contains a "
+                                      "line break"));
+    ASSERT(!service_log_contains(&svc, "Injected"));
+    unsetenv("JUBE_API_KEY");
+
     const char *help[] = {"--help", NULL};
-    service_process svc = service_spawn("bad_flags", help);
+    svc = service_spawn("bad_flags", help);
     ASSERT_EQ(service_wait_exit(&svc, 10000), 0);
     ASSERT(service_log_contains(&svc, "--max-body-bytes"));
 }
