@@ -13,10 +13,11 @@
 /* Both threads use one channel on their own connection. */
 #define JA_CHANNEL 1
 
-/* Opens a connection named `name` (shown in the broker's management UI), logs in advertising
- * the consumer_cancel_notify, connection.blocked and publisher-confirm capabilities, and opens
- * JA_CHANNEL. Returns NULL with the reason in err. */
-amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, char *err,
+/* Opens a connection to cfg->brokers[broker] named `name` (shown in the broker's management UI),
+ * logs in advertising the consumer_cancel_notify, connection.blocked and publisher-confirm
+ * capabilities, and opens JA_CHANNEL, within --amqp-connect-timeout-ms. Returns NULL with the
+ * reason in err. */
+amqp_connection_state_t ja_amqp_open(const ja_config *cfg, int broker, const char *name, char *err,
                                      size_t err_size);
 
 /* Closes the channel and the connection politely (bounded by the RPC time-out), then frees it. */

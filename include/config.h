@@ -9,7 +9,10 @@
 /* Every setting of the service. One table in config.c drives the command-line flags, the
  * environment variables, the --help text and the validation, so they can never disagree. */
 
-typedef enum { JA_QUEUE_CLASSIC = 0, JA_QUEUE_QUORUM = 1 } ja_queue_type;
+typedef enum { JA_QUEUE_AUTO = 0, JA_QUEUE_CLASSIC = 1, JA_QUEUE_QUORUM = 2 } ja_queue_type;
+
+/* The most brokers (cluster nodes) one --amqp-uri may list. */
+#define JA_MAX_BROKERS 16
 
 typedef struct ja_config {
     char *amqp_uri;
@@ -19,6 +22,7 @@ typedef struct ja_config {
     char *tls_key;       /* its private key */
     int tls_insecure;    /* 1 = no certificate or host-name checks (tests only) */
     int heartbeat_s;
+    int connect_timeout_ms; /* per attempt, per node: TCP, TLS and the AMQP handshake */
     int reconnect_base_ms;
     int reconnect_max_ms;
 
@@ -48,15 +52,20 @@ typedef struct ja_config {
     char *outbound_queue;
     char *dead_letter_exchange;
     char *dead_letter_queue;
-    int queue_type; /* ja_queue_type */
+    int queue_type; /* ja_queue_type; never JA_QUEUE_AUTO after parsing */
 
     char *metrics_listen; /* "ADDR:PORT" of /metrics, /healthz and /readyz, or "" for none */
     int log_level;        /* ja_log_level */
     int log_format;       /* ja_log_format */
     int shutdown_timeout_s;
 
-    /* Derived from amqp_uri; the strings point into amqp_uri_storage. */
-    struct amqp_connection_info amqp;
+    /* Derived from amqp_uri, a comma-separated list of the nodes of one cluster; the strings
+     * point into amqp_uri_storage. brokers[i].name is "host:port", for logs and metrics. */
+    struct {
+        struct amqp_connection_info amqp;
+        char name[280];
+    } brokers[JA_MAX_BROKERS];
+    int broker_count;
     char *amqp_uri_storage;
 } ja_config;
 

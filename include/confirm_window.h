@@ -105,8 +105,9 @@ typedef struct {
     size_t delayed_count, delayed_capacity;
     size_t unroutable_held; /* delayed entries held because no queue took them */
 
-    uint64_t alone_seq;   /* a suspect publish in flight alone, or 0 */
-    bool needs_redeclare; /* a dead letter was returned: declare the topology again */
+    uint64_t alone_seq;     /* a suspect publish in flight alone, or 0 */
+    uint64_t refused_since; /* the first of the nacks since the last ack, or 0 */
+    bool needs_redeclare;   /* a dead letter was returned: declare the topology again */
 } ja_confirm_window;
 
 /* Returns 0 or -ENOMEM. */
@@ -163,6 +164,14 @@ bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now);
 /* When something next becomes due: a delayed publish, or an overdue confirm. UINT64_MAX when
  * nothing is waiting on time. */
 uint64_t ja_confirm_window_next_due_ms(const ja_confirm_window *w);
+
+/* How long the broker has nacked every publish it answered (0 when its last answer was an ack).
+ * RabbitMQ 3.10 keeps nacking on a channel whose quorum queue lost its leader, even once a new
+ * leader is elected; a new connection finds it. */
+static inline uint64_t ja_confirm_window_refusing_for(const ja_confirm_window *w, uint64_t now)
+{
+    return w->refused_since ? now - w->refused_since : 0;
+}
 
 /* Publishes sent and not yet confirmed. */
 static inline size_t ja_confirm_window_unconfirmed(const ja_confirm_window *w)

@@ -65,6 +65,7 @@ typedef struct {
     atomic_long unconfirmed;
     atomic_ulong reconnects[JA_CONNECTIONS];
     atomic_bool connected[JA_CONNECTIONS];
+    atomic_int node[JA_CONNECTIONS]; /* the broker each connection is on (index into the list) */
     atomic_bool blocked;
 } ja_metrics;
 
@@ -79,6 +80,9 @@ void ja_histogram_observe(ja_histogram *h, uint64_t microseconds);
 
 ja_dead_letter_reason ja_dead_letter_reason_of(const char *failure_code);
 ja_http_class ja_http_class_of(long status, bool answered);
+
+/* Names the nodes (host:port) for the node label; the strings must outlive the metrics. */
+void ja_metrics_set_nodes(const char *const *names, int count);
 
 /* Writes the Prometheus text exposition (format 0.0.4) of every metric, with ring_depth read by
  * the caller. Returns the length written, or the length needed when it does not fit. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then builds and runs every test three times:
-#   release        all unit and integration tests
-#   asan           the same, under AddressSanitizer + UndefinedBehaviorSanitizer
+#   release        all unit and integration tests, and the cluster tests (a local three-node
+#                  cluster, scripts/cluster.sh)
+#   asan           the same but the cluster tests, under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan           the ring and a pipeline test, under ThreadSanitizer
 # Each integration run starts its own RabbitMQ node (scripts/broker.sh) and stand-in Jube.
 set -euo pipefail
@@ -51,7 +52,7 @@ echo "== ASan + UBSan build"
 build build/test-asan -DCMAKE_BUILD_TYPE=Debug -DJA_SANITIZE=address
 ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_ctest build/test-asan
+    run_ctest build/test-asan -LE cluster
 
 echo "== TSan build"
 build build/test-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=thread

@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#define SYSTEM_CA_BUNDLE  "/etc/ssl/certs/ca-certificates.crt"
-#define CONNECT_TIMEOUT_S 10
-#define RPC_TIMEOUT_S     30
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define RPC_TIMEOUT_S    30
 
 /* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out,
  * upstream issue #780): the kernel now fails the socket once data stays unacknowledged for two
@@ -50,10 +50,11 @@ static int note_verify_result(int preverify_ok, X509_STORE_CTX *store)
     return preverify_ok; /* the decision stays OpenSSL's */
 }
 
-static amqp_socket_t *new_socket(amqp_connection_state_t conn, const ja_config *cfg, char *err,
+static amqp_socket_t *new_socket(amqp_connection_state_t conn, const ja_config *cfg,
+                                 const struct amqp_connection_info *info, char *err,
                                  size_t err_size)
 {
-    if (!cfg->amqp.ssl) {
+    if (!info->ssl) {
         amqp_socket_t *socket = amqp_tcp_socket_new(conn);
         if (!socket)
             snprintf(err, err_size, "could not create a TCP socket");
@@ -111,20 +112,22 @@ static void describe_open_failure(const struct amqp_connection_info *info, int r
                  amqp_error_string2(rc));
 }
 
-amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, char *err,
+amqp_connection_state_t ja_amqp_open(const ja_config *cfg, int broker, const char *name, char *err,
                                      size_t err_size)
 {
-    const struct amqp_connection_info *info = &cfg->amqp;
+    const struct amqp_connection_info *info = &cfg->brokers[broker].amqp;
     amqp_connection_state_t conn = amqp_new_connection();
     if (!conn) {
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    amqp_socket_t *socket = new_socket(conn, cfg, err, err_size);
+    amqp_socket_t *socket = new_socket(conn, cfg, info, err, err_size);
     if (!socket)
         goto fail;
 
-    struct timeval connect_timeout = {.tv_sec = CONNECT_TIMEOUT_S};
+    /* Per attempt, so that a node that does not answer is left for the next one soon. */
+    struct timeval connect_timeout = {.tv_sec = cfg->connect_timeout_ms / 1000,
+                                      .tv_usec = (cfg->connect_timeout_ms % 1000) * 1000};
     refused_certificate = 0;
     int rc = amqp_socket_open_noblock(socket, info->host, info->port, &connect_timeout);
     if (rc != AMQP_STATUS_OK) {
@@ -133,7 +136,7 @@ amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, cha
     }
     set_socket_timeouts(amqp_get_sockfd(conn), cfg->heartbeat_s);
     struct timeval rpc_timeout = {.tv_sec = RPC_TIMEOUT_S};
-    amqp_set_handshake_timeout(conn, &rpc_timeout);
+    amqp_set_handshake_timeout(conn, &connect_timeout);
     amqp_set_rpc_timeout(conn, &rpc_timeout);
 
     amqp_table_entry_t capabilities[] = {
@@ -148,7 +151,14 @@ amqp_connection_state_t ja_amqp_open(const ja_config *cfg, const char *name, cha
         {.key = amqp_cstring_bytes("authentication_failure_close"),
          .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
     };
+    /* Which copy of the service this is, for operators looking at the broker's connection list
+     * (replicas share their connection names). */
+    char instance[128], host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    snprintf(instance, sizeof instance, "%s pid %d", host, (int)getpid());
     amqp_table_entry_t properties[] = {
+        {.key = amqp_cstring_bytes("instance"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(instance)}},
         {.key = amqp_cstring_bytes("capabilities"),
          .value = {.kind = AMQP_FIELD_KIND_TABLE,
                    .value.table = {.num_entries = sizeof capabilities / sizeof capabilities[0],

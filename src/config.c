@@ -23,7 +23,7 @@ typedef struct {
     const char *help;
 } option;
 
-static const char *const queue_types[] = {"classic", "quorum", NULL};
+static const char *const queue_types[] = {"auto", "classic", "quorum", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 /* A switch: "--flag" alone means true; "--flag=false" and the environment spell it out. */
@@ -48,8 +48,10 @@ static const char *const unroutable_choices[] = {"hold", "ack", NULL};
 
 static const option options[] = {
     STR_OPT("amqp-uri", "AMQPUri", amqp_uri, "amqp://guest:guest@127.0.0.1:5672/", false, false,
-            "RabbitMQ URI (amqp://user:pass@host:port/vhost). As in Jube, a bare '/' or no path "
-            "means the vhost '/'."),
+            "RabbitMQ URI (amqp://user:pass@host:port/vhost), or the nodes of one cluster as a "
+            "comma-separated list of URIs; each connection starts at its own node of the list "
+            "and moves to the next when one fails. As in Jube, a bare '/' or no path means the "
+            "vhost '/'."),
     STR_OPT("amqp-uri-file", "AMQPUri_FILE", amqp_uri_file, "", true, false,
             "File holding the RabbitMQ URI (a Docker or Kubernetes secret); replaces --amqp-uri."),
     STR_OPT("tls-ca", "JUBE_AMQP_TLS_CA", tls_ca, "", true, false,
@@ -64,6 +66,10 @@ static const option options[] = {
                "only: anyone on the path can read and change the traffic. Logged as a warning."),
     INT_OPT("heartbeat", "AMQPHeartbeatSeconds", heartbeat_s, "30", 1, 600,
             "AMQP heartbeat in seconds; a dead broker is noticed within about two."),
+    INT_OPT("amqp-connect-timeout-ms", "JUBE_AMQP_CONNECT_TIMEOUT_MS", connect_timeout_ms, "5000",
+            100, 600000,
+            "Longest time one attempt to connect to one node may take (TCP, TLS and the AMQP "
+            "handshake); then the next node is tried."),
     INT_OPT("reconnect-base-ms", "JUBE_AMQP_RECONNECT_BASE_MS", reconnect_base_ms, "500", 1, 600000,
             "First delay before reconnecting to the broker; doubles up to the maximum."),
     INT_OPT("reconnect-max-ms", "JUBE_AMQP_RECONNECT_MAX_MS", reconnect_max_ms, "30000", 1, 3600000,
@@ -129,8 +135,9 @@ static const option options[] = {
     STR_OPT("dead-letter-queue", "JUBE_AMQP_DEAD_LETTER_QUEUE", dead_letter_queue, "jubeDeadLetter",
             false, false,
             "Durable queue bound to the dead-letter exchange, so no dead letter is dropped."),
-    CHOICE_OPT("queue-type", "JUBE_AMQP_QUEUE_TYPE", queue_type, "classic", queue_types,
-               "Type of the queues the service creates (existing queues are used as they are)."),
+    CHOICE_OPT("queue-type", "JUBE_AMQP_QUEUE_TYPE", queue_type, "auto", queue_types,
+               "Type of the queues the service creates (existing queues are used as they are): "
+               "'auto' means quorum when --amqp-uri lists several nodes, classic otherwise."),
     STR_OPT("metrics-listen", "JUBE_AMQP_METRICS_LISTEN", metrics_listen, "", true, false,
             "Serve Prometheus metrics at /metrics, liveness at /healthz and readiness at /readyz "
             "on ADDR:PORT (for instance 0.0.0.0:9090); off when empty."),
@@ -345,6 +352,60 @@ static int read_secret_files(ja_config *cfg, const value_source *sources, char *
     return 0;
 }
 
+/* Splits --amqp-uri at commas and parses each URI. */
+static int parse_brokers(ja_config *cfg, char *err, size_t err_size)
+{
+    free(cfg->amqp_uri_storage);
+    cfg->amqp_uri_storage = strdup(cfg->amqp_uri);
+    if (!cfg->amqp_uri_storage)
+        return -ENOMEM;
+    cfg->broker_count = 0;
+    char *next = cfg->amqp_uri_storage;
+    int listed = 1;
+    for (const char *c = cfg->amqp_uri; *c; c++)
+        listed += *c == ',';
+    if (listed > JA_MAX_BROKERS) {
+        snprintf(err, err_size, "--amqp-uri: %d URIs is more than %d", listed, JA_MAX_BROKERS);
+        return -EINVAL;
+    }
+    while (next) {
+        char *uri = next;
+        char *comma = strchr(uri, ',');
+        next = comma ? comma + 1 : NULL;
+        if (comma)
+            *comma = '\0';
+        while (*uri == ' ')
+            uri++;
+        for (char *end = uri + strlen(uri); end > uri && end[-1] == ' ';)
+            *--end = '\0';
+        int n = cfg->broker_count;
+        struct amqp_connection_info *info = &cfg->brokers[n].amqp;
+        amqp_default_connection_info(info);
+        if (uri[0] == '\0' || amqp_parse_url(uri, info) != AMQP_STATUS_OK) {
+            /* The URI may hold a password: say which one and what shape is expected, not what
+             * was given. */
+            char which[48] = "";
+            if (listed > 1)
+                snprintf(which, sizeof which, " (URI %d of %d)", n + 1, listed);
+            snprintf(err, err_size,
+                     "--amqp-uri: not a valid AMQP URI%s (expected "
+                     "amqp://user:password@host:port/vhost or amqps://..., several separated by "
+                     "commas)",
+                     which);
+            return -EINVAL;
+        }
+        /* Jube reads AMQPUri with the .NET client, which takes "amqp://host/" to mean the vhost
+         * "/". The AMQP URI spec would make it the empty vhost, which RabbitMQ refuses; operators
+         * reuse Jube's value, so follow Jube. */
+        if (info->vhost[0] == '\0')
+            info->vhost = "/";
+        snprintf(cfg->brokers[n].name, sizeof cfg->brokers[n].name, "%s:%d", info->host,
+                 info->port);
+        cfg->broker_count++;
+    }
+    return 0;
+}
+
 /* Checks that need more than one setting, or the shape of a URL. */
 static int validate(ja_config *cfg, const value_source *sources, char *err, size_t err_size)
 {
@@ -434,23 +495,11 @@ static int validate(ja_config *cfg, const value_source *sources, char *err, size
         }
     }
 
-    free(cfg->amqp_uri_storage);
-    cfg->amqp_uri_storage = strdup(cfg->amqp_uri);
-    if (!cfg->amqp_uri_storage)
-        return -ENOMEM;
-    amqp_default_connection_info(&cfg->amqp);
-    if (amqp_parse_url(cfg->amqp_uri_storage, &cfg->amqp) != AMQP_STATUS_OK) {
-        /* The URI may hold a password: say what shape is expected, not what was given. */
-        snprintf(err, err_size,
-                 "--amqp-uri: not a valid AMQP URI (expected amqp://user:password@host:port/vhost "
-                 "or amqps://...)");
-        return -EINVAL;
-    }
-    /* Jube reads AMQPUri with the .NET client, which takes "amqp://host/" to mean the vhost "/".
-     * The AMQP URI spec would make it the empty vhost, which RabbitMQ refuses; operators reuse
-     * Jube's value, so follow Jube. */
-    if (cfg->amqp.vhost[0] == '\0')
-        cfg->amqp.vhost = "/";
+    rc = parse_brokers(cfg, err, err_size);
+    if (rc != 0)
+        return rc;
+    if (cfg->queue_type == JA_QUEUE_AUTO)
+        cfg->queue_type = cfg->broker_count > 1 ? JA_QUEUE_QUORUM : JA_QUEUE_CLASSIC;
     return 0;
 }
 
@@ -562,13 +611,17 @@ void ja_config_print_help(FILE *out)
                  "timed out, 2 for a bad flag or environment variable.\n");
 }
 
-/* Writes the URI with its password replaced, so it can be logged. */
+/* Writes the URIs with their passwords replaced, so they can be logged. */
 static void redact_uri(const ja_config *cfg, char *out, size_t size)
 {
-    const struct amqp_connection_info *a = &cfg->amqp;
-    const char *vhost = strcmp(a->vhost, "/") == 0 ? "%2F" : a->vhost;
-    snprintf(out, size, "%s://%s:***@%s:%d/%s", a->ssl ? "amqps" : "amqp", a->user, a->host,
-             a->port, vhost);
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < cfg->broker_count && used < size; i++) {
+        const struct amqp_connection_info *a = &cfg->brokers[i].amqp;
+        const char *vhost = strcmp(a->vhost, "/") == 0 ? "%2F" : a->vhost;
+        used += (size_t)snprintf(out + used, size - used, "%s%s://%s:***@%s:%d/%s", i ? "," : "",
+                                 a->ssl ? "amqps" : "amqp", a->user, a->host, a->port, vhost);
+    }
 }
 
 void ja_redact_url(const char *url, char *out, size_t size)

@@ -344,6 +344,10 @@ void ja_confirm_window_confirm(ja_confirm_window *w, uint64_t tag, bool multiple
             w->alone_seq = 0;
             s->job->publishing.suspect = 0; /* it went through alone: not the cause */
         }
+        if (!ack && !w->refused_since)
+            w->refused_since = now;
+        else if (ack)
+            w->refused_since = 0;
         if (!ack) {
             w->cb.event(w->cb.ctx, s->job, s->target, JA_PUBLISH_NACKED);
             delay(w, s->job, s->target, now, false);
@@ -379,6 +383,7 @@ void ja_confirm_window_lost(ja_confirm_window *w, uint64_t now, bool suspect_con
     w->sent_start = 0;
     w->unsettled = 0;
     w->alone_seq = 0;
+    w->refused_since = 0;
     w->head_seq = 1; /* confirm sequence numbers start again on the next channel */
 }
 

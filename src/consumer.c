@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Deliveries read in one go before the inbox is looked at again, so acks are never starved. */
 #define READ_BATCH 64
@@ -52,9 +53,9 @@ static void recycle_job(consumer *c, ja_job *job)
 
 static void lose_connection(consumer *c, const char *why)
 {
-    ja_log_warn("consumer connection lost: %s; %zu unacknowledged deliveries will be "
+    ja_log_warn("consumer connection to node %s lost: %s; %zu unacknowledged deliveries will be "
                 "redelivered by the broker",
-                why, c->in_flight);
+                c->cfg->brokers[ja_reconnect_node(&c->reconnect)].name, why, c->in_flight);
     ja_watch_attach(&c->svc->watch[JA_CONN_CONSUMER], -1, 0);
     ja_amqp_destroy(c->conn);
     c->conn = NULL;
@@ -80,7 +81,8 @@ static bool connect_consumer(consumer *c)
 {
     char err[1024];
     const char *queue = c->cfg->inbound_queue;
-    c->conn = ja_amqp_open(c->cfg, "jube-amqp consumer", err, sizeof err);
+    c->conn = ja_amqp_open(c->cfg, ja_reconnect_node(&c->reconnect), "jube-amqp consumer", err,
+                           sizeof err);
     if (c->conn && ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err, sizeof err) == 0) {
         amqp_basic_qos(c->conn, JA_CHANNEL, 0, (uint16_t)c->cfg->prefetch, 0);
         amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
@@ -100,6 +102,7 @@ static bool connect_consumer(consumer *c)
             ja_reconnect_succeeded(&c->reconnect, c->cfg);
             if (c->generation > 1)
                 ja_count(&ja_stats.reconnects[JA_CONN_CONSUMER]);
+            atomic_store(&ja_stats.node[JA_CONN_CONSUMER], ja_reconnect_node(&c->reconnect));
             atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], true);
             ja_watch_attach(&c->svc->watch[JA_CONN_CONSUMER], amqp_get_sockfd(c->conn),
                             ja_now_ms());
@@ -304,7 +307,10 @@ void *ja_consumer_run(void *arg)
 {
     ja_log_set_thread_name("consumer");
     consumer c = {.svc = arg, .cfg = ((ja_service *)arg)->cfg};
-    ja_reconnect_init(&c.reconnect, "consumer", (uint64_t)time(NULL) ^ 0xA5A5A5A5ull);
+    /* Replicas started at the same second still walk the nodes in orders of their own. */
+    ja_reconnect_init(&c.reconnect, "consumer",
+                      ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0xA5A5A5A5ull,
+                      c.cfg->broker_count);
     c.spare_capacity = ja_config_ring_capacity(c.cfg);
     c.spare = calloc(c.spare_capacity, sizeof *c.spare);
     if (!c.spare)

@@ -157,6 +157,11 @@ int main(int argc, char **argv)
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
+    const char *nodes[JA_MAX_BROKERS];
+    for (int i = 0; i < cfg.broker_count; i++)
+        nodes[i] = cfg.brokers[i].name;
+    ja_metrics_set_nodes(nodes, cfg.broker_count);
+
     ja_service svc;
     int rc = ja_service_init(&svc, &cfg);
     threads t = {0};

@@ -6,6 +6,15 @@
 
 ja_metrics ja_stats;
 
+static const char *const *node_names;
+static int node_count;
+
+void ja_metrics_set_nodes(const char *const *names, int count)
+{
+    node_names = names;
+    node_count = count;
+}
+
 /* Upper bounds in seconds: from a fast local Jube (under a millisecond) to a time-out. */
 static const double bucket_bounds[JA_HISTOGRAM_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -151,10 +160,15 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
     for (int i = 0; i < JA_CONNECTIONS; i++)
         put(&w, "jube_amqp_reconnects_total{connection=\"%s\"} %lu\n", connection_labels[i],
             get(&m->reconnects[i]));
-    header(&w, "jube_amqp_connection_up", "gauge", "1 while the AMQP connection is open.");
-    for (int i = 0; i < JA_CONNECTIONS; i++)
-        put(&w, "jube_amqp_connection_up{connection=\"%s\"} %d\n", connection_labels[i],
-            atomic_load(&m->connected[i]) ? 1 : 0);
+    header(&w, "jube_amqp_connection_up", "gauge",
+           "1 while the AMQP connection is open on that node (one series per listed node).");
+    for (int i = 0; i < JA_CONNECTIONS; i++) {
+        bool up = atomic_load(&m->connected[i]);
+        int on = atomic_load(&m->node[i]);
+        for (int n = 0; n < (node_count > 0 ? node_count : 1); n++)
+            put(&w, "jube_amqp_connection_up{connection=\"%s\",node=\"%s\"} %d\n",
+                connection_labels[i], node_count > 0 ? node_names[n] : "", up && on == n ? 1 : 0);
+    }
     header(&w, "jube_amqp_publishing_blocked", "gauge",
            "1 while the broker blocks publishing (a resource alarm).");
     put(&w, "jube_amqp_publishing_blocked %d\n", atomic_load(&m->blocked) ? 1 : 0);

@@ -13,10 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The channel the publisher declares topology on while publishing goes on over JA_CHANNEL: a
  * passive declaration that fails closes its channel, and that must not be the confirm channel. */
 #define TOPOLOGY_CHANNEL 2
+
+/* Nacks and nothing else for this long: the channel is made again (see confirm_window.h). */
+#define REFUSALS_BEFORE_RECONNECT_MS 5000
 
 typedef struct {
     ja_service *svc;
@@ -332,9 +336,10 @@ static bool read_frames(publisher *p)
  * one: the broker may or may not have it, and a duplicate is better than a loss. */
 static void lose_connection(publisher *p)
 {
-    ja_log_warn("publisher connection lost: %s; %zu publishes unconfirmed will be published "
-                "again",
-                p->loss_reason, ja_confirm_window_unconfirmed(&p->window));
+    ja_log_warn("publisher connection to node %s lost: %s; %zu unconfirmed publishes will be "
+                "published again",
+                p->cfg->brokers[ja_reconnect_node(&p->reconnect)].name, p->loss_reason,
+                ja_confirm_window_unconfirmed(&p->window));
     ja_watch_attach(&p->svc->watch[JA_CONN_PUBLISHER], -1, 0);
     ja_amqp_destroy(p->conn);
     p->conn = NULL;
@@ -360,7 +365,8 @@ static void fail_fatally(publisher *p, const char *why)
 static bool connect_publisher(publisher *p)
 {
     char err[1024];
-    p->conn = ja_amqp_open(p->cfg, "jube-amqp publisher", err, sizeof err);
+    p->conn = ja_amqp_open(p->cfg, ja_reconnect_node(&p->reconnect), "jube-amqp publisher", err,
+                           sizeof err);
     if (p->conn) {
         int rc = ja_topology_declare_outbound(p->conn, JA_CHANNEL, p->cfg, err, sizeof err);
         if (rc == JA_TOPOLOGY_WRONG_TYPE)
@@ -373,6 +379,7 @@ static bool connect_publisher(publisher *p)
                 if (p->connected_before)
                     ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
                 p->connected_before = true;
+                atomic_store(&ja_stats.node[JA_CONN_PUBLISHER], ja_reconnect_node(&p->reconnect));
                 atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], true);
                 ja_watch_attach(&p->svc->watch[JA_CONN_PUBLISHER], amqp_get_sockfd(p->conn),
                                 ja_now_ms());
@@ -467,6 +474,13 @@ static bool serve(publisher *p)
     }
     if (!read_frames(p))
         return false;
+    if (ja_confirm_window_refusing_for(&p->window, ja_now_ms()) >= REFUSALS_BEFORE_RECONNECT_MS) {
+        snprintf(p->loss_reason, sizeof p->loss_reason,
+                 "the broker has refused (nack) every publish for %d s; connecting again, since "
+                 "RabbitMQ keeps refusing on a channel whose quorum queue lost its leader",
+                 REFUSALS_BEFORE_RECONNECT_MS / 1000);
+        return false;
+    }
     if (!p->blocked && ja_confirm_window_overdue(&p->window, ja_now_ms())) {
         snprintf(p->loss_reason, sizeof p->loss_reason,
                  "a publish was not confirmed within --confirm-timeout-ms %d",
@@ -487,8 +501,8 @@ void *ja_publisher_run(void *arg)
     }
     p->svc = svc;
     p->cfg = svc->cfg;
-    uint64_t seed = (uint64_t)time(NULL) | 1;
-    ja_reconnect_init(&p->reconnect, "publisher", seed * 31);
+    uint64_t seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0x5A5A5A5Aull;
+    ja_reconnect_init(&p->reconnect, "publisher", seed, p->cfg->broker_count);
     ja_confirm_policy policy = {
         .retry_base_ms = (uint64_t)p->cfg->retry_base_ms,
         .retry_max_ms = (uint64_t)p->cfg->retry_max_ms,

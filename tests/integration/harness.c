@@ -56,8 +56,85 @@ static int broker_env_port(const char *key)
     return port;
 }
 
+/* ---- the local cluster (scripts/cluster.sh), when the test runs on it ---- */
+
+static const char *cluster_dir(void)
+{
+    return getenv("JA_TEST_CLUSTER_DIR");
+}
+
+bool on_cluster(void)
+{
+    return cluster_dir() != NULL;
+}
+
+static bool node_down[4]; /* as the test's own faults left them */
+
+/* A value of cluster.env (written by scripts/cluster.sh start), without its quotes. */
+static const char *cluster_env(const char *key)
+{
+    static char values[4][512];
+    static int next;
+    char *out = values[next++ % 4];
+    char path[512];
+    snprintf(path, sizeof path, "%s/cluster.env", cluster_dir());
+    FILE *f = fopen(path, "r");
+    if (!f)
+        FAIL("cannot read %s: is the cluster fixture running?", path);
+    char line[1024];
+    size_t n = strlen(key);
+    out[0] = '\0';
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == '=')
+            snprintf(out, sizeof values[0], "%.*s", (int)strcspn(line + n + 2, "\"\n"),
+                     line + n + 2);
+    fclose(f);
+    if (!out[0])
+        FAIL("no %s in %s", key, path);
+    return out;
+}
+
+int cluster_node_port(int node)
+{
+    const char *ports = cluster_env("JA_CLUSTER_PORTS");
+    int p[3];
+    if (node < 1 || node > 3 || sscanf(ports, "%d %d %d", &p[0], &p[1], &p[2]) != 3)
+        FAIL("no port for node %d in '%s'", node, ports);
+    return p[node - 1];
+}
+
+int cluster_node_of_port(int port)
+{
+    for (int node = 1; node <= 3; node++)
+        if (cluster_node_port(node) == port)
+            return node;
+    return 0;
+}
+
+static int live_node(void)
+{
+    for (int node = 1; node <= 3; node++)
+        if (!node_down[node])
+            return node;
+    FAIL("every node of the cluster is down");
+}
+
+void cluster_fault(const char *command, int node)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "bash '%s/scripts/cluster.sh' %s '%s' %d >/dev/null", JA_SOURCE_DIR,
+             command, cluster_dir(), node);
+    if (system(line) != 0)
+        FAIL("cluster.sh %s %d failed", command, node);
+    bool down = strcmp(command, "kill") == 0 || strcmp(command, "stop-node") == 0 ||
+                strcmp(command, "pause") == 0;
+    node_down[node] = down;
+}
+
 int broker_port(void)
 {
+    if (on_cluster())
+        return cluster_node_port(live_node());
     static int port;
     if (!port)
         port = broker_env_port("JA_TEST_AMQP_PORT");
@@ -83,16 +160,28 @@ const char *broker_tls_file(const char *name)
 
 const char *broker_uri(void)
 {
+    if (on_cluster())
+        return cluster_env("JA_CLUSTER_URIS");
     static char uri[128];
     snprintf(uri, sizeof uri, "amqp://guest:guest@127.0.0.1:%d/", broker_port());
     return uri;
 }
 
+/* "bash scripts/broker.sh ctl DIR", or the same for a live node of the cluster. */
+static void ctl_prefix(char *out, size_t size)
+{
+    if (on_cluster())
+        snprintf(out, size, "bash '%s/scripts/cluster.sh' ctl '%s' %d", JA_SOURCE_DIR,
+                 cluster_dir(), live_node());
+    else
+        snprintf(out, size, "bash '%s/scripts/broker.sh' ctl '%s'", JA_SOURCE_DIR, broker_dir());
+}
+
 int broker_ctl(const char *args)
 {
-    char command[1024];
-    snprintf(command, sizeof command, "bash '%s/scripts/broker.sh' ctl '%s' %s >/dev/null 2>&1",
-             JA_SOURCE_DIR, broker_dir(), args);
+    char prefix[768], command[2048];
+    ctl_prefix(prefix, sizeof prefix);
+    snprintf(command, sizeof command, "%s %s >/dev/null 2>&1", prefix, args);
     int status = system(command);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -100,11 +189,24 @@ int broker_ctl(const char *args)
 /* rabbitmqctl's tab-separated answer to `args`, filtered by a shell pipeline, to read. */
 static FILE *broker_ctl_output(const char *args, const char *filter)
 {
-    char command[2048];
-    snprintf(command, sizeof command,
-             "bash '%s/scripts/broker.sh' ctl '%s' %s --no-table-headers -q 2>/dev/null | %s",
-             JA_SOURCE_DIR, broker_dir(), args, filter);
+    char prefix[768], command[2048];
+    ctl_prefix(prefix, sizeof prefix);
+    snprintf(command, sizeof command, "%s %s --no-table-headers -q 2>/dev/null | %s", prefix, args,
+             filter);
     return popen(command, "r");
+}
+
+int cluster_leader_of(const char *queue)
+{
+    char filter[512];
+    snprintf(filter, sizeof filter, "awk -F'\t' '$1 == \"%s\" {print $2}'", queue);
+    FILE *out = broker_ctl_output("list_queues name leader", filter);
+    int port = 0;
+    if (!out || fscanf(out, "jubeamqp%d@", &port) != 1)
+        port = 0;
+    if (out)
+        pclose(out);
+    return cluster_node_of_port(port);
 }
 
 long queue_messages_total(const char *queue)
@@ -204,11 +306,16 @@ amqp_connection_state_t test_connect(void)
 
 amqp_connection_state_t test_connect_as(const char *user, const char *password)
 {
+    return test_connect_to(broker_port(), user, password);
+}
+
+amqp_connection_state_t test_connect_to(int port, const char *user, const char *password)
+{
     amqp_connection_state_t conn = amqp_new_connection();
     amqp_socket_t *socket = amqp_tcp_socket_new(conn);
     struct timeval timeout = {.tv_sec = 10};
-    if (amqp_socket_open_noblock(socket, "127.0.0.1", broker_port(), &timeout) != AMQP_STATUS_OK)
-        FAIL("cannot connect to the test broker on port %d", broker_port());
+    if (amqp_socket_open_noblock(socket, "127.0.0.1", port, &timeout) != AMQP_STATUS_OK)
+        FAIL("cannot connect to the test broker on port %d", port);
     amqp_rpc_reply_t r =
         amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, user, password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
@@ -707,8 +814,8 @@ service_process service_spawn(const char *test_name, const char *const *args)
     return s;
 }
 
-service_process service_start(const char *test_name, const topology_names *names,
-                              const stub_process *stub, const char *const *extra_args)
+service_process service_launch(const char *test_name, const topology_names *names,
+                               const stub_process *stub, const char *const *extra_args)
 {
     char jube_url[64];
     snprintf(jube_url, sizeof jube_url, "http://127.0.0.1:%d", stub ? stub->port : 1);
@@ -734,26 +841,40 @@ service_process service_start(const char *test_name, const topology_names *names
     for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
         args[argc++] = extra_args[i];
     args[argc] = NULL;
-    service_process s = service_spawn(test_name, args);
+    return service_spawn(test_name, args);
+}
 
+void service_wait_consuming(const service_process *services, int count, const topology_names *names)
+{
     amqp_connection_state_t conn = test_connect();
     long long deadline = now_ms() + 20000;
-    while (queue_consumers(conn, names->inbound) < 1) {
-        int status;
-        if (waitpid(s.pid, &status, WNOHANG) == s.pid)
-            FAIL("the service exited at start (status %d); see %s", status, s.log_path);
+    while (queue_consumers(conn, names->inbound) < count) {
+        for (int i = 0; i < count; i++) {
+            int status;
+            if (waitpid(services[i].pid, &status, WNOHANG) == services[i].pid)
+                FAIL("the service exited at start (status %d); see %s", status,
+                     services[i].log_path);
+        }
         if (now_ms() > deadline)
-            FAIL("the service did not consume %s within 20 s; see %s", names->inbound, s.log_path);
+            FAIL("%d copies of the service did not consume %s within 20 s; see %s", count,
+                 names->inbound, services[0].log_path);
         pause_ms(20);
     }
     /* The publisher declares the outbound side; wait for it too. */
     while (queue_depth(conn, names->dead_letter_queue) < 0) {
         if (now_ms() > deadline)
             FAIL("the service did not declare %s within 20 s; see %s", names->dead_letter_queue,
-                 s.log_path);
+                 services[0].log_path);
         pause_ms(20);
     }
     test_disconnect(conn);
+}
+
+service_process service_start(const char *test_name, const topology_names *names,
+                              const stub_process *stub, const char *const *extra_args)
+{
+    service_process s = service_launch(test_name, names, stub, extra_args);
+    service_wait_consuming(&s, 1, names);
     return s;
 }
 
@@ -888,15 +1009,19 @@ bool wait_metric_at_least(int port, const char *series, double value, int timeou
     return true;
 }
 
-long peak_rss_kib(pid_t pid)
+long memory_kib(pid_t pid, const char *field)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kib = strtol(line + n + 1, NULL, 10);
             break;
+        }
+    }
     if (f)
         fclose(f);
     return kib;

@@ -33,6 +33,18 @@ typedef struct {
     char log_path[512];
 } service_process;
 
+/* The local three-node cluster (scripts/cluster.sh), when the test runs on it
+ * (JA_TEST_CLUSTER_DIR). Then the broker functions below use a node the test has not taken down,
+ * and broker_uri() lists all three. Nodes are numbered 1 to 3. */
+bool on_cluster(void);
+int cluster_node_port(int node);
+/* The node listening on an AMQP port, or 0. */
+int cluster_node_of_port(int port);
+/* Runs scripts/cluster.sh COMMAND (kill, stop-node, start-node, pause, resume) on a node. */
+void cluster_fault(const char *command, int node);
+/* The node of the quorum leader of a queue, or 0. */
+int cluster_leader_of(const char *queue);
+
 /* The broker's AMQP port, from the fixture's broker.env. */
 int broker_port(void);
 /* amqp://guest:guest@127.0.0.1:PORT/ */
@@ -73,6 +85,11 @@ long stub_stat(const stub_process *stub, const char *name);
  * until it consumes the inbound queue. */
 service_process service_start(const char *test_name, const topology_names *names,
                               const stub_process *stub, const char *const *extra_args);
+/* The same without waiting; then wait for `count` copies at once (they may race to declare). */
+service_process service_launch(const char *test_name, const topology_names *names,
+                              const stub_process *stub, const char *const *extra_args);
+void service_wait_consuming(const service_process *services, int count,
+                            const topology_names *names);
 /* Starts the service without waiting, with exactly these arguments after the binary name. */
 service_process service_spawn(const char *test_name, const char *const *args);
 /* Sends sig and waits (bounded) for the exit; returns the exit status, or 128+signal. */
@@ -85,6 +102,7 @@ bool service_log_contains(const service_process *service, const char *text);
 /* A connection of the test's own (as guest, or as another user of the broker). */
 amqp_connection_state_t test_connect(void);
 amqp_connection_state_t test_connect_as(const char *user, const char *password);
+amqp_connection_state_t test_connect_to(int port, const char *user, const char *password);
 void test_disconnect(amqp_connection_state_t conn);
 
 /* The depth of a queue over a connection of its own, or -1 when the broker cannot be reached
@@ -167,7 +185,8 @@ double metric_value(const char *scrape, const char *series);
 double scrape_metric(int port, const char *series);
 /* Waits (bounded) until a series reaches value. */
 bool wait_metric_at_least(int port, const char *series, double value, int timeout_ms);
-/* The peak resident memory of a process (VmHWM), in KiB. */
-long peak_rss_kib(pid_t pid);
+/* A memory figure of a process from /proc/PID/status, in KiB: "VmRSS" (resident now) or "VmHWM"
+ * (its peak); -1 when unknown. */
+long memory_kib(pid_t pid, const char *field);
 
 #endif

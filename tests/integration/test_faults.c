@@ -3,118 +3,11 @@
  * window, nothing dead-lettered and nothing left in the inbound queue. */
 
 #include "harness.h"
+#include "scenario.h"
 #include "test.h"
 
 #include <signal.h>
 #include <time.h>
-
-enum { STREAM = 20000, PREFETCH = 256 };
-
-typedef struct {
-    const char *name;
-    topology_names t;
-    stub_process stub;
-    service_process svc;
-    const char *const *service_args;
-} scenario;
-
-typedef void (*fault_fn)(scenario *s);
-
-/* Waits, through broker restarts, until the queue holds at least `count` messages. */
-static void wait_depth_at_least(const char *queue, long count, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    long depth;
-    while ((depth = queue_depth_now(queue)) < count) {
-        if (now_ms() > deadline)
-            FAIL("%s holds %ld messages, not %ld, after %d ms", queue, depth, count, timeout_ms);
-        pause_ms(20);
-    }
-}
-
-static void wait_depth_zero(const char *queue, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    long depth;
-    while ((depth = queue_depth_now(queue)) != 0) {
-        if (now_ms() > deadline)
-            FAIL("%s still holds %ld messages after %d ms", queue, depth, timeout_ms);
-        pause_ms(20);
-    }
-}
-
-/* Drains the outbound queue and checks every id in [0, count) is there; returns duplicates. */
-static long check_every_id_arrived(const scenario *s, long count)
-{
-    amqp_connection_state_t conn = test_connect();
-    long depth = queue_depth(conn, s->t.outbound_queue);
-    ASSERT(depth >= count);
-    message_list got = collect_messages(conn, s->t.outbound_queue, (size_t)depth, 60000);
-    ASSERT_EQ(got.count, depth);
-    unsigned char *seen = calloc((size_t)count, 1);
-    long duplicates = 0;
-    size_t prefix_len = strlen(s->name);
-    for (size_t i = 0; i < got.count; i++) {
-        char *id = response_entry_id(&got.items[i]);
-        ASSERT(id && strncmp(id, s->name, prefix_len) == 0 && id[prefix_len] == '-');
-        long index = strtol(id + prefix_len + 1, NULL, 10);
-        ASSERT(index >= 0 && index < count);
-        if (seen[index]++)
-            duplicates++;
-        free(id);
-    }
-    for (long i = 0; i < count; i++)
-        if (!seen[i])
-            FAIL("%s-%ld never reached %s (lost)", s->name, i, s->t.outbound_queue);
-    free(seen);
-    free_messages(&got);
-    ASSERT_EQ(queue_depth(conn, s->t.dead_letter_queue), 0);
-    ASSERT_EQ(queue_depth(conn, s->t.inbound), 0);
-    test_disconnect(conn);
-    return duplicates;
-}
-
-static void run_scenario(const char *name, const char *const *stub_args,
-                         const char *const *service_args, fault_fn fault)
-{
-    scenario s = {.name = name, .service_args = service_args};
-    s.t = test_begin(name);
-    s.stub = stub_start(stub_args);
-    s.svc = service_start(name, &s.t, &s.stub, service_args);
-    long long start = now_ms();
-    publish_range(s.t.inbound, name, 0, STREAM);
-
-    /* The fault strikes once a quarter of the stream has been answered. */
-    wait_depth_at_least(s.t.outbound_queue, STREAM / 4, 120000);
-    long long fault_at = now_ms();
-    fault(&s);
-    long long fault_over = now_ms();
-    /* A quorum queue reads as empty after its broker restarts until it has recovered its log
-     * (seen here: up to 15 s): look again meanwhile. */
-    long waiting = queue_depth_now(s.t.inbound);
-    for (long long until = now_ms() + 60000; waiting <= 0 && now_ms() < until; pause_ms(50))
-        waiting = queue_depth_now(s.t.inbound);
-    if (waiting <= 0)
-        FAIL("the stream was over before the fault ended (%ld waiting): slow it down", waiting);
-
-    wait_depth_zero(s.t.inbound, 180000);
-    wait_depth_at_least(s.t.outbound_queue, STREAM, 180000);
-    /* Duplicates can fill the outbound queue to STREAM before the last deliveries are answered:
-     * the stream is done once the inbound queue holds nothing, unacknowledged included. */
-    long long deadline = now_ms() + 180000;
-    while (queue_messages_total(s.t.inbound) != 0)
-        if (now_ms() > deadline)
-            FAIL("%s still has unacknowledged messages after 180 s", s.t.inbound);
-    long long done = now_ms();
-    ASSERT_EQ(service_stop(&s.svc, SIGTERM), 0); /* settles what is still in flight */
-    long duplicates = check_every_id_arrived(&s, STREAM);
-    fprintf(stderr,
-            "fault %s: %d messages, fault injected at %lld ms and over after %lld ms, stream "
-            "done %lld ms after it; %ld duplicates, 0 lost\n",
-            name, STREAM, fault_at - start, fault_over - fault_at, done - fault_over, duplicates);
-    ASSERT_LE(duplicates, PREFETCH);
-    stub_stop(&s.stub);
-}
 
 static const char *const service_args[] = {"--workers",   "16", "--prefetch", "256",
                                            "--heartbeat", "5",  NULL};
@@ -229,8 +122,8 @@ static void freeze_broker(scenario *s)
     ASSERT_EQ(kill(broker, SIGSTOP), 0);
     long long frozen_at = now_ms();
     long long deadline = frozen_at + 30000;
-    while (!service_log_contains(&s->svc, "consumer connection lost") ||
-           !service_log_contains(&s->svc, "publisher connection lost")) {
+    while (!service_log_contains(&s->svc, "consumer connection to node") ||
+           !service_log_contains(&s->svc, "publisher connection to node")) {
         if (now_ms() > deadline) {
             kill(broker, SIGCONT);
             FAIL("the service did not notice a frozen broker within 30 s");
@@ -430,20 +323,6 @@ TEST(shutdown_timeout_exits_at_once)
     stuck_shutdown("shutdown_timeout", false);
 }
 
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 /* The soak (scripts/soak.sh, not part of the suite): a steady rate for JA_SOAK_SECONDS (600 by
  * default) at JA_SOAK_RATE messages a second (200), with one broker restart a third of the way
  * and a 10-second Jube outage two thirds of the way. It prints the service's RSS at the start
@@ -478,22 +357,22 @@ TEST(soak)
         free(body);
         long long elapsed = now_ms() - start;
         if (rss_start < 0 && elapsed > 10000) {
-            rss_start = rss_kib(s.svc.pid);
+            rss_start = memory_kib(s.svc.pid, "VmRSS");
             fprintf(stderr, "soak: RSS after 10 s: %ld KiB\n", rss_start);
         }
         if (!broker_restarted && elapsed > seconds * 1000 / 3) {
             wait_confirms(conn);
             test_disconnect(conn);
             fprintf(stderr, "soak: RSS %ld KiB; restarting the broker at %lld s\n",
-                    rss_kib(s.svc.pid), elapsed / 1000);
+                    memory_kib(s.svc.pid, "VmRSS"), elapsed / 1000);
             ASSERT_EQ(broker_ctl("stop_app"), 0);
             ASSERT_EQ(broker_ctl("start_app"), 0);
             conn = test_connect();
             broker_restarted = true;
         }
         if (!jube_outage && elapsed > seconds * 2000 / 3) {
-            fprintf(stderr, "soak: RSS %ld KiB; Jube down for 10 s at %lld s\n", rss_kib(s.svc.pid),
-                    elapsed / 1000);
+            fprintf(stderr, "soak: RSS %ld KiB; Jube down for 10 s at %lld s\n",
+                    memory_kib(s.svc.pid, "VmRSS"), elapsed / 1000);
             char port[16];
             snprintf(port, sizeof port, "%d", s.stub.port);
             stub_stop(&s.stub);
@@ -518,7 +397,7 @@ TEST(soak)
     test_disconnect(conn);
     wait_depth_zero(s.t.inbound, 300000);
     wait_depth_at_least(s.t.outbound_queue, total, 300000);
-    long rss_end = rss_kib(s.svc.pid);
+    long rss_end = memory_kib(s.svc.pid, "VmRSS");
     ASSERT_EQ(service_stop(&s.svc, SIGTERM), 0);
     long duplicates = check_every_id_arrived(&s, total);
     fprintf(stderr,

@@ -269,7 +269,7 @@ TEST(large_bodies_are_read_through_a_bounded_buffer)
         ASSERT_EQ(header_of(m, "x-jube-body-size")->value.i64, SIZE);
     }
     free_messages(&dead);
-    long peak = peak_rss_kib(svc.pid);
+    long peak = memory_kib(svc.pid, "VmHWM");
     printf("peak RSS of the service: %ld KiB after %d bodies of %d bytes (prefetch 64, "
            "--max-body-bytes %d)\n",
            peak, COUNT, SIZE, MAX_BODY);

@@ -401,8 +401,15 @@ TEST(metrics_count_what_was_sent)
     ASSERT_EQ(metric_value(scrape, "jube_amqp_jube_request_duration_seconds_count"), 20);
     ASSERT_EQ(metric_value(scrape, "jube_amqp_end_to_end_seconds_count"), 23);
     ASSERT_EQ(metric_value(scrape, "jube_amqp_in_flight_messages"), 0);
-    ASSERT_EQ(metric_value(scrape, "jube_amqp_connection_up{connection=\"consumer\"}"), 1);
-    ASSERT_EQ(metric_value(scrape, "jube_amqp_connection_up{connection=\"publisher\"}"), 1);
+    char series[160];
+    snprintf(series, sizeof series,
+             "jube_amqp_connection_up{connection=\"consumer\",node=\"127.0.0.1:%d\"}",
+             broker_port());
+    ASSERT_EQ(metric_value(scrape, series), 1);
+    snprintf(series, sizeof series,
+             "jube_amqp_connection_up{connection=\"publisher\",node=\"127.0.0.1:%d\"}",
+             broker_port());
+    ASSERT_EQ(metric_value(scrape, series), 1);
     free(scrape);
 
     char *body = http_get(port, "/healthz", &status);
@@ -529,7 +536,7 @@ TEST(bad_flags_exit_2_with_a_clear_message)
         {{"--prefetch", "0", NULL}, "--prefetch: 0 is out of range 1..65535"},
         {{"--workers", "lots", NULL}, "--workers: 'lots' is not a whole number"},
         {{"--bogus", "1", NULL}, "unknown flag '--bogus'"},
-        {{"--queue-type", "lazy", NULL}, "'lazy' is not one of: classic, quorum"},
+        {{"--queue-type", "lazy", NULL}, "'lazy' is not one of: auto, classic, quorum"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         service_process svc = service_spawn("bad_flags", cases[i].args);

@@ -47,6 +47,39 @@ def check_compose(path):
               f"compose: '{name}' is not in the 'jube' profile")
     for name in ["rabbitmq", "jube-stub", "jube-amqp"]:
         check("profiles" not in services.get(name, {}), f"compose: '{name}' should run by default")
+    check_cluster_profile(services)
+
+
+def check_cluster_profile(services):
+    """Three clustered RabbitMQ nodes and a jube-amqp that lists them all."""
+    nodes = [f"rabbitmq-{n}" for n in (1, 2, 3)]
+    cookies = set()
+    for name in nodes:
+        node = services.get(name, {})
+        check("cluster" in node.get("profiles", []), f"compose: '{name}' not in the 'cluster' profile")
+        check(node.get("hostname") == name, f"compose: '{name}' must have hostname {name}")
+        check(str(node.get("image", "")).startswith("rabbitmq:3"), f"compose: '{name}' image")
+        check("healthcheck" in node, f"compose: '{name}' has no health check")
+        cookies.add(node.get("environment", {}).get("RABBITMQ_ERLANG_COOKIE"))
+        mounts = [v.split(":")[0] for v in node.get("volumes", [])]
+        check("./packaging/rabbitmq-cluster.conf" in mounts,
+              f"compose: '{name}' does not mount packaging/rabbitmq-cluster.conf")
+    check(len(cookies) == 1 and None not in cookies, "compose: the nodes must share one cookie")
+    conf = open(SOURCE + "/packaging/rabbitmq-cluster.conf").read()
+    check("peer_discovery_backend = classic_config" in conf,
+          "rabbitmq-cluster.conf: not classic config peer discovery")
+    for name in nodes:
+        check(f"= rabbit@{name}" in conf, f"rabbitmq-cluster.conf: does not list rabbit@{name}")
+    amqp = services.get("jube-amqp-cluster", {})
+    check("cluster" in amqp.get("profiles", []), "compose: 'jube-amqp-cluster' not in the profile")
+    check("container_name" not in amqp and "ports" not in amqp,
+          "compose: jube-amqp-cluster must stay scalable")
+    uris = str(amqp.get("environment", {}).get("AMQPUri", "")).split(",")
+    hosts = [re.sub(r"^amqps?://([^@]*@)?([^:/]+).*$", r"\2", u.strip()) for u in uris]
+    check(sorted(hosts) == nodes, f"compose: jube-amqp-cluster's AMQPUri lists {hosts}, not {nodes}")
+    for name in nodes:
+        check(amqp.get("depends_on", {}).get(name, {}).get("condition") == "service_healthy",
+              f"compose: jube-amqp-cluster does not wait for a healthy {name}")
 
 
 def dockerfile_packages(text):
@@ -81,8 +114,12 @@ def check_dockerfile(path):
     check(release.startswith("12"), f"not run on Debian 12 (debian_version {release})")
 
 
+SOURCE = "."
+
+
 def main():
-    source = sys.argv[1]
+    global SOURCE
+    source = SOURCE = sys.argv[1]
     check_compose(source + "/docker-compose.yml")
     check_dockerfile(source + "/Dockerfile")
     for failure in failures:

@@ -39,9 +39,9 @@ TEST(defaults)
     ASSERT_EQ(p.rc, 0);
     ASSERT_EQ(p.action, JA_CONFIG_RUN);
     ASSERT_STR_EQ(p.cfg.amqp_uri, "amqp://guest:guest@127.0.0.1:5672/");
-    ASSERT_STR_EQ(p.cfg.amqp.vhost, "/"); /* as Jube's .NET client reads it */
-    ASSERT_STR_EQ(p.cfg.amqp.host, "127.0.0.1");
-    ASSERT_EQ(p.cfg.amqp.port, 5672);
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.vhost, "/"); /* as Jube's .NET client reads it */
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.host, "127.0.0.1");
+    ASSERT_EQ(p.cfg.brokers[0].amqp.port, 5672);
     ASSERT_STR_EQ(p.cfg.jube_url, "http://127.0.0.1:5001");
     ASSERT_STR_EQ(p.cfg.inbound_queue, "jubeInbound");
     ASSERT_STR_EQ(p.cfg.outbound_exchange, "jubeOutbound");
@@ -69,9 +69,9 @@ TEST(every_flag_in_both_spellings)
         "--outbound-queue", "outq", "--dead-letter-exchange", "dlx", "--dead-letter-queue", "dlq",
         "--queue-type", "quorum", "--log-level", "debug", "--shutdown-timeout", "7");
     ASSERT_EQ(p.rc, 0);
-    ASSERT_STR_EQ(p.cfg.amqp.host, "broker");
-    ASSERT_EQ(p.cfg.amqp.port, 5673);
-    ASSERT_STR_EQ(p.cfg.amqp.vhost, "prod");
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.host, "broker");
+    ASSERT_EQ(p.cfg.brokers[0].amqp.port, 5673);
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.vhost, "prod");
     ASSERT_EQ(p.cfg.heartbeat_s, 10);
     ASSERT_EQ(p.cfg.reconnect_base_ms, 50);
     ASSERT_EQ(p.cfg.reconnect_max_ms, 5000);
@@ -108,8 +108,8 @@ TEST(environment_then_flags_win)
     setenv("JUBE_AMQP_WORKERS", "5", 1);
     parsed p = PARSE("--workers", "6");
     ASSERT_EQ(p.rc, 0);
-    ASSERT_STR_EQ(p.cfg.amqp.host, "envhost");
-    ASSERT_STR_EQ(p.cfg.amqp.vhost, "/");
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.host, "envhost");
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.vhost, "/");
     ASSERT_EQ(p.cfg.heartbeat_s, 12);
     ASSERT_STR_EQ(p.cfg.jube_url, "http://envjube:9");
     ASSERT_EQ(p.cfg.prefetch, 77);
@@ -182,9 +182,9 @@ TEST(secrets_from_files)
     parsed p = PARSE("--jube-api-key-file", key_file);
     ASSERT_EQ(p.rc, 0);
     ASSERT_STR_EQ(p.cfg.jube_api_key, "s3cret-key");
-    ASSERT_STR_EQ(p.cfg.amqp.host, "broker.example");
-    ASSERT_STR_EQ(p.cfg.amqp.password, "pa55");
-    ASSERT(p.cfg.amqp.ssl);
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.host, "broker.example");
+    ASSERT_STR_EQ(p.cfg.brokers[0].amqp.password, "pa55");
+    ASSERT(p.cfg.brokers[0].amqp.ssl);
     char line[4096];
     ja_config_describe(&p.cfg, line, sizeof line);
     ASSERT(!strstr(line, "s3cret-key") && !strstr(line, "pa55"));
@@ -249,7 +249,7 @@ TEST(bad_choice_lists_the_choices)
 {
     parsed p = PARSE("--queue-type", "stream");
     ASSERT_NE(p.rc, 0);
-    ASSERT_STR_EQ(p.err, "--queue-type: 'stream' is not one of: classic, quorum");
+    ASSERT_STR_EQ(p.err, "--queue-type: 'stream' is not one of: auto, classic, quorum");
     ja_config_free(&p.cfg);
 }
 
@@ -439,6 +439,46 @@ TEST(secret_file_and_value_precedence)
     free(key_file);
 }
 
+/* A cluster: several URIs, each with its own credentials and scheme; quorum queues by default. */
+TEST(several_nodes_in_one_uri_setting)
+{
+    parsed p = PARSE("--amqp-uri",
+                     "amqp://a:pa@node1:5672/, amqps://b:pb@node2:5671/prod ,amqp://c:pc@node3");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.cfg.broker_count, 3);
+    ASSERT_STR_EQ(p.cfg.brokers[0].name, "node1:5672");
+    ASSERT_STR_EQ(p.cfg.brokers[1].name, "node2:5671");
+    ASSERT(p.cfg.brokers[1].amqp.ssl);
+    ASSERT_STR_EQ(p.cfg.brokers[1].amqp.user, "b");
+    ASSERT_STR_EQ(p.cfg.brokers[1].amqp.vhost, "prod");
+    ASSERT_STR_EQ(p.cfg.brokers[2].amqp.vhost, "/");
+    ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_QUORUM);
+    char line[4096];
+    ja_config_describe(&p.cfg, line, sizeof line);
+    ASSERT_CONTAINS(line, "amqp-uri=amqp://a:***@node1:5672/%2F,amqps://b:***@node2:5671/prod,"
+                          "amqp://c:***@node3:5672/%2F");
+    ASSERT_CONTAINS(line, "queue-type=quorum");
+    ASSERT(!strstr(line, "pb"));
+    ja_config_free(&p.cfg);
+
+    p = PARSE("--amqp-uri", "amqp://a@node1,amqp://a@node2", "--queue-type", "classic");
+    ASSERT_EQ(p.rc, 0);
+    ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_CLASSIC);
+    ja_config_free(&p.cfg);
+    p = parse_none();
+    ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_CLASSIC); /* one node: classic */
+    ja_config_free(&p.cfg);
+
+    p = PARSE("--amqp-uri", "amqp://a:s3cret@node1,http://a:s3cret@node2");
+    ASSERT_EQ(p.rc, -22);
+    ASSERT_CONTAINS(p.err, "URI 2 of 2");
+    ASSERT(!strstr(p.err, "s3cret"));
+    ja_config_free(&p.cfg);
+    p = PARSE("--amqp-uri", "amqp://node1,,amqp://node3");
+    ASSERT_EQ(p.rc, -22);
+    ja_config_free(&p.cfg);
+}
+
 TEST(jube_url_credentials_are_redacted)
 {
     parsed p = PARSE("--jube-url", "https://svc:hunter2@jube.example:5001/base");
@@ -484,6 +524,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(line_breaks_in_values),
         TEST_ENTRY(secret_file_and_value_precedence),
         TEST_ENTRY(jube_url_credentials_are_redacted),
+        TEST_ENTRY(several_nodes_in_one_uri_setting),
     };
     return RUN_TESTS(tests);
 }

@@ -142,8 +142,10 @@ TEST(nack_backs_off_then_publishes_again)
         ASSERT_EQ(send_all(&w, now, NULL, 4), 1);
     }
     ASSERT_EQ(r.events[JA_PUBLISH_NACKED], 4);
+    ASSERT_EQ(ja_confirm_window_refusing_for(&w, now), now - 10); /* since the first nack */
     ja_confirm_window_confirm(&w, ja_confirm_window_next_seq(&w) - 1, false, true, now);
     ASSERT_EQ(r.end[0], JA_JOB_ACK);
+    ASSERT_EQ(ja_confirm_window_refusing_for(&w, now + 1000), 0);
     ja_confirm_window_free(&w);
 }
 

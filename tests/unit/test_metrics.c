@@ -22,6 +22,9 @@ TEST(counters_gauges_and_labels)
     ja_count(&ja_stats.http_responses[ja_http_class_of(0, false)]);
     ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
     atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], true);
+    atomic_store(&ja_stats.node[JA_CONN_CONSUMER], 1);
+    static const char *const nodes[] = {"rabbit-1:5672", "rabbit-2:5672", "rabbit-3:5672"};
+    ja_metrics_set_nodes(nodes, 3);
     char *text = render(7);
     ASSERT_CONTAINS(text, "# TYPE jube_amqp_messages_consumed_total counter\n"
                           "jube_amqp_messages_consumed_total 2\n");
@@ -31,8 +34,13 @@ TEST(counters_gauges_and_labels)
     ASSERT_CONTAINS(text, "jube_amqp_jube_responses_total{class=\"5xx\"} 1\n");
     ASSERT_CONTAINS(text, "jube_amqp_jube_responses_total{class=\"error\"} 1\n");
     ASSERT_CONTAINS(text, "jube_amqp_reconnects_total{connection=\"publisher\"} 1\n");
-    ASSERT_CONTAINS(text, "jube_amqp_connection_up{connection=\"consumer\"} 1\n");
-    ASSERT_CONTAINS(text, "jube_amqp_connection_up{connection=\"publisher\"} 0\n");
+    /* One series per node: 1 on the node the connection is on. */
+    ASSERT_CONTAINS(text,
+                    "jube_amqp_connection_up{connection=\"consumer\",node=\"rabbit-1:5672\"} 0\n"
+                    "jube_amqp_connection_up{connection=\"consumer\",node=\"rabbit-2:5672\"} 1\n"
+                    "jube_amqp_connection_up{connection=\"consumer\",node=\"rabbit-3:5672\"} 0\n");
+    ASSERT_CONTAINS(text,
+                    "jube_amqp_connection_up{connection=\"publisher\",node=\"rabbit-1:5672\"} 0\n");
     ASSERT_CONTAINS(text, "jube_amqp_ring_depth 7\n");
     ASSERT_CONTAINS(text, "jube_amqp_build_info{version=\"" JA_VERSION "\"} 1\n");
     free(text);

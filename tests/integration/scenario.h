@@ -1,0 +1,46 @@
+#ifndef JA_SCENARIO_H
+#define JA_SCENARIO_H
+
+/* A fault scenario: a stream of transactions with a fault in the middle. Afterwards every id
+ * must have reached the outbound queue at least once, with no more duplicates than the prefetch
+ * window, nothing dead-lettered and nothing left in the inbound queue. Used by the fault tests
+ * on one broker and by the cluster tests. */
+
+#include "harness.h"
+
+enum { STREAM = 20000, PREFETCH = 256, MAX_INSTANCES = 3 };
+
+typedef struct scenario {
+    const char *name;
+    topology_names t;
+    stub_process stub;
+    service_process svc; /* the first instance */
+    service_process others[MAX_INSTANCES - 1];
+    int instances;
+    const char *const *service_args;
+    int metrics_port; /* of the first instance, when it serves metrics (cluster tests) */
+} scenario;
+
+typedef void (*fault_fn)(scenario *s);
+
+typedef struct {
+    const char *const *stub_args;
+    const char *const *service_args;
+    int instances;     /* 1 unless more */
+    bool with_metrics; /* the first instance serves /metrics on s->metrics_port */
+    fault_fn prepare;  /* after the topology is cleared, before the service starts */
+    /* Duplicates allowed per instance, in prefetch windows: 1 unless more (see test_cluster.c). */
+    int windows;
+} scenario_options;
+
+void run_scenario(const char *name, const char *const *stub_args,
+                  const char *const *service_args, fault_fn fault);
+void run_scenario_with(const char *name, const scenario_options *options, fault_fn fault);
+
+/* Waits, through broker restarts, until the queue holds at least `count` messages. */
+void wait_depth_at_least(const char *queue, long count, int timeout_ms);
+void wait_depth_zero(const char *queue, int timeout_ms);
+/* Drains the outbound queue and checks every id in [0, count) is there; returns duplicates. */
+long check_every_id_arrived(const scenario *s, long count);
+
+#endif
