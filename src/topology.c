@@ -48,17 +48,15 @@ static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, co
     if (!absent_and_channel_reopened(conn, channel, amqp_get_rpc_reply(conn), err, err_size))
         return err[0] ? -1 : fail_with(conn, "look up queue", name, err, err_size);
 
-    /* Quorum queues spread their leaders over the cluster ("balanced", RabbitMQ 3.10 and later)
-     * rather than all on the node the service happened to connect to. */
-    amqp_table_entry_t quorum[] = {
-        {.key = amqp_cstring_bytes("x-queue-type"),
-         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}},
-        {.key = amqp_cstring_bytes("x-queue-leader-locator"),
-         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("balanced")}},
-    };
+    /* Only x-queue-type: every argument takes part in RabbitMQ's equivalence check, so a producer
+     * that declares the queue with the usual arguments would be refused (406) if the service had
+     * added more. Leader placement (x-queue-leader-locator) is left to a policy. */
+    amqp_table_entry_t quorum = {
+        .key = amqp_cstring_bytes("x-queue-type"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
     amqp_table_t arguments = amqp_empty_table;
     if (cfg->queue_type == JA_QUEUE_QUORUM)
-        arguments = (amqp_table_t){.num_entries = 2, .entries = quorum};
+        arguments = (amqp_table_t){.num_entries = 1, .entries = &quorum};
     if (!amqp_queue_declare(conn, channel, queue, 0, 1, 0, 0, arguments))
         return fail_with(conn, "create queue", name, err, err_size);
     ja_log_info("created durable %s queue '%s'",
