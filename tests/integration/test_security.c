@@ -64,7 +64,7 @@ TEST(right_ca_and_client_certificate_messages_flow)
                           "--tls-key",  broker_tls_file("client.key"),
                           NULL};
     service_process svc = service_start("tls_ok", &t, &stub, args);
-    ASSERT(service_log_contains(&svc, "consumer connected to localhost"));
+    ASSERT(service_log_contains(&svc, "consumer connected to node localhost"));
     publish_range(t.inbound, "tls_ok", 0, 50);
     amqp_connection_state_t conn = test_connect();
     message_list out = collect_messages(conn, t.outbound_queue, 50, 20000);
