@@ -55,7 +55,7 @@ uint64_t ja_reconnect_failed(ja_reconnect *r, const ja_config *cfg, const char *
         r->down_since_ms = ja_now_ms();
     }
     uint64_t delay = move_on(r, cfg);
-    char next[320];
+    char next[512];
     if (delay == 0)
         snprintf(next, sizeof next, "trying node %s now", cfg->brokers[ja_reconnect_node(r)].name);
     else
