@@ -134,8 +134,7 @@ void ja_confirm_window_sent(ja_confirm_window *w, const ja_publish *p, uint64_t 
 
 /* A publish could not even be encoded (its properties do not fit a frame). Like a channel error
  * it caused alone: the job moves down the same ladder at once. reason is for the dead letter. */
-void ja_confirm_window_unpublishable(ja_confirm_window *w, const ja_publish *p, uint64_t now,
-                                     const char *reason);
+void ja_confirm_window_unpublishable(ja_confirm_window *w, const ja_publish *p, const char *reason);
 
 /* The broker returned the publish with this sequence number (basic.return). */
 void ja_confirm_window_returned(ja_confirm_window *w, uint64_t seq);
@@ -146,8 +145,7 @@ void ja_confirm_window_confirm(ja_confirm_window *w, uint64_t tag, bool multiple
 
 /* The connection (or channel) is gone: every unconfirmed publish goes out again first. When
  * suspect_content, the broker's reason (text) may have been caused by a message. */
-void ja_confirm_window_lost(ja_confirm_window *w, uint64_t now, bool suspect_content,
-                            const char *reason);
+void ja_confirm_window_lost(ja_confirm_window *w, bool suspect_content, const char *reason);
 
 /* Looks at every waiting publish without sending any: those of a dead generation are dropped,
  * and jobs held past max_hold_ms go back to the queue. For while the broker blocks publishing or
@@ -165,12 +163,12 @@ bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now);
  * nothing is waiting on time. */
 uint64_t ja_confirm_window_next_due_ms(const ja_confirm_window *w);
 
-/* How long the broker has nacked every publish it answered (0 when its last answer was an ack).
- * RabbitMQ 3.10 keeps nacking on a channel whose quorum queue lost its leader, even once a new
- * leader is elected; a new connection finds it. */
+/* How long the broker has nacked every publish it answered, once it has nacked at least three
+ * (0 otherwise, and after an ack). RabbitMQ 3.10 keeps nacking on a channel whose quorum queue
+ * lost its leader, even once a new leader is elected; a new connection finds it. */
 static inline uint64_t ja_confirm_window_refusing_for(const ja_confirm_window *w, uint64_t now)
 {
-    return w->refused_since ? now - w->refused_since : 0;
+    return w->refusals >= 3 ? now - w->refused_since : 0;
 }
 
 /* Publishes sent and not yet confirmed. */

@@ -295,10 +295,8 @@ void ja_confirm_window_sent(ja_confirm_window *w, const ja_publish *p, uint64_t 
         w->alone_seq = seq;
 }
 
-void ja_confirm_window_unpublishable(ja_confirm_window *w, const ja_publish *p, uint64_t now,
-                                     const char *reason)
+void ja_confirm_window_unpublishable(ja_confirm_window *w, const ja_publish *p, const char *reason)
 {
-    (void)now;
     demote(w, p->job, p->target, reason);
 }
 
@@ -344,10 +342,10 @@ void ja_confirm_window_confirm(ja_confirm_window *w, uint64_t tag, bool multiple
             w->alone_seq = 0;
             s->job->publishing.suspect = 0; /* it went through alone: not the cause */
         }
-        if (!ack && !w->refused_since)
+        if (!ack && w->refusals++ == 0)
             w->refused_since = now;
         else if (ack)
-            w->refused_since = 0;
+            w->refusals = 0;
         if (!ack) {
             w->cb.event(w->cb.ctx, s->job, s->target, JA_PUBLISH_NACKED);
             delay(w, s->job, s->target, now, false);
@@ -361,10 +359,8 @@ void ja_confirm_window_confirm(ja_confirm_window *w, uint64_t tag, bool multiple
     drop_settled_head(w);
 }
 
-void ja_confirm_window_lost(ja_confirm_window *w, uint64_t now, bool suspect_content,
-                            const char *reason)
+void ja_confirm_window_lost(ja_confirm_window *w, bool suspect_content, const char *reason)
 {
-    (void)now;
     /* Backwards, so that pushing to the front keeps the old order. */
     for (size_t i = w->sent_count; i-- > 0;) {
         uint64_t seq = w->head_seq + i;
@@ -383,7 +379,7 @@ void ja_confirm_window_lost(ja_confirm_window *w, uint64_t now, bool suspect_con
     w->sent_start = 0;
     w->unsettled = 0;
     w->alone_seq = 0;
-    w->refused_since = 0;
+    w->refusals = 0;
     w->head_seq = 1; /* confirm sequence numbers start again on the next channel */
 }
 

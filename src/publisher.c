@@ -20,7 +20,7 @@
 #define TOPOLOGY_CHANNEL 2
 
 /* Nacks and nothing else for this long: the channel is made again (see confirm_window.h). */
-#define REFUSALS_BEFORE_RECONNECT_MS 5000
+#define REFUSALS_BEFORE_RECONNECT_MS 3000
 
 typedef struct {
     ja_service *svc;
@@ -199,7 +199,7 @@ static bool send_publish(publisher *p, const ja_publish *pub)
                  "the message's headers and the service's own do not fit in one AMQP frame of "
                  "%d bytes",
                  amqp_get_frame_max(p->conn));
-        ja_confirm_window_unpublishable(&p->window, pub, ja_now_ms(), p->loss_reason);
+        ja_confirm_window_unpublishable(&p->window, pub, p->loss_reason);
         p->loss_reason[0] = '\0';
         return true;
     }
@@ -346,7 +346,7 @@ static void lose_connection(publisher *p)
     p->blocked = false;
     atomic_store(&ja_stats.blocked, false);
     atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], false);
-    ja_confirm_window_lost(&p->window, ja_now_ms(), p->loss_suspect, p->loss_reason);
+    ja_confirm_window_lost(&p->window, p->loss_suspect, p->loss_reason);
     p->loss_suspect = false;
     p->loss_reason[0] = '\0';
     /* A connection that dies soon after it was made (a message breaking it, a broker refusing
@@ -540,7 +540,7 @@ void *ja_publisher_run(void *arg)
     if (p->conn)
         ja_amqp_close(p->conn);
     /* Whatever is left can no longer be acked (the consumer is done): hand it back to be freed. */
-    ja_confirm_window_lost(&p->window, ja_now_ms(), false, "stopping");
+    ja_confirm_window_lost(&p->window, false, "stopping");
     ja_confirm_window_sweep(&p->window, ja_now_ms(), 0);
     ja_confirm_window_free(&p->window);
     ja_header_scratch_free(&p->scratch);

@@ -143,6 +143,9 @@ TEST(nack_backs_off_then_publishes_again)
     }
     ASSERT_EQ(r.events[JA_PUBLISH_NACKED], 4);
     ASSERT_EQ(ja_confirm_window_refusing_for(&w, now), now - 10); /* since the first nack */
+    w.refusals = 2;
+    ASSERT_EQ(ja_confirm_window_refusing_for(&w, now), 0); /* two nacks are not a pattern */
+    w.refusals = 4;
     ja_confirm_window_confirm(&w, ja_confirm_window_next_seq(&w) - 1, false, true, now);
     ASSERT_EQ(r.end[0], JA_JOB_ACK);
     ASSERT_EQ(ja_confirm_window_refusing_for(&w, now + 1000), 0);
@@ -225,7 +228,7 @@ TEST(lost_connection_sends_everything_unconfirmed_again_in_order)
         ja_confirm_window_submit(&w, &jobs[i]);
     ASSERT_EQ(send_all(&w, 0, NULL, 10), 4);
     ja_confirm_window_confirm(&w, 2, false, true, 0);
-    ja_confirm_window_lost(&w, 0, false, "connection reset");
+    ja_confirm_window_lost(&w, false, "connection reset");
     ASSERT_EQ(ja_confirm_window_next_seq(&w), 1);
     ja_publish sent[10];
     ASSERT_EQ(send_all(&w, 0, sent, 10), 3);
@@ -289,13 +292,13 @@ TEST(poisonous_publish_is_found_and_demoted)
     ja_confirm_window_submit(&w, &jobs[1]);
     for (int round = 0; round < 2; round++) {
         ASSERT_EQ(send_all(&w, 0, NULL, 10), 2);
-        ja_confirm_window_lost(&w, 0, true, "406 PRECONDITION_FAILED");
+        ja_confirm_window_lost(&w, true, "406 PRECONDITION_FAILED");
     }
     /* Both are suspected twice now: each goes out alone. */
     ja_publish sent[4];
     ASSERT_EQ(send_all(&w, 0, sent, 4), 1);
     ASSERT(sent[0].job == &jobs[0]);
-    ja_confirm_window_lost(&w, 0, true, "406 PRECONDITION_FAILED - bad");
+    ja_confirm_window_lost(&w, true, "406 PRECONDITION_FAILED - bad");
     ASSERT_EQ(jobs[0].state, JA_JOB_DEAD_LETTER);
     ASSERT_STR_EQ(jobs[0].failure.code, "unpublishable");
     ASSERT_CONTAINS(jobs[0].failure.detail, "406 PRECONDITION_FAILED - bad");
@@ -312,10 +315,10 @@ TEST(poisonous_publish_is_found_and_demoted)
     for (int round = 0; round < 2; round++) {
         ASSERT_EQ(send_all(&w, 0, sent, 4), 1);
         ASSERT_EQ(sent[0].target, JA_TARGET_DEAD_LETTER);
-        ja_confirm_window_lost(&w, 0, true, "406");
+        ja_confirm_window_lost(&w, true, "406");
     }
     ASSERT_EQ(send_all(&w, 0, sent, 4), 1);
-    ja_confirm_window_lost(&w, 0, true, "406");
+    ja_confirm_window_lost(&w, true, "406");
     ASSERT(jobs[0].publishing.bare);
     ASSERT_STR_EQ(jobs[0].failure.code, "unpublishable");
     ASSERT_CONTAINS(jobs[0].failure.detail, "left out");
@@ -323,7 +326,7 @@ TEST(poisonous_publish_is_found_and_demoted)
     /* ... and even bare it fails: rejected, with nothing left behind. */
     for (int round = 0; round < 3; round++) {
         ASSERT_EQ(send_all(&w, 0, sent, 4), 1);
-        ja_confirm_window_lost(&w, 0, true, "406");
+        ja_confirm_window_lost(&w, true, "406");
     }
     ASSERT_EQ(r.finished[0], 1);
     ASSERT_EQ(r.end[0], JA_JOB_REJECT);
@@ -340,7 +343,7 @@ TEST(connection_errors_unrelated_to_content_blame_nobody)
     ja_confirm_window_submit(&w, &jobs[0]);
     for (int round = 0; round < 5; round++) {
         ASSERT_EQ(send_all(&w, 0, NULL, 4), 1);
-        ja_confirm_window_lost(&w, 0, false, "connection reset by peer");
+        ja_confirm_window_lost(&w, false, "connection reset by peer");
     }
     ASSERT_EQ(jobs[0].publishing.suspect, 0);
     ASSERT_EQ(jobs[0].state, JA_JOB_RESPOND);
@@ -356,11 +359,11 @@ TEST(unencodable_response_becomes_a_bare_dead_letter)
     ja_confirm_window_submit(&w, &jobs[0]);
     ja_publish p;
     ASSERT(ja_confirm_window_next(&w, 0, 1, &p));
-    ja_confirm_window_unpublishable(&w, &p, 0, "headers too large");
+    ja_confirm_window_unpublishable(&w, &p, "headers too large");
     ASSERT(ja_confirm_window_next(&w, 0, 1, &p));
     ASSERT_EQ(p.target, JA_TARGET_DEAD_LETTER);
     ASSERT(!jobs[0].publishing.bare);
-    ja_confirm_window_unpublishable(&w, &p, 0, "headers too large");
+    ja_confirm_window_unpublishable(&w, &p, "headers too large");
     ASSERT(ja_confirm_window_next(&w, 0, 1, &p));
     ASSERT(jobs[0].publishing.bare);
     ja_confirm_window_sent(&w, &p, 0);
@@ -423,7 +426,7 @@ TEST(random_broker_against_the_rules)
             }
             uint64_t roll = next_random(&rng) % 100;
             if (roll < 2) {
-                ja_confirm_window_lost(&w, now, false, "reset");
+                ja_confirm_window_lost(&w, false, "reset");
                 channel_count = 0;
             } else if (channel_count > 0) {
                 uint64_t seq = next_random(&rng) % channel_count + 1;
