@@ -107,6 +107,7 @@ typedef struct {
 
     uint64_t alone_seq;     /* a suspect publish in flight alone, or 0 */
     uint64_t refused_since; /* the first of the nacks since the last ack, or 0 */
+    unsigned refusals;      /* nacks since the last ack */
     bool needs_redeclare;   /* a dead letter was returned: declare the topology again */
 } ja_confirm_window;
 
