@@ -43,6 +43,7 @@ typedef struct ja_config {
     int retry_base_ms;
     int retry_max_ms;
     int max_hold_ms;
+    int implicit_async_timeout_ms;
     int confirm_timeout_ms;
     int unroutable_responses; /* 0 = hold, 1 = ack */
 

@@ -64,8 +64,15 @@ typedef struct ja_job {
     int attempts;                     /* calls made to Jube */
     ja_failure failure;
     ja_buf response;
-    uint64_t body_size; /* as the content header announced it; the body holds at most
-                           --max-body-bytes of it */
+    /* Implicit Async (implicit_async.h): once Jube answered with a placeholder, the instance
+     * GUID whose full answer is collected from the Callback endpoint (never by posting again),
+     * until callback_deadline_ms. "" otherwise. */
+    char instance_guid[JA_GUID_LEN + 1];
+    uint64_t callback_deadline_ms;
+    unsigned callback_polls;
+    char placeholder[512]; /* the placeholder, quoted for a dead letter's detail */
+    uint64_t body_size;    /* as the content header announced it; the body holds at most
+                              --max-body-bytes of it */
     ja_publishing publishing;
 } ja_job;
 

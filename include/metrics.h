@@ -21,6 +21,7 @@ typedef enum {
     JA_DL_HTTP_5XX,
     JA_DL_RESPONSE_TOO_LARGE,
     JA_DL_UNPUBLISHABLE,
+    JA_DL_IMPLICIT_ASYNC_INCOMPLETE,
     JA_DL_OTHER,
     JA_DL_REASONS
 } ja_dead_letter_reason;
@@ -45,6 +46,15 @@ typedef struct {
 
 typedef enum { JA_CONN_CONSUMER, JA_CONN_PUBLISHER, JA_CONNECTIONS } ja_connection_role;
 
+/* What Implicit Async's Callback endpoint answered one poll. */
+typedef enum {
+    JA_CALLBACK_ANSWERED,  /* 200: the full answer */
+    JA_CALLBACK_NOT_READY, /* 408 */
+    JA_CALLBACK_NOT_FOUND, /* 404: callbacks off, expired or collected already */
+    JA_CALLBACK_FAILED,    /* anything else, or no answer */
+    JA_CALLBACK_OUTCOMES
+} ja_callback_outcome;
+
 /* Where a publish goes, as a label (the order of ja_publish_target). */
 enum { JA_PUBLISH_TARGETS = 3 };
 
@@ -58,6 +68,8 @@ typedef struct {
     atomic_ulong unroutable[JA_PUBLISH_TARGETS]; /* returned: no queue took the publish */
     atomic_long unroutable_held;                 /* publishes held for want of a queue */
     atomic_ulong retries;
+    atomic_ulong placeholders;                    /* Implicit Async placeholders */
+    atomic_ulong callbacks[JA_CALLBACK_OUTCOMES]; /* Callback polls by what they got */
     atomic_ulong http_responses[JA_HTTP_CLASSES];
     ja_histogram jube_seconds;
     ja_histogram end_to_end_seconds;

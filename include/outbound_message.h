@@ -22,8 +22,9 @@ typedef struct {
 } ja_header_scratch;
 
 /* Response: content type application/json, persistent, the inbound correlation_id, message_id
- * and headers (less CC and BCC), plus EntityAnalysisModelGuid, x-jube-http-status and
- * x-jube-publish-seq. Returns 0 or -ENOMEM. */
+ * and headers (less CC and BCC), plus EntityAnalysisModelGuid, x-jube-http-status,
+ * x-jube-publish-seq and, for an answer collected after an Implicit Async placeholder,
+ * x-jube-implicit-async: callback. Returns 0 or -ENOMEM. */
 int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
                            amqp_basic_properties_t *props);
 

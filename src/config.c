@@ -110,6 +110,11 @@ static const option options[] = {
     INT_OPT("max-hold-ms", "JUBE_AMQP_MAX_HOLD_MS", max_hold_ms, "900000", 1000, 86400000,
             "Longest time a delivery is held while Jube is unavailable before it is returned to "
             "the queue; keep it below RabbitMQ's consumer_timeout (30 minutes by default)."),
+    INT_OPT("implicit-async-timeout-ms", "JUBE_AMQP_IMPLICIT_ASYNC_TIMEOUT_MS",
+            implicit_async_timeout_ms, "60000", 100, 3600000,
+            "When Jube answers with an Implicit Async placeholder, longest time to wait for the "
+            "full answer from its Callback endpoint before the message is dead-lettered as "
+            "implicit_async_incomplete (the transaction is never posted twice)."),
     INT_OPT("confirm-timeout-ms", "JUBE_AMQP_CONFIRM_TIMEOUT_MS", confirm_timeout_ms, "60000", 1000,
             3600000,
             "Longest wait for the broker to confirm a publish; past it the publisher's connection "

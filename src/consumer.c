@@ -149,6 +149,7 @@ static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_
     job->failure.code[0] = '\0';
     job->failure.detail[0] = '\0';
     job->model_guid[0] = '\0';
+    job->instance_guid[0] = '\0';
     c->in_flight++;
     ja_count(&ja_stats.consumed);
     atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);

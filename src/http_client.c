@@ -8,15 +8,16 @@
 #include <strings.h>
 #include <time.h>
 
-#define INVOKE_PATH "/api/invoke/EntityAnalysisModel/"
+#define INVOKE_PATH   "/api/invoke/EntityAnalysisModel/"
+#define CALLBACK_PATH "/api/invoke/EntityAnalysisModel/Callback/"
 
 struct ja_http_call {
     CURL *curl;
     struct curl_slist *headers;       /* the same for every call */
     struct curl_slist *trace_headers; /* those plus this call's traceparent, or NULL */
     char *url;                        /* base URL and path prefix, with room for the GUID */
-    size_t url_prefix_len;
-    ja_buf *response; /* the buffer of the request under way */
+    size_t base_len;                  /* of the Jube URL at the start of url */
+    ja_buf *response;                 /* the buffer of the request under way */
     bool too_large;
     int64_t retry_after_ms;
     char error[CURL_ERROR_SIZE];
@@ -84,8 +85,9 @@ ja_http_call *ja_http_call_new(const ja_config *cfg, void *owner)
     size_t base_len = strlen(cfg->jube_url);
     while (base_len > 0 && cfg->jube_url[base_len - 1] == '/')
         base_len--; /* "http://jube:5001/" and "http://jube:5001" mean the same */
-    call->url_prefix_len = base_len + strlen(INVOKE_PATH);
-    call->url = malloc(call->url_prefix_len + JA_GUID_LEN + 1);
+    call->base_len = base_len;
+    /* Room for the longer of the two paths: the invoke and the Implicit Async callback. */
+    call->url = malloc(base_len + strlen(CALLBACK_PATH) + JA_GUID_LEN + 1);
     call->curl = curl_easy_init();
     call->headers = build_headers(cfg);
     if (!call->url || !call->curl || !call->headers) {
@@ -93,7 +95,6 @@ ja_http_call *ja_http_call_new(const ja_config *cfg, void *owner)
         return NULL;
     }
     memcpy(call->url, cfg->jube_url, base_len);
-    memcpy(call->url + base_len, INVOKE_PATH, strlen(INVOKE_PATH));
 
     CURL *c = call->curl;
     curl_easy_setopt(c, CURLOPT_PRIVATE, owner);
@@ -157,6 +158,24 @@ static struct curl_slist *with_traceparent(const struct curl_slist *fixed, const
     return next;
 }
 
+/* {jube-url}{path}{guid}: the base URL was copied in when the call was made. */
+static void set_url(ja_http_call *call, const char *path, const char *guid)
+{
+    size_t path_len = strlen(path);
+    memcpy(call->url + call->base_len, path, path_len);
+    memcpy(call->url + call->base_len + path_len, guid, JA_GUID_LEN + 1);
+    curl_easy_setopt(call->curl, CURLOPT_URL, call->url);
+}
+
+static void start(ja_http_call *call, ja_buf *response)
+{
+    response->len = 0;
+    call->response = response;
+    call->too_large = false;
+    call->retry_after_ms = -1;
+    call->error[0] = '\0';
+}
+
 CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
                            const void *body, size_t len, ja_buf *response)
 {
@@ -167,20 +186,25 @@ CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *tra
         if (!call->trace_headers)
             return NULL;
     }
-    memcpy(call->url + call->url_prefix_len, guid, JA_GUID_LEN + 1);
-    response->len = 0;
-    call->response = response;
-    call->too_large = false;
-    call->retry_after_ms = -1;
-    call->error[0] = '\0';
-
+    set_url(call, INVOKE_PATH, guid);
+    start(call, response);
     CURL *c = call->curl;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER,
                      call->trace_headers ? call->trace_headers : call->headers);
-    curl_easy_setopt(c, CURLOPT_URL, call->url);
     /* POSTFIELDS does not copy: body lives in the job's envelope until the call is finished. */
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    return c;
+}
+
+CURL *ja_http_call_prepare_callback(ja_http_call *call, const char *instance_guid, ja_buf *response)
+{
+    set_url(call, CALLBACK_PATH, instance_guid);
+    start(call, response);
+    CURL *c = call->curl;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, call->headers);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     return c;
 }
 

@@ -19,11 +19,19 @@ void ja_metrics_set_nodes(const char *const *names, int count)
 static const double bucket_bounds[JA_HISTOGRAM_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-static const char *const reason_labels[JA_DL_REASONS] = {"missing_model_guid", "invalid_model_guid",
-                                                         "empty_body",         "body_too_large",
-                                                         "invalid_json",       "http_4xx",
-                                                         "http_5xx",           "response_too_large",
-                                                         "unpublishable",      "other"};
+static const char *const reason_labels[JA_DL_REASONS] = {"missing_model_guid",
+                                                         "invalid_model_guid",
+                                                         "empty_body",
+                                                         "body_too_large",
+                                                         "invalid_json",
+                                                         "http_4xx",
+                                                         "http_5xx",
+                                                         "response_too_large",
+                                                         "unpublishable",
+                                                         "implicit_async_incomplete",
+                                                         "other"};
+static const char *const callback_labels[JA_CALLBACK_OUTCOMES] = {"answered", "not_ready",
+                                                                  "not_found", "failed"};
 static const char *const target_labels[JA_PUBLISH_TARGETS] = {"outbound", "reply_to",
                                                               "dead_letter"};
 
@@ -138,6 +146,15 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
     header(&w, "jube_amqp_jube_retries_total", "counter",
            "Calls to Jube that repeated an earlier call for the same message.");
     put(&w, "jube_amqp_jube_retries_total %lu\n", get(&m->retries));
+    header(&w, "jube_amqp_implicit_async_placeholders_total", "counter",
+           "Jube answers that were Implicit Async placeholders (the full answer comes from the "
+           "Callback endpoint).");
+    put(&w, "jube_amqp_implicit_async_placeholders_total %lu\n", get(&m->placeholders));
+    header(&w, "jube_amqp_implicit_async_callbacks_total", "counter",
+           "Polls of Jube's Callback endpoint, by what they got.");
+    for (int i = 0; i < JA_CALLBACK_OUTCOMES; i++)
+        put(&w, "jube_amqp_implicit_async_callbacks_total{outcome=\"%s\"} %lu\n",
+            callback_labels[i], get(&m->callbacks[i]));
     header(&w, "jube_amqp_jube_responses_total", "counter",
            "Answers from Jube by status class; error means no answer.");
     for (int i = 0; i < JA_HTTP_CLASSES; i++)

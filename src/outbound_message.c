@@ -81,9 +81,12 @@ int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64
 {
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
     memset(props, 0, sizeof *props);
-    if (copy_inbound_headers(job, scratch, 3, true, false, &props->headers) != 0)
+    if (copy_inbound_headers(job, scratch, 4, true, false, &props->headers) != 0)
         return -ENOMEM;
     add_string(&props->headers, JA_MODEL_HEADER, job->model_guid);
+    /* The answer was collected from Implicit Async's Callback endpoint, not the invoke. */
+    if (job->instance_guid[0])
+        add_string(&props->headers, "x-jube-implicit-async", "callback");
     add_int(&props->headers, "x-jube-http-status", job->http_status);
     add_long(&props->headers, JA_PUBLISH_SEQ_HEADER, publish_seq);
 

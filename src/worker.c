@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include "http_client.h"
+#include "implicit_async.h"
 #include "log.h"
 #include "metrics.h"
 #include "outcome.h"
@@ -9,6 +10,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* The longest a worker sleeps when nothing is due; its bell ends the sleep sooner. */
@@ -95,11 +97,28 @@ static void free_slot(call_slot *slot)
     slot->state = SLOT_FREE;
 }
 
+static void dead_letter_job(worker *w, ja_job *job)
+{
+    job->state = JA_JOB_DEAD_LETTER;
+    ja_service_to_publisher(w->svc, job);
+}
+
 static void dead_letter(worker *w, call_slot *slot)
 {
-    slot->job->state = JA_JOB_DEAD_LETTER;
-    ja_service_to_publisher(w->svc, slot->job);
+    dead_letter_job(w, slot->job);
     free_slot(slot);
+}
+
+/* Dead-letters a job whose Implicit Async answer could not be collected: why, the placeholder,
+ * and where the answer may still be. */
+static void callback_incomplete(worker *w, ja_job *job, const char *why)
+{
+    ja_failure_set(&job->failure, "implicit_async_incomplete",
+                   "Jube answered with an Implicit Async placeholder, and %s. The answer may still "
+                   "be collected once from GET /api/invoke/EntityAnalysisModel/Callback/%s. "
+                   "Placeholder: \"%s\"",
+                   why, job->instance_guid, job->placeholder);
+    dead_letter_job(w, job);
 }
 
 /* Returns a delivery the service will not finish now to the broker (or, when its channel is
@@ -107,6 +126,15 @@ static void dead_letter(worker *w, call_slot *slot)
 static void give_back(worker *w, ja_job *job)
 {
     ja_service *svc = w->svc;
+    if (job->instance_guid[0] && ja_service_is_live(svc, job->generation) &&
+        !atomic_load(&svc->threads_exit)) {
+        /* Jube has the transaction already: a redelivery would post it again and Jube would
+         * process it twice. */
+        callback_incomplete(w, job,
+                            "the service stopped waiting for the full answer (shutting down, or "
+                            "--max-hold-ms passed) before it was ready");
+        return;
+    }
     ja_service_to_consumer(svc, job,
                            ja_service_is_live(svc, job->generation) ? JA_JOB_REQUEUE : JA_JOB_DROP);
 }
@@ -182,8 +210,11 @@ static void start_call(worker *w, call_slot *slot)
 {
     ja_job *job = slot->job;
     const amqp_message_t *msg = &job->envelope.message;
-    CURL *easy = ja_http_call_prepare(slot->http, job->model_guid, job->traceparent,
-                                      msg->body.bytes, msg->body.len, &job->response);
+    bool callback = job->instance_guid[0] != '\0';
+    CURL *easy = callback
+                     ? ja_http_call_prepare_callback(slot->http, job->instance_guid, &job->response)
+                     : ja_http_call_prepare(slot->http, job->model_guid, job->traceparent,
+                                            msg->body.bytes, msg->body.len, &job->response);
     if (!easy || curl_multi_add_handle(w->multi, easy) != CURLM_OK) {
         ja_log_fields fields = fields_of(job);
         ja_log_error_about(&fields,
@@ -193,11 +224,17 @@ static void start_call(worker *w, call_slot *slot)
         free_slot(slot);
         return;
     }
-    if (job->attempts > 0)
-        ja_count(&ja_stats.retries);
-    job->attempts++;
+    if (callback) {
+        job->callback_polls++;
+    } else {
+        if (job->attempts > 0)
+            ja_count(&ja_stats.retries);
+        job->attempts++;
+    }
     slot->state = SLOT_CALLING;
-    slot->probe = w->unavailable_streak > 0;
+    /* Polls for an Implicit Async answer never probe an unavailable Jube: they wait for the gate
+     * like any call, and their answers do not move it. */
+    slot->probe = !callback && w->unavailable_streak > 0;
     if (slot->probe)
         w->probe_in_flight = true;
 }
@@ -283,6 +320,91 @@ static void release_waiting(worker *w)
     }
 }
 
+/* Jube answered with an Implicit Async placeholder: the full answer is collected from the
+ * Callback endpoint, at once and then with backoff, never by posting the transaction again.
+ * Returns false when the answer is the real one. */
+static bool awaits_callback(worker *w, call_slot *slot, uint64_t now)
+{
+    ja_job *job = slot->job;
+    char guid[JA_GUID_LEN + 1];
+    ja_answer_kind kind = ja_answer_kind_of(job->response.data, job->response.len, guid);
+    if (kind == JA_ANSWER_COMPLETE)
+        return false;
+    ja_count(&ja_stats.placeholders);
+    ja_escape_for_text(job->response.data, job->response.len, 400, job->placeholder,
+                       sizeof job->placeholder);
+    if (kind == JA_ANSWER_PLACEHOLDER_NO_GUID) {
+        ja_failure_set(&job->failure, "implicit_async_incomplete",
+                       "Jube answered with an Implicit Async placeholder without an "
+                       "EntityAnalysisModelInstanceEntryGuid to collect the answer by. "
+                       "Placeholder: \"%s\"",
+                       job->placeholder);
+        dead_letter(w, slot);
+        return true;
+    }
+    memcpy(job->instance_guid, guid, sizeof guid);
+    job->callback_deadline_ms = now + (uint64_t)w->cfg->implicit_async_timeout_ms;
+    job->callback_polls = 0;
+    if (ja_log_threshold >= JA_LOG_DEBUG) {
+        ja_log_fields fields = fields_of(job);
+        ja_log_debug_about(&fields,
+                           "Implicit Async placeholder: collecting %s from the Callback "
+                           "endpoint",
+                           guid);
+    }
+    start_call(w, slot);
+    return true;
+}
+
+/* What the Callback endpoint answered for a job awaiting its Implicit Async answer. */
+static void handle_callback_answer(worker *w, call_slot *slot, const ja_http_result *result,
+                                   uint64_t now)
+{
+    ja_job *job = slot->job;
+    long status = result->transport_ok ? result->status : 0;
+    if (status == 200 && job->response.len > 0 && !result->response_too_large) {
+        ja_count(&ja_stats.callbacks[JA_CALLBACK_ANSWERED]);
+        job->state = JA_JOB_RESPOND;
+        ja_service_to_publisher(w->svc, job);
+        free_slot(slot);
+        return;
+    }
+    if (status == 404) {
+        ja_count(&ja_stats.callbacks[JA_CALLBACK_NOT_FOUND]);
+        callback_incomplete(w, job,
+                            "its Callback endpoint answered 404 (callbacks are off for the "
+                            "model, the answer expired, or it was collected already)");
+        free_slot(slot);
+        return;
+    }
+    ja_count(&ja_stats.callbacks[status == 408 ? JA_CALLBACK_NOT_READY : JA_CALLBACK_FAILED]);
+    if (now >= job->callback_deadline_ms) {
+        char why[600];
+        if (status == 408)
+            snprintf(why, sizeof why,
+                     "the answer was not ready within --implicit-async-timeout-ms %d (%u polls, "
+                     "the last answered 408)",
+                     w->cfg->implicit_async_timeout_ms, job->callback_polls);
+        else if (status)
+            snprintf(why, sizeof why,
+                     "the answer could not be collected within --implicit-async-timeout-ms %d "
+                     "(%u polls, the last answered HTTP %ld)",
+                     w->cfg->implicit_async_timeout_ms, job->callback_polls, status);
+        else
+            snprintf(why, sizeof why,
+                     "the answer could not be collected within --implicit-async-timeout-ms %d "
+                     "(%u polls, the last got no answer: %s)",
+                     w->cfg->implicit_async_timeout_ms, job->callback_polls, result->error);
+        callback_incomplete(w, job, why);
+        free_slot(slot);
+        return;
+    }
+    uint64_t due = now + ja_backoff_ms(job->callback_polls, (uint64_t)w->cfg->retry_base_ms,
+                                       (uint64_t)w->cfg->retry_max_ms, &w->rng);
+    wait_or_give_back(w, slot, now,
+                      due < job->callback_deadline_ms ? due : job->callback_deadline_ms);
+}
+
 static void handle_answer(worker *w, call_slot *slot, const ja_http_result *result, uint64_t now)
 {
     ja_job *job = slot->job;
@@ -294,6 +416,10 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
     job->http_status = result->transport_ok ? (int)result->status : 0;
     ja_count(&ja_stats.http_responses[ja_http_class_of(result->status, result->transport_ok)]);
     ja_histogram_observe(&ja_stats.jube_seconds, result->duration_us);
+    if (job->instance_guid[0]) {
+        handle_callback_answer(w, slot, result, now);
+        return;
+    }
     ja_outcome outcome =
         result->response_too_large
             ? JA_OUTCOME_SERVER_ERROR
@@ -311,6 +437,8 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
 
     switch (outcome) {
     case JA_OUTCOME_SUCCESS:
+        if (awaits_callback(w, slot, now))
+            return;
         job->state = JA_JOB_RESPOND;
         ja_service_to_publisher(w->svc, job);
         free_slot(slot);

@@ -36,10 +36,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SAMPLE_MODEL  "90c425fd-101a-420b-91d1-cb7a24a969cc"
-#define MAX_MODELS    16
-#define HEADER_LIMIT  16384
-#define INVOKE_PREFIX "/api/invoke/entityanalysismodel/"
+#define SAMPLE_MODEL    "90c425fd-101a-420b-91d1-cb7a24a969cc"
+#define MAX_MODELS      16
+#define HEADER_LIMIT    16384
+#define INVOKE_PREFIX   "/api/invoke/entityanalysismodel/"
+#define CALLBACK_PREFIX "/api/invoke/entityanalysismodel/callback/"
+#define MAX_CALLBACKS   4096
 
 static struct {
     const char *host;
@@ -54,6 +56,9 @@ static struct {
     int retry_after_s;
     const char *api_key;
     int threads;
+    long implicit_async_every; /* every Nth answer is an Implicit Async placeholder; 0: never */
+    int callback_delay_ms;     /* the full answer is ready this long after the placeholder */
+    bool callbacks_disabled;   /* the Callback endpoint answers 404 (EnableCallback off) */
 } opt = {.host = "127.0.0.1", .max_body_bytes = 4000, .fail_status = 503, .threads = 1};
 
 static atomic_long requests;    /* every invoke request */
@@ -61,6 +66,19 @@ static atomic_long invocations; /* answered 200 */
 static atomic_long failures;    /* answered with an injected failure */
 static atomic_long rejections;  /* answered 4xx by Jube's own rules */
 static atomic_long connections;
+static atomic_long placeholders;       /* invocations answered with a placeholder */
+static atomic_long callback_requests;  /* GETs of the Callback endpoint */
+static atomic_long callback_answers;   /* answered 200 */
+static atomic_long callback_not_ready; /* answered 408 */
+
+/* Full answers behind placeholders, collected once, as Jube keeps them. */
+static struct {
+    char guid[37];
+    long long ready_ns;
+    char *answer;
+} callbacks[MAX_CALLBACKS];
+static size_t callback_next;
+static pthread_mutex_t callback_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void usage(void)
 {
@@ -68,7 +86,9 @@ static void usage(void)
                     "[--max-body-bytes N]\n"
                     "                 [--latency-ms N] [--fail-every N] [--fail-first N] "
                     "[--fail-status S]\n"
-                    "                 [--retry-after S] [--api-key KEY] [--threads N]\n");
+                    "                 [--retry-after S] [--api-key KEY] [--threads N]\n"
+                    "                 [--implicit-async-every N] [--callback-delay-ms N] "
+                    "[--callbacks enabled|disabled]\n");
     exit(2);
 }
 
@@ -113,6 +133,13 @@ static void parse_args(int argc, char **argv)
             opt.api_key = value;
         else if (strcmp(flag, "--threads") == 0)
             opt.threads = (int)number_arg(flag, value, 1, 64);
+        else if (strcmp(flag, "--implicit-async-every") == 0)
+            opt.implicit_async_every = number_arg(flag, value, 0, 1L << 40);
+        else if (strcmp(flag, "--callback-delay-ms") == 0)
+            opt.callback_delay_ms = (int)number_arg(flag, value, 0, 3600000);
+        else if (strcmp(flag, "--callbacks") == 0 &&
+                 (strcmp(value, "enabled") == 0 || strcmp(value, "disabled") == 0))
+            opt.callbacks_disabled = strcmp(value, "disabled") == 0;
         else
             usage();
     }
@@ -278,13 +305,14 @@ static void new_guid(char out[37])
              b[14], b[15]);
 }
 
-/* The partial response format of Jube 2026-02, built around the request's TxnId. */
-static char *model_response(const cJSON *request)
+/* The partial response format of Jube 2026-02, built around the request's TxnId. With Implicit
+ * Async on (--implicit-async-every), answers carry ImplicitAsyncTimedOut as the newest Jube
+ * writes it: false when in time; true on a placeholder (identity and timing only) and on the full
+ * answer later collected from the Callback endpoint. */
+static char *model_response(const cJSON *request, bool timed_out, bool placeholder, char guid[37])
 {
     const cJSON *txn = cJSON_GetObjectItemCaseSensitive(request, "TxnId");
     const cJSON *when = cJSON_GetObjectItemCaseSensitive(request, "TxnDateTime");
-    char guid[37];
-    new_guid(guid);
     char now[40];
     time_t t = time(NULL);
     struct tm utc;
@@ -297,6 +325,13 @@ static char *model_response(const cJSON *request)
     cJSON_AddStringToObject(r, "EntityInstanceEntryId",
                             cJSON_IsString(txn) ? txn->valuestring : "");
     cJSON_AddStringToObject(r, "ReferenceDate", cJSON_IsString(when) ? when->valuestring : now);
+    if (opt.implicit_async_every > 0)
+        cJSON_AddBoolToObject(r, "ImplicitAsyncTimedOut", timed_out);
+    if (placeholder) {
+        char *text = cJSON_PrintUnformatted(r);
+        cJSON_Delete(r);
+        return text;
+    }
     cJSON *elevation = cJSON_AddObjectToObject(r, "ResponseElevation");
     cJSON_AddNumberToObject(elevation, "Value", 0.0);
     cJSON_AddNullToObject(elevation, "Redirect");
@@ -314,6 +349,20 @@ static char *model_response(const cJSON *request)
     char *text = cJSON_PrintUnformatted(r);
     cJSON_Delete(r);
     return text;
+}
+
+static long long now_ns(void);
+
+/* Keeps a full answer (taking it) to be collected from the Callback endpoint. */
+static void keep_for_callback(const char *guid, char *answer)
+{
+    pthread_mutex_lock(&callback_lock);
+    size_t i = callback_next++ % MAX_CALLBACKS;
+    free(callbacks[i].answer); /* the oldest uncollected one expires */
+    snprintf(callbacks[i].guid, sizeof callbacks[i].guid, "%s", guid);
+    callbacks[i].ready_ns = now_ns() + (long long)opt.callback_delay_ms * 1000000LL;
+    callbacks[i].answer = answer;
+    pthread_mutex_unlock(&callback_lock);
 }
 
 typedef struct {
@@ -401,22 +450,70 @@ static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len
         atomic_fetch_add(&rejections, 1);
         return answer_invoke(c, 400, "\"Invalid JSON.\"", keep);
     }
-    char *answer = model_response(json);
+    long answered = atomic_fetch_add(&invocations, 1) + 1;
+    char instance[37];
+    new_guid(instance);
+    bool late = opt.implicit_async_every > 0 && answered % opt.implicit_async_every == 0;
+    char *answer = model_response(json, late, false, instance);
+    if (late) {
+        /* The model took too long: a placeholder now, the full answer from the callback. */
+        char *placeholder = model_response(json, true, true, instance);
+        keep_for_callback(instance, answer);
+        atomic_fetch_add(&placeholders, 1);
+        answer = placeholder;
+    }
     cJSON_Delete(json);
-    atomic_fetch_add(&invocations, 1);
     bool ok = answer_invoke(c, 200, answer, keep);
+    free(answer);
+    return ok;
+}
+
+/* GET .../Callback/{guid}: 200 with the full answer once, 408 while it is not ready, 404 when
+ * unknown, collected already, or callbacks are off. */
+static bool handle_callback(conn *c, const request *r, bool keep)
+{
+    atomic_fetch_add(&callback_requests, 1);
+    const char *guid = r->path + strlen(CALLBACK_PREFIX);
+    if (opt.callbacks_disabled || strlen(guid) != 36)
+        return respond(c, 404, "\"Not found.\"", keep);
+    pthread_mutex_lock(&callback_lock);
+    char *answer = NULL;
+    bool waiting = false;
+    for (size_t i = 0; i < MAX_CALLBACKS; i++) {
+        if (!callbacks[i].answer || strcasecmp(callbacks[i].guid, guid) != 0)
+            continue;
+        if (now_ns() < callbacks[i].ready_ns) {
+            waiting = true;
+        } else {
+            answer = callbacks[i].answer;
+            callbacks[i].answer = NULL;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&callback_lock);
+    if (waiting) {
+        atomic_fetch_add(&callback_not_ready, 1);
+        return respond(c, 408, "\"Request timeout.\"", keep);
+    }
+    if (!answer)
+        return respond(c, 404, "\"Not found.\"", keep);
+    atomic_fetch_add(&callback_answers, 1);
+    bool ok = respond(c, 200, answer, keep);
     free(answer);
     return ok;
 }
 
 static bool handle_stats(conn *c, bool keep)
 {
-    char body[256];
+    char body[512];
     snprintf(body, sizeof body,
              "{\"requests\":%ld,\"invocations\":%ld,\"failures\":%ld,\"rejections\":%ld,"
-             "\"connections\":%ld}",
+             "\"connections\":%ld,\"placeholders\":%ld,\"callback_requests\":%ld,"
+             "\"callback_answers\":%ld,\"callback_not_ready\":%ld}",
              atomic_load(&requests), atomic_load(&invocations), atomic_load(&failures),
-             atomic_load(&rejections), atomic_load(&connections));
+             atomic_load(&rejections), atomic_load(&connections), atomic_load(&placeholders),
+             atomic_load(&callback_requests), atomic_load(&callback_answers),
+             atomic_load(&callback_not_ready));
     return respond(c, 200, body, keep);
 }
 
@@ -485,6 +582,9 @@ static bool serve_buffered(conn *c)
             atomic_fetch_add(&rejections, 1);
             respond(c, 400, "\"Content body is zero length.\"", false);
             return false;
+        } else if (strncasecmp(r.path, CALLBACK_PREFIX, strlen(CALLBACK_PREFIX)) == 0 &&
+                   strcmp(r.method, "GET") == 0) {
+            ok = handle_callback(c, &r, keep);
         } else if (invoke && strcmp(r.method, "POST") == 0) {
             ok = handle_invoke(c, &r, c->buf, body_len, keep);
         } else if (strcmp(r.path, "/stats") == 0 && strcmp(r.method, "GET") == 0) {

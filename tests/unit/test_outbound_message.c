@@ -96,6 +96,11 @@ TEST(response_properties)
     ASSERT_EQ(status->value.kind, AMQP_FIELD_KIND_I32);
     ASSERT_EQ(status->value.value.i32, 200);
     ASSERT(find(&props.headers, "x-jube-error") == NULL); /* a forged one is not passed on */
+    ASSERT(find(&props.headers, "x-jube-implicit-async") == NULL);
+    strcpy(job.instance_guid, "6f1d2a0e-3c1b-4e0a-9a51-0d2c9e4b7f10");
+    ASSERT_EQ(ja_response_properties(&job, &scratch, 18, &props), 0);
+    const amqp_table_entry_t *via = find(&props.headers, "x-jube-implicit-async");
+    ASSERT(via && bytes_are(via->value.value.bytes, "callback"));
     ja_header_scratch_free(&scratch);
 }
 
