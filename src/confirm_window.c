@@ -116,7 +116,8 @@ static void release(ja_confirm_window *w, ja_job *job, ja_job_state end)
 
 static bool held_too_long(const ja_confirm_window *w, const ja_job *job, uint64_t when)
 {
-    return when - job->received_ms >= w->policy.max_hold_ms;
+    /* A clock read before the job was stamped means age 0, not an age of 2^64 ms. */
+    return when > job->received_ms && when - job->received_ms >= w->policy.max_hold_ms;
 }
 
 /* Whether a waiting publish of job must not go out: returns the end to release it with, or

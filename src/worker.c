@@ -143,7 +143,10 @@ static void give_back(worker *w, ja_job *job)
  * channel of a delivery unacked past its consumer_timeout, so a long outage must not get there. */
 static bool held_too_long(const worker *w, const ja_job *job, uint64_t now, uint64_t extra_ms)
 {
-    return now + extra_ms - job->received_ms >= (uint64_t)w->cfg->max_hold_ms;
+    /* now may have been read just before the consumer stamped the job: that is age 0, not an
+     * age of 2^64 ms (which gave fresh deliveries back to the queue). */
+    uint64_t age = now > job->received_ms ? now - job->received_ms : 0;
+    return age + extra_ms >= (uint64_t)w->cfg->max_hold_ms;
 }
 
 static uint64_t retry_delay(worker *w, const ja_job *job, ja_outcome outcome,

@@ -262,6 +262,21 @@ TEST(dead_generation_is_dropped_not_published)
     ja_confirm_window_free(&w);
 }
 
+/* A clock read just before a job was stamped is not an ancient job. */
+TEST(a_clock_read_before_the_job_was_stamped_is_not_held_too_long)
+{
+    ja_confirm_window w;
+    record r;
+    ja_job jobs[1];
+    start(&w, &r, jobs, 1, NULL);
+    jobs[0].received_ms = 5000;
+    ja_confirm_window_submit(&w, &jobs[0]);
+    ja_confirm_window_sweep(&w, 4999, 1);
+    ASSERT_EQ(r.finished[0], 0);
+    ASSERT_EQ(send_all(&w, 4999, NULL, 4), 1);
+    ja_confirm_window_free(&w);
+}
+
 TEST(overdue_confirm)
 {
     ja_confirm_window w;
@@ -479,6 +494,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(held_past_max_hold_goes_back_to_the_queue),
         TEST_ENTRY(lost_connection_sends_everything_unconfirmed_again_in_order),
         TEST_ENTRY(dead_generation_is_dropped_not_published),
+        TEST_ENTRY(a_clock_read_before_the_job_was_stamped_is_not_held_too_long),
         TEST_ENTRY(overdue_confirm),
         TEST_ENTRY(poisonous_publish_is_found_and_demoted),
         TEST_ENTRY(connection_errors_unrelated_to_content_blame_nobody),
