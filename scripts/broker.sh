@@ -12,7 +12,9 @@
 #   scripts/broker.sh ctl DIR ARGS...    run rabbitmqctl against that node
 #
 # DIR/broker.env is written on start: JA_TEST_AMQP_PORT=..., JA_TEST_TLS_PORT=... and
-# JA_TEST_NODE=.... Every node also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP port plus
+# JA_TEST_NODE=.... With JA_BROKER_MANAGEMENT=1 (remembered for later starts of the same DIR) the
+# node also serves RabbitMQ's management UI and HTTP API on 127.0.0.1, port JA_TEST_MANAGEMENT_PORT
+# (the AMQP port plus 200), login guest/guest. Every node also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP port plus
 # 100, on 127.0.0.1) with the certificates scripts/tls-certs.sh makes in DIR/tls: its certificate
 # is for the host name localhost, and it requires a client certificate from the same CA.
 set -euo pipefail
@@ -40,7 +42,7 @@ pick_port() {
     local port
     for port in $(seq 20100 20199); do
         if ! port_in_use "$port" && ! port_in_use $((port + 20000)) &&
-            ! port_in_use $((port + 100)); then
+            ! port_in_use $((port + 100)) && ! port_in_use $((port + 200)); then
             echo "$port"
             return 0
         fi
@@ -65,10 +67,37 @@ case "$command" in
 start)
     port=${1:-$(pick_port)}
     mkdir -p "$dir"
-    dir=$(cd "$dir" && pwd)
+    dir=$(cd "$dir" && pwd -P)
+    # The wrapper runs the broker as the rabbitmq user, which must reach DIR. Directories of the
+    # project's own are made traversable; nothing outside it is changed: when a directory there
+    # blocks the way, the node's files live under /tmp instead, and DIR becomes a link to them.
+    project=$(cd "$(dirname "$0")/.." && pwd -P)
+    d=$dir
+    while [ "$d" != "/" ] && [ "${d#"$project"}" != "$d" ]; do
+        chmod o+x "$d" 2>/dev/null || true
+        d=$(dirname "$d")
+    done
+    if ! runuser -u rabbitmq -- test -x "$dir" 2>/dev/null; then
+        given=$dir
+        dir=${TMPDIR:-/tmp}/jube-amqp-node-$(printf '%s' "$given" | sha1sum | cut -c1-16)
+        mkdir -p "$dir"
+        cp -a "$given"/. "$dir"/
+        rm -rf "$given"
+        ln -s "$dir" "$given"
+        echo "broker.sh: the rabbitmq user cannot reach $given; its files live in $dir" >&2
+    fi
     node="jubeamqp$port@localhost"
     mkdir -p "$dir/mnesia" "$dir/log"
-    echo "[]." >"$dir/enabled_plugins"
+    if [ "${JA_BROKER_MANAGEMENT:-0}" = 1 ]; then
+        touch "$dir/management"
+    fi
+    management_port=
+    if [ -f "$dir/management" ]; then
+        management_port=$((port + 200))
+        echo "[rabbitmq_management]." >"$dir/enabled_plugins"
+    else
+        echo "[]." >"$dir/enabled_plugins"
+    fi
     tls_port=$((port + 100))
     # A restarted node keeps its certificates, as a real one would.
     [ -f "$dir/tls/server.pem" ] || bash "$(dirname "$0")/tls-certs.sh" "$dir/tls"
@@ -82,15 +111,13 @@ ssl_options.fail_if_no_peer_cert = true
 ssl_options.versions.1 = tlsv1.3
 ssl_options.versions.2 = tlsv1.2
 CONF
+    if [ -n "$management_port" ]; then
+        printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$management_port" \
+            >>"$dir/rabbitmq.conf"
+    fi
     chown -R rabbitmq:rabbitmq "$dir"
-    # The wrapper runs the broker as the rabbitmq user, which must be able to reach DIR.
-    d=$dir
-    while [ "$d" != "/" ]; do
-        chmod o+x "$d" 2>/dev/null || true
-        d=$(dirname "$d")
-    done
-    printf 'JA_TEST_AMQP_PORT=%s\nJA_TEST_TLS_PORT=%s\nJA_TEST_NODE=%s\n' "$port" "$tls_port" \
-        "$node" >"$dir/broker.env"
+    printf 'JA_TEST_AMQP_PORT=%s\nJA_TEST_TLS_PORT=%s\nJA_TEST_NODE=%s\nJA_TEST_MANAGEMENT_PORT=%s\n' \
+        "$port" "$tls_port" "$node" "$management_port" >"$dir/broker.env"
     export RABBITMQ_NODENAME=$node
     export RABBITMQ_NODE_PORT=$port
     export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     librabbitmq-dev libcjson-dev libcurl4-openssl-dev libssl-dev openssl libmicrohttpd-dev python3 python3-yaml
-    rabbitmq-server ca-certificates
+    rabbitmq-server ca-certificates amqp-tools
 )
 
 as_root() {

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs jube-amqp in the foreground.
 #
-# Without AMQPUri in the environment it starts a private RabbitMQ node for the session; without
+# Without AMQPUri in the environment it starts a private RabbitMQ node for the session, with
+# RabbitMQ's management UI, and binds the queue jubeAnswers to jubeOutbound for the answers; once
+# the service consumes, it prints how to send the sample transaction and read its answer. Without
 # JUBE_URL it starts the stand-in Jube. Arguments are passed to jube-amqp (see --help).
-# Ctrl-C stops the service gracefully, then whatever this script started.
+# Ctrl-C (or the terminal going away) stops the service gracefully, then whatever this script
+# started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +20,12 @@ state=.run
 mkdir -p "$state"
 started_broker=0
 stub_pid=
+helper_pid=
+answers=jubeAnswers
 cleanup() {
+    if [ -n "$helper_pid" ]; then
+        kill "$helper_pid" 2>/dev/null || true
+    fi
     if [ -n "$stub_pid" ]; then
         kill "$stub_pid" 2>/dev/null || true
     fi
@@ -28,11 +36,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+service_args=()
 if [ -z "${AMQPUri:-}" ]; then
+    # A node an earlier run left behind (killed before it could clean up) goes first.
+    if [ -f "$state/broker/broker.pid" ] && kill -0 "$(cat "$state/broker/broker.pid")" 2>/dev/null; then
+        echo "run.sh: stopping the RabbitMQ node an earlier run left in $state/broker" >&2
+        bash scripts/broker.sh stop "$state/broker" || true
+    fi
     echo "run.sh: no AMQPUri given; starting a local RabbitMQ node (files in $state/broker)" >&2
-    port=$(bash scripts/broker.sh start "$state/broker")
+    port=$(JA_BROKER_MANAGEMENT=1 bash scripts/broker.sh start "$state/broker")
     started_broker=1
     export AMQPUri="amqp://guest:guest@127.0.0.1:$port/"
+    # Answers go to a fanout exchange: bind a queue, or a transaction sent by hand is answered
+    # into nowhere. (A later --outbound-queue in the arguments wins.)
+    service_args=(--outbound-queue "$answers")
 fi
 if [ -z "${JUBE_URL:-}" ]; then
     build/release/jube-stub --port 0 >"$state/stub.out" 2>"$state/stub.err" &
@@ -48,11 +65,40 @@ if [ -z "${JUBE_URL:-}" ]; then
 fi
 echo "run.sh: jube-amqp consumes from $AMQPUri (password shown as *** in its log)" >&2
 
+# How to try it, once the service consumes: printed only for the node this script started.
+show_how_to_try_it() {
+    # amqp-tools read URIs by the AMQP URI spec, where a bare trailing '/' is the empty vhost.
+    local inbound=jubeInbound url=${AMQPUri%/}/%2F
+    for _ in $(seq 1 300); do
+        if bash scripts/broker.sh ctl "$state/broker" list_queues name consumers --no-table-headers -q 2>/dev/null |
+            awk -v q="$inbound" '$1 == q && $2 > 0 {found=1} END {exit !found}'; then
+            break
+        fi
+        sleep 0.2
+    done
+    # shellcheck disable=SC1091
+    . "$state/broker/broker.env"
+    cat >&2 <<TRY
+
+run.sh: jube-amqp is consuming '$inbound'; answers go to exchange 'jubeOutbound' and the queue '$answers'.
+  Management UI: http://127.0.0.1:$JA_TEST_MANAGEMENT_PORT/ (login guest / guest)
+  Send the sample transaction (from another terminal, in $(pwd)):
+    amqp-publish --url $url -r $inbound -p -C application/json -H "EntityAnalysisModelGuid: 90c425fd-101a-420b-91d1-cb7a24a969cc" -b "\$(cat tests/data/sample_transaction.json)"
+  Read its answer:
+    amqp-get --url $url -q $answers
+
+TRY
+}
+
 # In a session of its own, so that Ctrl-C reaches only this script, which passes on one SIGTERM
 # (a second signal would make the service stop at once).
-setsid build/release/jube-amqp "$@" &
+setsid build/release/jube-amqp "${service_args[@]}" "$@" &
 service=$!
-trap 'kill -TERM "$service" 2>/dev/null || true' INT TERM
+trap 'kill -TERM "$service" 2>/dev/null || true' INT TERM HUP
+if [ "$started_broker" = 1 ]; then
+    show_how_to_try_it &
+    helper_pid=$!
+fi
 status=0
 while :; do
     wait "$service" && status=0 || status=$?

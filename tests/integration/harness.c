@@ -141,6 +141,11 @@ int broker_port(void)
     return port;
 }
 
+int broker_management_port(void)
+{
+    return broker_env_port("JA_TEST_MANAGEMENT_PORT");
+}
+
 int broker_tls_port(void)
 {
     static int port;
@@ -945,6 +950,12 @@ int free_port(void)
 
 char *http_get(int port, const char *path, int *status)
 {
+    return http_request(port, "GET", path, NULL, NULL, status);
+}
+
+char *http_request(int port, const char *method, const char *path, const char *basic_auth,
+                   const char *json, int *status)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET,
                                .sin_port = htons((uint16_t)port),
@@ -955,10 +966,21 @@ char *http_get(int port, const char *path, int *status)
         close(fd);
         return NULL;
     }
-    char request[512];
-    int n = snprintf(request, sizeof request,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (send(fd, request, (size_t)n, MSG_NOSIGNAL) != n) {
+    /* HTTP/1.0: the answer comes whole, never chunked, and ends with the connection. */
+    size_t body_len = json ? strlen(json) : 0;
+    char *request = malloc(1024 + body_len);
+    int n = snprintf(request, 1024, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n", method, path);
+    if (basic_auth)
+        n += snprintf(request + n, 1024 - (size_t)n, "Authorization: Basic %s\r\n", basic_auth);
+    if (json)
+        n += snprintf(request + n, 1024 - (size_t)n,
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
+    n += snprintf(request + n, 1024 - (size_t)n, "\r\n");
+    memcpy(request + n, json ? json : "", body_len);
+    size_t total = (size_t)n + body_len;
+    bool sent = send(fd, request, total, MSG_NOSIGNAL) == (ssize_t)total;
+    free(request);
+    if (!sent) {
         close(fd);
         return NULL;
     }

@@ -61,6 +61,8 @@ pid_t broker_pid(void);
 /* The node's amqps:// listener (127.0.0.1, certificate for "localhost", client certificate
  * required) and the files scripts/tls-certs.sh made for it: "ca.pem", "client.pem", ... */
 int broker_tls_port(void);
+/* The node's management UI and HTTP API (login guest/guest), on 127.0.0.1. */
+int broker_management_port(void);
 const char *broker_tls_file(const char *name);
 /* Kills the broker's VM at once, then starts it again on the same port and data. */
 void broker_kill_and_restart(void);
@@ -178,6 +180,10 @@ int free_port(void);
 /* GET http://127.0.0.1:port{path}; returns the body (malloc'd) and the status, or NULL when
  * nothing answered. */
 char *http_get(int port, const char *path, int *status);
+/* The same with any method, optional Basic credentials (base64 of user:password) and an optional
+ * JSON body. */
+char *http_request(int port, const char *method, const char *path, const char *basic_auth,
+                   const char *json, int *status);
 
 /* The value of one sample line ("name{labels} value") of a /metrics scrape, or -1. */
 double metric_value(const char *scrape, const char *series);

@@ -1,6 +1,8 @@
 /* The real service against the real broker and the stand-in Jube. */
 
 #include "harness.h"
+
+#include <cjson/cJSON.h>
 #include "test.h"
 
 #include <signal.h>
@@ -527,6 +529,63 @@ TEST(quorum_queues_on_request)
     stub_stop(&stub);
 }
 
+/* The path a person clicks through in RabbitMQ's management UI, as Jube's own documentation
+ * shows it: "Publish message" on the inbound queue with the model header, then "Get messages" on
+ * the queue bound to the outbound exchange. Both through the management HTTP API the UI uses. */
+TEST(a_person_can_send_a_transaction_through_the_management_ui)
+{
+    topology_names t = test_begin("try_it");
+    stub_process stub = stub_start(NULL);
+    service_process svc = service_start("try_it", &t, &stub, NULL);
+    int port = broker_management_port();
+    const char *guest = "Z3Vlc3Q6Z3Vlc3Q="; /* guest:guest */
+
+    char *sample = sample_transaction("try-1");
+    cJSON *publish = cJSON_CreateObject();
+    cJSON *properties = cJSON_AddObjectToObject(publish, "properties");
+    cJSON_AddStringToObject(properties, "content_type", "application/json");
+    cJSON *headers = cJSON_AddObjectToObject(properties, "headers");
+    cJSON_AddStringToObject(headers, "EntityAnalysisModelGuid", SAMPLE_MODEL);
+    cJSON_AddStringToObject(publish, "routing_key", t.inbound);
+    cJSON_AddStringToObject(publish, "payload", sample);
+    cJSON_AddStringToObject(publish, "payload_encoding", "string");
+    char *text = cJSON_PrintUnformatted(publish);
+    int status = 0;
+    char *answer =
+        http_request(port, "POST", "/api/exchanges/%2F/amq.default/publish", guest, text, &status);
+    ASSERT_EQ(status, 200);
+    ASSERT_CONTAINS(answer, "\"routed\":true");
+    free(answer);
+    free(text);
+    cJSON_Delete(publish);
+
+    char path[256];
+    snprintf(path, sizeof path, "/api/queues/%%2F/%s/get", t.outbound_queue);
+    const char *get = "{\"count\":1,\"ackmode\":\"ack_requeue_false\",\"encoding\":\"auto\"}";
+    cJSON *messages = NULL;
+    long long deadline = now_ms() + 10000;
+    while (cJSON_GetArraySize(messages) < 1) {
+        ASSERT(now_ms() < deadline);
+        cJSON_Delete(messages);
+        answer = http_request(port, "POST", path, guest, get, &status);
+        ASSERT_EQ(status, 200);
+        messages = cJSON_Parse(answer);
+        free(answer);
+        if (cJSON_GetArraySize(messages) < 1)
+            pause_ms(50);
+    }
+    cJSON *payload =
+        cJSON_Parse(cJSON_GetObjectItem(cJSON_GetArrayItem(messages, 0), "payload")->valuestring);
+    ASSERT(payload);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(payload, "EntityInstanceEntryId")->valuestring, "try-1");
+    ASSERT(cJSON_GetObjectItem(payload, "ResponseElevation"));
+    cJSON_Delete(payload);
+    cJSON_Delete(messages);
+    free(sample);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    stub_stop(&stub);
+}
+
 TEST(bad_flags_exit_2_with_a_clear_message)
 {
     const struct {
@@ -575,6 +634,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(sigterm_under_load_loses_nothing),
         TEST_ENTRY(quorum_queues_on_request),
         TEST_ENTRY(bad_flags_exit_2_with_a_clear_message),
+        TEST_ENTRY(a_person_can_send_a_transaction_through_the_management_ui),
     };
     return RUN_TESTS(tests);
 }

@@ -82,6 +82,17 @@ def check_cluster_profile(services):
               f"compose: jube-amqp-cluster does not wait for a healthy {name}")
 
 
+def check_dockerignore(path):
+    """Host build trees and run state must stay out of the image's build context."""
+    try:
+        lines = [l.strip() for l in open(path) if l.strip() and not l.startswith("#")]
+    except OSError:
+        lines = []
+        check(False, ".dockerignore: missing")
+    for entry in ["build/", ".run/", "**/CMakeCache.txt"]:
+        check(entry in lines, f".dockerignore: does not leave out {entry}")
+
+
 def dockerfile_packages(text):
     """Every package named by an `apt-get install` in the Dockerfile."""
     joined = text.replace("\\\n", " ")
@@ -121,6 +132,7 @@ def main():
     global SOURCE
     source = SOURCE = sys.argv[1]
     check_compose(source + "/docker-compose.yml")
+    check_dockerignore(source + "/.dockerignore")
     check_dockerfile(source + "/Dockerfile")
     for failure in failures:
         print("FAIL " + failure)
