@@ -40,9 +40,10 @@ CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *tra
                            const void *body, size_t len, ja_buf *response);
 
 /* Prepares a GET of {jube-url}/api/invoke/EntityAnalysisModel/Callback/{instance_guid}, with
- * the same credentials: Implicit Async's full answer (implicit_async.h). */
+ * the same credentials and headers as the invoke: Implicit Async's full answer
+ * (implicit_async.h). */
 CURL *ja_http_call_prepare_callback(ja_http_call *call, const char *instance_guid,
-                                    ja_buf *response);
+                                    const char *traceparent, ja_buf *response);
 
 CURL *ja_http_call_handle(const ja_http_call *call);
 

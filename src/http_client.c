@@ -176,21 +176,30 @@ static void start(ja_http_call *call, ja_buf *response)
     call->error[0] = '\0';
 }
 
-CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
-                           const void *body, size_t len, ja_buf *response)
+/* The credentials and fixed headers, with the message's traceparent when it has one. Returns
+ * false when out of memory. */
+static bool set_headers(ja_http_call *call, const char *traceparent)
 {
     curl_slist_free_all(call->trace_headers);
     call->trace_headers = NULL;
     if (traceparent[0]) {
         call->trace_headers = with_traceparent(call->headers, traceparent);
         if (!call->trace_headers)
-            return NULL;
+            return false;
     }
+    curl_easy_setopt(call->curl, CURLOPT_HTTPHEADER,
+                     call->trace_headers ? call->trace_headers : call->headers);
+    return true;
+}
+
+CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
+                           const void *body, size_t len, ja_buf *response)
+{
+    if (!set_headers(call, traceparent))
+        return NULL;
     set_url(call, INVOKE_PATH, guid);
     start(call, response);
     CURL *c = call->curl;
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER,
-                     call->trace_headers ? call->trace_headers : call->headers);
     /* POSTFIELDS does not copy: body lives in the job's envelope until the call is finished. */
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -198,14 +207,15 @@ CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *tra
     return c;
 }
 
-CURL *ja_http_call_prepare_callback(ja_http_call *call, const char *instance_guid, ja_buf *response)
+CURL *ja_http_call_prepare_callback(ja_http_call *call, const char *instance_guid,
+                                    const char *traceparent, ja_buf *response)
 {
+    if (!set_headers(call, traceparent))
+        return NULL;
     set_url(call, CALLBACK_PATH, instance_guid);
     start(call, response);
-    CURL *c = call->curl;
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, call->headers);
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    return c;
+    curl_easy_setopt(call->curl, CURLOPT_HTTPGET, 1L);
+    return call->curl;
 }
 
 CURL *ja_http_call_handle(const ja_http_call *call)

@@ -214,10 +214,10 @@ static void start_call(worker *w, call_slot *slot)
     ja_job *job = slot->job;
     const amqp_message_t *msg = &job->envelope.message;
     bool callback = job->instance_guid[0] != '\0';
-    CURL *easy = callback
-                     ? ja_http_call_prepare_callback(slot->http, job->instance_guid, &job->response)
-                     : ja_http_call_prepare(slot->http, job->model_guid, job->traceparent,
-                                            msg->body.bytes, msg->body.len, &job->response);
+    CURL *easy = callback ? ja_http_call_prepare_callback(slot->http, job->instance_guid,
+                                                          job->traceparent, &job->response)
+                          : ja_http_call_prepare(slot->http, job->model_guid, job->traceparent,
+                                                 msg->body.bytes, msg->body.len, &job->response);
     if (!easy || curl_multi_add_handle(w->multi, easy) != CURLM_OK) {
         ja_log_fields fields = fields_of(job);
         ja_log_error_about(&fields,
