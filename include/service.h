@@ -70,7 +70,6 @@ void ja_service_wake_sleepers(ja_service *svc);
 bool ja_service_is_live(const ja_service *svc, uint64_t generation);
 
 /* Exit statuses of the process. */
-#define JA_EXIT_FAILURE      1
 #define JA_EXIT_BAD_CONFIG   2 /* a setting a restart cannot fix */
 #define JA_EXIT_BAD_TOPOLOGY JA_EXIT_BAD_CONFIG
 

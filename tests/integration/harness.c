@@ -36,24 +36,37 @@ static const char *broker_dir(void)
     return dir;
 }
 
+/* KEY's value in DIR/FILE, a file of KEY=VALUE lines written by scripts/broker.sh or
+ * scripts/cluster.sh (quotes around the value dropped). Fails the test when it is not there. */
+static const char *env_file_value(const char *dir, const char *file, const char *key)
+{
+    static char values[4][512];
+    static int next;
+    char *out = values[next++ % 4];
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        FAIL("cannot read %s: is the test fixture running?", path);
+    char line[1024];
+    size_t n = strlen(key);
+    out[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, n) != 0 || line[n] != '=')
+            continue;
+        const char *value = line + n + 1 + (line[n + 1] == '"');
+        snprintf(out, sizeof values[0], "%.*s", (int)strcspn(value, "\"\n"), value);
+    }
+    fclose(f);
+    if (!out[0])
+        FAIL("no %s in %s", key, path);
+    return out;
+}
+
 /* A port from broker.env (written by scripts/broker.sh start). */
 static int broker_env_port(const char *key)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/broker.env", broker_dir());
-    FILE *f = fopen(path, "r");
-    if (!f)
-        FAIL("cannot read %s: is the broker fixture running?", path);
-    char line[256];
-    int port = 0;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == '=')
-            port = atoi(line + n + 1);
-    fclose(f);
-    if (!port)
-        FAIL("no %s in %s", key, path);
-    return port;
+    return atoi(env_file_value(broker_dir(), "broker.env", key));
 }
 
 /* ---- the local cluster (scripts/cluster.sh), when the test runs on it ---- */
@@ -70,28 +83,9 @@ bool on_cluster(void)
 
 static bool node_down[4]; /* as the test's own faults left them */
 
-/* A value of cluster.env (written by scripts/cluster.sh start), without its quotes. */
 static const char *cluster_env(const char *key)
 {
-    static char values[4][512];
-    static int next;
-    char *out = values[next++ % 4];
-    char path[512];
-    snprintf(path, sizeof path, "%s/cluster.env", cluster_dir());
-    FILE *f = fopen(path, "r");
-    if (!f)
-        FAIL("cannot read %s: is the cluster fixture running?", path);
-    char line[1024];
-    size_t n = strlen(key);
-    out[0] = '\0';
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, n) == 0 && line[n] == '=')
-            snprintf(out, sizeof values[0], "%.*s", (int)strcspn(line + n + 2, "\"\n"),
-                     line + n + 2);
-    fclose(f);
-    if (!out[0])
-        FAIL("no %s in %s", key, path);
-    return out;
+    return env_file_value(cluster_dir(), "cluster.env", key);
 }
 
 int cluster_node_port(int node)
