@@ -1,6 +1,8 @@
 #ifndef JA_CONFIG_H
 #define JA_CONFIG_H
 
+#include "order_key.h"
+
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,6 +48,10 @@ typedef struct ja_config {
     int implicit_async_timeout_ms;
     int confirm_timeout_ms;
     int unroutable_responses; /* 0 = hold, 1 = ack */
+    char *order_by;           /* --order-by as given; parsed into order_spec */
+    ja_order_spec order_spec;
+    int order_key_missing;      /* 0 = process unordered, 1 = dead-letter */
+    int single_active_consumer; /* 1 = the inbound queue has x-single-active-consumer */
 
     char *inbound_queue;
     char *outbound_exchange;

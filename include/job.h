@@ -2,6 +2,7 @@
 #define JA_JOB_H
 
 #include "inbox.h"
+#include "key_scheduler.h"
 
 #include <amqp.h>
 #include <stdbool.h>
@@ -74,6 +75,13 @@ typedef struct ja_job {
     uint64_t body_size;    /* as the content header announced it; the body holds at most
                               --max-body-bytes of it */
     ja_publishing publishing;
+    /* --order-by: the message's key as found at delivery; ordered when it was found, and then
+     * the consumer's key scheduler holds its place. */
+    ja_order_node order;
+    bool ordered;
+    unsigned char order_key_status; /* ja_key_status */
+    unsigned short order_key_len;
+    char order_key[JA_ORDER_KEY_MAX];
 } ja_job;
 
 static inline ja_job *ja_job_of(ja_inbox_node *node)

@@ -22,6 +22,7 @@ typedef enum {
     JA_DL_RESPONSE_TOO_LARGE,
     JA_DL_UNPUBLISHABLE,
     JA_DL_IMPLICIT_ASYNC_INCOMPLETE,
+    JA_DL_ORDER_KEY_MISSING,
     JA_DL_OTHER,
     JA_DL_REASONS
 } ja_dead_letter_reason;
@@ -79,6 +80,11 @@ typedef struct {
     atomic_bool connected[JA_CONNECTIONS];
     atomic_int node[JA_CONNECTIONS]; /* the broker each connection is on (index into the list) */
     atomic_bool blocked;
+    /* --order-by (set by the consumer thread) */
+    atomic_long order_keys_active;    /* keys with a message being processed */
+    atomic_long order_waiting;        /* messages waiting behind one of their key */
+    atomic_ulong order_oldest_wait_ms; /* when the longest-waiting one arrived; 0: none */
+    atomic_ulong order_unordered[4];  /* by ja_key_status (the first, found, unused) */
 } ja_metrics;
 
 extern ja_metrics ja_stats;

@@ -15,6 +15,8 @@
 /* The dead-letter exchange exists with a type other than fanout: the service's dead letters
  * (routing key = the inbound queue's name) would reach no queue. A restart cannot mend that. */
 #define JA_TOPOLOGY_WRONG_TYPE (-2)
+/* --single-active-consumer, and the inbound queue exists without x-single-active-consumer. */
+#define JA_TOPOLOGY_UNUSABLE (-3)
 
 /* The consumer's side: the inbound queue. */
 int ja_topology_declare_inbound(amqp_connection_state_t conn, amqp_channel_t channel,

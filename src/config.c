@@ -29,6 +29,7 @@ static const char *const log_formats[] = {"text", "json", NULL};
 /* A switch: "--flag" alone means true; "--flag=false" and the environment spell it out. */
 static const char *const switch_values[] = {"false", "true", NULL};
 static const char *const unroutable_choices[] = {"hold", "ack", NULL};
+static const char *const key_missing_choices[] = {"unordered", "dead-letter", NULL};
 
 /* AMQP short strings (queue, exchange and routing-key names) hold at most 255 bytes. */
 #define NAME_MAX_BYTES 255
@@ -126,6 +127,22 @@ static const option options[] = {
         "delivery unacked and publishes the response again with backoff until a queue is "
         "bound (and --max-hold-ms returns it to the queue); 'ack' acks it and counts it, for "
         "deployments that read only reply_to."),
+    STR_OPT("order-by", "JUBE_AMQP_ORDER_BY", order_by, "", true, false,
+            "Keep each key's messages in order while different keys run in parallel: at most one "
+            "call to Jube per key value at a time, in delivery order, and responses published in "
+            "that order. The key is a JSON path into the body ($.AccountId, $.Payer.Id; a string "
+            "or number) or an AMQP header (header:NAME). Off when empty."),
+    CHOICE_OPT("order-key-missing", "JUBE_AMQP_ORDER_KEY_MISSING", order_key_missing,
+               "unordered", key_missing_choices,
+               "With --order-by, what happens to a message without a usable key (missing, not a "
+               "string or number, longer than 256 bytes): 'unordered' processes it without "
+               "ordering; 'dead-letter' dead-letters it as order_key_missing. Counted either "
+               "way."),
+    CHOICE_OPT("single-active-consumer", "JUBE_AMQP_SINGLE_ACTIVE_CONSUMER",
+               single_active_consumer, "false", switch_values,
+               "Declare the inbound queue with x-single-active-consumer (or require an existing "
+               "one to have it), so of several replicas one consumes and the others stand by to "
+               "take over: per-key order across replicas."),
     STR_OPT("inbound-queue", "JUBE_AMQP_INBOUND_QUEUE", inbound_queue, "jubeInbound", false, false,
             "Queue the transactions are consumed from."),
     STR_OPT("outbound-exchange", "JUBE_AMQP_OUTBOUND_EXCHANGE", outbound_exchange, "jubeOutbound",
@@ -499,6 +516,9 @@ static int validate(ja_config *cfg, const value_source *sources, char *err, size
             return -EINVAL;
         }
     }
+
+    if (ja_order_spec_parse(cfg->order_by, &cfg->order_spec, err, err_size) != 0)
+        return -EINVAL;
 
     rc = parse_brokers(cfg, err, err_size);
     if (rc != 0)

@@ -3,6 +3,7 @@
 #include "ack_window.h"
 #include "amqp_connection.h"
 #include "delivery.h"
+#include "key_scheduler.h"
 #include "log.h"
 #include "metrics.h"
 #include "reconnect.h"
@@ -27,6 +28,10 @@ typedef struct {
     bool cancelled; /* the subscription was cancelled for shutdown */
     ja_ack_window acks;
     ja_reconnect reconnect;
+    /* --order-by: each key's messages wait here while one of them is out (key_scheduler.h). */
+    bool ordered;
+    ja_key_scheduler keys;
+    uint64_t next_order_check_ms;
 
     ja_job **spare; /* freed jobs kept for reuse, so steady traffic allocates no jobs */
     size_t spare_count, spare_capacity;
@@ -51,6 +56,56 @@ static void recycle_job(consumer *c, ja_job *job)
     free(job);
 }
 
+static ja_job *job_of_order(ja_order_node *node)
+{
+    return (ja_job *)((char *)node - offsetof(ja_job, order));
+}
+
+static void publish_order_gauges(const consumer *c)
+{
+    atomic_store_explicit(&ja_stats.order_keys_active, (long)c->keys.live_keys,
+                          memory_order_relaxed);
+    atomic_store_explicit(&ja_stats.order_waiting, (long)c->keys.waiting, memory_order_relaxed);
+}
+
+/* Hands a job to the workers. Returns false (and keeps it) when the ring is full, which the
+ * prefetch rules out. */
+static bool push_to_ring(consumer *c, ja_job *job)
+{
+    if (!ja_ring_push(c->svc->work, job))
+        return false;
+    ja_service_work_pushed(c->svc);
+    return true;
+}
+
+/* Gives a delivery back to the broker now and frees its job. */
+static int requeue_now(consumer *c, ja_job *job)
+{
+    ja_count(&ja_stats.requeued);
+    int rc = amqp_basic_nack(c->conn, JA_CHANNEL, job->envelope.delivery_tag, 0, 1);
+    ja_ack_window_settle(&c->acks, job->envelope.delivery_tag, true);
+    c->in_flight--;
+    recycle_job(c, job);
+    return rc;
+}
+
+/* Gives back messages that waited behind their key, in the order given (the key's delivery
+ * order), so the broker keeps them in order. */
+static int requeue_list(consumer *c, ja_order_node *list)
+{
+    int rc = AMQP_STATUS_OK;
+    while (list) {
+        ja_order_node *next = list->next;
+        ja_job *job = job_of_order(list);
+        if (rc == AMQP_STATUS_OK)
+            rc = requeue_now(c, job);
+        else
+            recycle_job(c, job); /* the connection is failing: the broker requeues it */
+        list = next;
+    }
+    return rc;
+}
+
 static void lose_connection(consumer *c, const char *why)
 {
     ja_log_warn("consumer connection to node %s lost: %s; %zu unacknowledged deliveries will be "
@@ -71,6 +126,16 @@ static void lose_connection(consumer *c, const char *why)
     ja_job *job;
     while ((job = ja_ring_pop(c->svc->work)))
         recycle_job(c, job);
+    if (c->ordered) {
+        /* The broker redelivers them all; the keys start afresh on the next connection. */
+        ja_order_node *waiting = ja_key_scheduler_clear(&c->keys);
+        while (waiting) {
+            ja_order_node *next = waiting->next;
+            recycle_job(c, job_of_order(waiting));
+            waiting = next;
+        }
+        publish_order_gauges(c);
+    }
     /* A connection that dies soon after it was made does not reset the backoff. */
     uint64_t delay = ja_reconnect_lost(&c->reconnect, c->cfg, ja_now_ms());
     if (delay > 0)
@@ -83,7 +148,14 @@ static bool connect_consumer(consumer *c)
     const char *queue = c->cfg->inbound_queue;
     c->conn = ja_amqp_open(c->cfg, ja_reconnect_node(&c->reconnect), "jube-amqp consumer", err,
                            sizeof err);
-    if (c->conn && ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err, sizeof err) == 0) {
+    int topology = c->conn ? ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err,
+                                                         sizeof err)
+                           : -1;
+    if (topology == JA_TOPOLOGY_UNUSABLE) {
+        ja_log_error("%s", err);
+        ja_service_fail(c->svc, JA_EXIT_BAD_CONFIG);
+    }
+    if (topology == 0) {
         amqp_basic_qos(c->conn, JA_CHANNEL, 0, (uint16_t)c->cfg->prefetch, 0);
         amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
         amqp_basic_consume_ok_t *ok = NULL;
@@ -131,6 +203,44 @@ static void return_at_once(consumer *c, uint64_t tag, const char *why)
     ja_ack_window_settle(&c->acks, tag, true);
 }
 
+/* Finds the order key of a fresh job (--order-by). Returns false when the message is to run
+ * unordered. */
+static bool find_order_key(consumer *c, ja_job *job)
+{
+    size_t len = 0;
+    const amqp_message_t *msg = &job->envelope.message;
+    ja_key_status status = ja_order_key_of(&c->cfg->order_spec, msg->body.bytes, msg->body.len,
+                                           &msg->properties, job->order_key, &len);
+    job->order_key_status = (unsigned char)status;
+    job->order_key_len = (unsigned short)len;
+    job->ordered = status == JA_KEY_FOUND;
+    if (!job->ordered)
+        ja_count(&ja_stats.order_unordered[status]);
+    return job->ordered;
+}
+
+/* Sends a job on: to the ring, or (ordered, with an earlier message of its key out) to wait in
+ * the key scheduler. Returns false when it could be neither: the caller gives it back. */
+static bool dispatch(consumer *c, ja_job *job)
+{
+    if (!c->ordered || !find_order_key(c, job))
+        return push_to_ring(c, job);
+    ja_order_decision decision = ja_key_scheduler_arrive(&c->keys, &job->order, job->order_key,
+                                                         job->order_key_len, job->received_ms);
+    if (decision == JA_ORDER_WAIT) {
+        publish_order_gauges(c);
+        return true;
+    }
+    if (decision == JA_ORDER_RUN && push_to_ring(c, job)) {
+        publish_order_gauges(c);
+        return true;
+    }
+    if (decision == JA_ORDER_RUN) /* the key's only message: nothing waits behind it */
+        ja_key_scheduler_give_back(&c->keys, &job->order);
+    job->ordered = false;
+    return false;
+}
+
 static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_size)
 {
     ja_job *job = new_job(c);
@@ -150,23 +260,24 @@ static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_
     job->failure.detail[0] = '\0';
     job->model_guid[0] = '\0';
     job->instance_guid[0] = '\0';
+    job->ordered = false;
+    job->order_key_status = JA_KEY_FOUND;
+    job->order_key_len = 0;
     c->in_flight++;
     ja_count(&ja_stats.consumed);
     atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
-    /* The broker never has more than prefetch deliveries out to us, and the ring holds at
-     * least that many, so this push cannot fail. */
-    if (!ja_ring_push(c->svc->work, job)) {
-        char why[160];
+    /* The broker never has more than prefetch deliveries out to us, and the ring (and the key
+     * scheduler) hold at least that many, so this cannot fail. */
+    if (!dispatch(c, job)) {
+        char why[200];
         snprintf(why, sizeof why,
-                 "the work ring (capacity %zu) is full with %zu deliveries in "
-                 "flight",
-                 ja_ring_capacity(c->svc->work), c->in_flight);
+                 "the work ring (capacity %zu) or the key scheduler (capacity %zu) is full with "
+                 "%zu deliveries in flight",
+                 ja_ring_capacity(c->svc->work), c->keys.capacity, c->in_flight);
         return_at_once(c, envelope->delivery_tag, why);
         c->in_flight--;
         recycle_job(c, job);
-        return;
     }
-    ja_service_work_pushed(c->svc);
 }
 
 /* Handles a method that is not a delivery. Returns false when the connection must be replaced. */
@@ -250,8 +361,33 @@ static bool read_input(consumer *c)
     return true;
 }
 
+/* An ordered job is settled: the next message of its key runs, or (stopping) the key's waiting
+ * messages go back to the queue now that nothing of the key is out. A job given back takes its
+ * key's waiting messages with it, after it. */
+static int settle_order(consumer *c, ja_job *job, bool stopping)
+{
+    int rc = AMQP_STATUS_OK;
+    if (job->state == JA_JOB_REQUEUE || stopping) {
+        rc = requeue_list(c, ja_key_scheduler_give_back(&c->keys, &job->order));
+    } else {
+        ja_order_node *next = ja_key_scheduler_finish(&c->keys, &job->order);
+        if (next && !push_to_ring(c, job_of_order(next))) {
+            ja_job *stuck = job_of_order(next);
+            ja_log_error("the work ring is full: returning a key's waiting deliveries to the "
+                         "queue");
+            ja_order_node *rest = ja_key_scheduler_give_back(&c->keys, next);
+            rc = requeue_now(c, stuck);
+            int rest_rc = requeue_list(c, rest);
+            if (rc == AMQP_STATUS_OK)
+                rc = rest_rc;
+        }
+    }
+    publish_order_gauges(c);
+    return rc;
+}
+
 /* Acks, requeues or frees every job handed back. Returns false when the connection failed. */
-static bool settle_returned_jobs(consumer *c)
+static bool settle_returned_jobs(consumer *c, bool stopping)
 {
     ja_inbox_node *node = ja_inbox_take_all(&c->svc->to_consumer);
     int rc = AMQP_STATUS_OK;
@@ -272,6 +408,8 @@ static bool settle_returned_jobs(consumer *c)
                 ja_histogram_observe(&ja_stats.end_to_end_seconds,
                                      (ja_now_ms() - job->received_ms) * 1000u);
             c->in_flight--;
+            if (job->ordered && rc == AMQP_STATUS_OK)
+                rc = settle_order(c, job, stopping);
         }
         recycle_job(c, job);
         node = next;
@@ -283,6 +421,38 @@ static bool settle_returned_jobs(consumer *c)
         if (multiple)
             rc = amqp_basic_ack(c->conn, JA_CHANNEL, multiple, 1);
     }
+    if (rc != AMQP_STATUS_OK) {
+        lose_connection(c, amqp_error_string2(rc));
+        return false;
+    }
+    return true;
+}
+
+/* Once a second with --order-by: the longest wait for the metrics, and messages that waited
+ * behind their key so long that holding them further would pass --max-hold-ms go back to the
+ * queue (RabbitMQ closes the channel of a delivery unacked past its consumer_timeout). Returns
+ * false when the connection failed. */
+static bool check_waiting(consumer *c, uint64_t now)
+{
+    if (now < c->next_order_check_ms)
+        return true;
+    c->next_order_check_ms = now + 1000;
+    uint64_t oldest = ja_key_scheduler_oldest_wait(&c->keys);
+    atomic_store_explicit(&ja_stats.order_oldest_wait_ms, oldest == UINT64_MAX ? 0 : oldest,
+                          memory_order_relaxed);
+    uint64_t max_hold = (uint64_t)c->cfg->max_hold_ms;
+    if (oldest == UINT64_MAX || now - oldest < max_hold)
+        return true;
+    ja_order_node *overdue = ja_key_scheduler_take_overdue(&c->keys, now - max_hold);
+    size_t count = 0;
+    for (ja_order_node *n = overdue; n; n = n->next)
+        count++;
+    ja_log_warn("returning %zu deliveries to the queue that waited behind their keys for "
+                "--max-hold-ms %d (the key's message before them is still being processed)",
+                count, c->cfg->max_hold_ms);
+    int rc = requeue_list(c, overdue);
+    publish_order_gauges(c);
+    atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
     if (rc != AMQP_STATUS_OK) {
         lose_connection(c, amqp_error_string2(rc));
         return false;
@@ -316,12 +486,16 @@ void *ja_consumer_run(void *arg)
     c.spare = calloc(c.spare_capacity, sizeof *c.spare);
     if (!c.spare)
         c.spare_capacity = 0;
-    if (ja_ack_window_init(&c.acks, (unsigned)c.cfg->prefetch) != 0) {
+    c.ordered = c.cfg->order_spec.source != JA_ORDER_OFF;
+    if (ja_ack_window_init(&c.acks, (unsigned)c.cfg->prefetch) != 0 ||
+        (c.ordered && ja_key_scheduler_init(&c.keys, (size_t)c.cfg->prefetch) != 0)) {
         ja_log_error("out of memory starting the consumer");
         atomic_store(&c.svc->consumer_done, true);
         return NULL;
     }
     int heartbeat_wait_ms = c.cfg->heartbeat_s * 1000 / 2;
+    /* With --order-by the consumer looks at waiting messages once a second. */
+    int wait_ms = c.ordered && heartbeat_wait_ms > 1000 ? 1000 : heartbeat_wait_ms;
 
     for (;;) {
         bool stopping = atomic_load(&c.svc->stopping);
@@ -331,7 +505,9 @@ void *ja_consumer_run(void *arg)
             if (!connect_consumer(&c))
                 continue;
         }
-        if (!settle_returned_jobs(&c))
+        if (!settle_returned_jobs(&c, stopping))
+            continue;
+        if (c.ordered && !check_waiting(&c, ja_now_ms()))
             continue;
         if (stopping && !c.cancelled) {
             cancel_subscription(&c);
@@ -348,7 +524,7 @@ void *ja_consumer_run(void *arg)
         }
         ja_watched_connection *watch = &c.svc->watch[JA_CONN_CONSUMER];
         ja_watch_idle(watch);
-        int ready = ja_amqp_wait(c.conn, ja_inbox_fd(&c.svc->to_consumer), heartbeat_wait_ms);
+        int ready = ja_amqp_wait(c.conn, ja_inbox_fd(&c.svc->to_consumer), wait_ms);
         ja_watch_busy(watch, ja_now_ms());
         /* Read even when nothing arrived: that is when rabbitmq-c sends heartbeats. */
         if (!(ready & JA_WAIT_EXTRA) || (ready & JA_WAIT_AMQP))
@@ -356,13 +532,14 @@ void *ja_consumer_run(void *arg)
     }
 
     atomic_store(&c.svc->live_generation, 0);
-    settle_returned_jobs(&c); /* frees anything handed back meanwhile */
+    settle_returned_jobs(&c, true); /* frees anything handed back meanwhile */
     for (size_t i = 0; i < c.spare_count; i++) {
         ja_buf_free(&c.spare[i]->response);
         free(c.spare[i]);
     }
     free(c.spare);
     ja_ack_window_free(&c.acks);
+    ja_key_scheduler_free(&c.keys);
     amqp_bytes_free(c.consumer_tag);
     atomic_store(&c.svc->consumer_done, true);
     return NULL;

@@ -1,5 +1,7 @@
 #include "metrics.h"
 
+#include "job.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +31,7 @@ static const char *const reason_labels[JA_DL_REASONS] = {"missing_model_guid",
                                                          "response_too_large",
                                                          "unpublishable",
                                                          "implicit_async_incomplete",
+                                                         "order_key_missing",
                                                          "other"};
 static const char *const callback_labels[JA_CALLBACK_OUTCOMES] = {"answered", "not_ready",
                                                                   "not_found", "failed"};
@@ -36,6 +39,7 @@ static const char *const target_labels[JA_PUBLISH_TARGETS] = {"outbound", "reply
                                                               "dead_letter"};
 
 static const char *const class_labels[JA_HTTP_CLASSES] = {"2xx", "3xx", "4xx", "5xx", "error"};
+static const char *const unordered_labels[4] = {"found", "missing", "not_scalar", "too_long"};
 static const char *const connection_labels[JA_CONNECTIONS] = {"consumer", "publisher"};
 
 void ja_histogram_observe(ja_histogram *h, uint64_t microseconds)
@@ -186,6 +190,29 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
             put(&w, "jube_amqp_connection_up{connection=\"%s\",node=\"%s\"} %d\n",
                 connection_labels[i], node_count > 0 ? node_names[n] : "", up && on == n ? 1 : 0);
     }
+    header(&w, "jube_amqp_order_keys_active", "gauge",
+           "With --order-by: keys with a message being processed (called, retried or being "
+           "published); at most one per key.");
+    put(&w, "jube_amqp_order_keys_active %ld\n", atomic_load(&m->order_keys_active));
+    header(&w, "jube_amqp_order_waiting_messages", "gauge",
+           "With --order-by: messages waiting in the service behind an earlier message of their "
+           "key.");
+    put(&w, "jube_amqp_order_waiting_messages %ld\n", atomic_load(&m->order_waiting));
+    header(&w, "jube_amqp_order_longest_wait_seconds", "gauge",
+           "With --order-by: how long the longest-waiting of those has waited (looked at once a "
+           "second).");
+    uint64_t oldest = atomic_load(&m->order_oldest_wait_ms);
+    uint64_t now = ja_now_ms();
+    put(&w, "jube_amqp_order_longest_wait_seconds %.3f\n",
+        oldest && atomic_load(&m->order_waiting) > 0 && now > oldest
+            ? (double)(now - oldest) / 1000.0
+            : 0.0);
+    header(&w, "jube_amqp_order_unordered_total", "counter",
+           "With --order-by: messages without a usable key, by why (processed unordered, or "
+           "dead-lettered with --order-key-missing dead-letter).");
+    for (int i = 1; i < 4; i++)
+        put(&w, "jube_amqp_order_unordered_total{reason=\"%s\"} %lu\n", unordered_labels[i],
+            get(&m->order_unordered[i]));
     header(&w, "jube_amqp_publishing_blocked", "gauge",
            "1 while the broker blocks publishing (a resource alarm).");
     put(&w, "jube_amqp_publishing_blocked %d\n", atomic_load(&m->blocked) ? 1 : 0);

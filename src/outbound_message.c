@@ -110,7 +110,7 @@ int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uin
                               amqp_basic_properties_t *props)
 {
     *props = job->envelope.message.properties;
-    if (copy_inbound_headers(job, scratch, 6, false, job->publishing.bare, &props->headers) != 0)
+    if (copy_inbound_headers(job, scratch, 7, false, job->publishing.bare, &props->headers) != 0)
         return -ENOMEM;
     add_string(&props->headers, "x-jube-error", job->failure.code);
     add_string(&props->headers, "x-jube-error-detail", job->failure.detail);
@@ -119,6 +119,14 @@ int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uin
     add_long(&props->headers, JA_PUBLISH_SEQ_HEADER, publish_seq);
     if (job->body_size > job->envelope.message.body.len)
         add_long(&props->headers, "x-jube-body-size", job->body_size);
+    /* With --order-by: the key this dead letter stopped holding up. */
+    if (job->ordered) {
+        amqp_table_entry_t *e = &props->headers.entries[props->headers.num_entries++];
+        e->key = amqp_cstring_bytes("x-jube-order-key");
+        e->value.kind = AMQP_FIELD_KIND_UTF8;
+        e->value.value.bytes = (amqp_bytes_t){.len = job->order_key_len,
+                                              .bytes = (void *)job->order_key};
+    }
 
     /* RabbitMQ checks user_id against the publishing connection's login and closes the channel
      * when they differ: the producer's user_id can never be published by this service. */

@@ -33,6 +33,27 @@ static int fail_with(amqp_connection_state_t conn, const char *what, const char 
     return -1;
 }
 
+/* The arguments the service declares a queue with: x-queue-type for a quorum queue, and
+ * x-single-active-consumer when asked for. */
+typedef struct {
+    amqp_table_entry_t entries[2];
+    amqp_table_t table;
+} queue_arguments;
+
+static void queue_arguments_of(queue_arguments *args, bool quorum, bool single_active)
+{
+    int n = 0;
+    if (quorum)
+        args->entries[n++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes("x-queue-type"),
+            .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
+    if (single_active)
+        args->entries[n++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes("x-single-active-consumer"),
+            .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    args->table = (amqp_table_t){.num_entries = n, .entries = n ? args->entries : NULL};
+}
+
 static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, const ja_config *cfg,
                         const char *name, char *err, size_t err_size)
 {
@@ -51,13 +72,9 @@ static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, co
     /* Only x-queue-type: every argument takes part in RabbitMQ's equivalence check, so a producer
      * that declares the queue with the usual arguments would be refused (406) if the service had
      * added more. Leader placement (x-queue-leader-locator) is left to a policy. */
-    amqp_table_entry_t quorum = {
-        .key = amqp_cstring_bytes("x-queue-type"),
-        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
-    amqp_table_t arguments = amqp_empty_table;
-    if (cfg->queue_type == JA_QUEUE_QUORUM)
-        arguments = (amqp_table_t){.num_entries = 1, .entries = &quorum};
-    if (!amqp_queue_declare(conn, channel, queue, 0, 1, 0, 0, arguments))
+    queue_arguments args;
+    queue_arguments_of(&args, cfg->queue_type == JA_QUEUE_QUORUM, false);
+    if (!amqp_queue_declare(conn, channel, queue, 0, 1, 0, 0, args.table))
         return fail_with(conn, "create queue", name, err, err_size);
     ja_log_info("created durable %s queue '%s'",
                 cfg->queue_type == JA_QUEUE_QUORUM ? "quorum" : "classic", name);
@@ -121,9 +138,85 @@ static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, co
     return ja_amqp_reopen_channel(conn, channel, err, err_size) ? 0 : -1;
 }
 
+/* The argument a 406 PRECONDITION_FAILED of an active queue declaration names ("inequivalent
+ * arg 'x-queue-type' ..."), or NULL when the last RPC failed otherwise. The channel is closed by
+ * then; its close is answered here. */
+static const char *inequivalent_arg(amqp_connection_state_t conn, amqp_channel_t channel,
+                                    char *why, size_t why_size)
+{
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
+    ja_amqp_describe_reply(reply, why, why_size);
+    if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+        reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+        return NULL;
+    const amqp_channel_close_t *close = reply.reply.decoded;
+    const char *found = NULL;
+    static const char *const known[] = {"'x-single-active-consumer'", "'x-queue-type'"};
+    if (close->reply_code == AMQP_PRECONDITION_FAILED) {
+        found = "another argument";
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (memmem(close->reply_text.bytes, close->reply_text.len, known[i], strlen(known[i])))
+                found = known[i];
+    }
+    ja_amqp_answer_close(conn, channel, &reply.reply);
+    return found;
+}
+
+/* --single-active-consumer: one replica consumes, the others stand by. A new queue is declared
+ * with x-single-active-consumer; an existing one must have it, which an active declaration with
+ * it tells (RabbitMQ refuses an inequivalent one with 406 naming the argument). The queue's type
+ * takes part in that check too, so both types are tried. */
+static int ensure_single_active_queue(amqp_connection_state_t conn, amqp_channel_t channel,
+                                      const ja_config *cfg, char *err, size_t err_size)
+{
+    const char *name = cfg->inbound_queue;
+    amqp_bytes_t queue = amqp_cstring_bytes(name);
+    bool quorum = cfg->queue_type == JA_QUEUE_QUORUM;
+    for (int attempt = 0; attempt < 2; attempt++, quorum = !quorum) {
+        queue_arguments args;
+        queue_arguments_of(&args, quorum, true);
+        if (amqp_queue_declare(conn, channel, queue, 0, 1, 0, 0, args.table)) {
+            ja_log_info("queue '%s' has a single active consumer: replicas that are not "
+                        "consuming stand by",
+                        name);
+            return 0;
+        }
+        char why[512];
+        const char *arg = inequivalent_arg(conn, channel, why, sizeof why);
+        if (!arg) {
+            snprintf(err, err_size, "could not declare queue '%s' with x-single-active-consumer: %s",
+                     name, why);
+            return -1;
+        }
+        if (!ja_amqp_reopen_channel(conn, channel, err, err_size))
+            return -1;
+        if (strcmp(arg, "'x-single-active-consumer'") == 0) {
+            snprintf(err, err_size,
+                     "--single-active-consumer: queue '%s' exists without "
+                     "x-single-active-consumer (%s), so every replica would consume it and "
+                     "per-key order would not hold across them. Delete the queue (the service "
+                     "declares it with the argument) or declare it with "
+                     "x-single-active-consumer=true",
+                     name, why);
+            return JA_TOPOLOGY_UNUSABLE;
+        }
+        if (strcmp(arg, "'x-queue-type'") != 0) {
+            ja_log_warn("--single-active-consumer: queue '%s' has arguments of its own, so the "
+                        "service cannot check it has x-single-active-consumer (%s); consuming it "
+                        "as it is",
+                        name, why);
+            return 0;
+        }
+    }
+    snprintf(err, err_size, "could not declare queue '%s' with x-single-active-consumer", name);
+    return -1;
+}
+
 int ja_topology_declare_inbound(amqp_connection_state_t conn, amqp_channel_t channel,
                                 const ja_config *cfg, char *err, size_t err_size)
 {
+    if (cfg->single_active_consumer)
+        return ensure_single_active_queue(conn, channel, cfg, err, err_size);
     return ensure_queue(conn, channel, cfg, cfg->inbound_queue, err, err_size);
 }
 

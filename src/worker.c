@@ -264,6 +264,18 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
         ja_service_to_publisher(svc, job);
         return false;
     }
+    if (job->order_key_status != JA_KEY_FOUND && w->cfg->order_key_missing) {
+        static const char *const why[JA_KEY_STATUSES] = {
+            [JA_KEY_MISSING] = "is missing from it",
+            [JA_KEY_NOT_SCALAR] = "is not a string or number",
+            [JA_KEY_TOO_LONG] = "is longer than 256 bytes"};
+        ja_failure_set(&job->failure, "order_key_missing",
+                       "The message has no usable order key: --order-by '%s' %s, and "
+                       "--order-key-missing is dead-letter.",
+                       w->cfg->order_by, why[job->order_key_status]);
+        dead_letter_job(w, job);
+        return false;
+    }
     ja_find_traceparent(&msg->properties, job->traceparent);
     if (held_too_long(w, job, now, 0) || !gate_open(w, now)) {
         /* It waited in the ring through an outage, or Jube is unavailable while the service
