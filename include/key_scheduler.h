@@ -27,10 +27,10 @@ typedef struct ja_order_node {
 
 typedef struct ja_order_key {
     uint64_t hash;
-    struct ja_order_key *chain;            /* the next key in its hash bucket, or free */
+    struct ja_order_key *chain;                 /* the next key in its hash bucket, or free */
     struct ja_order_key *prev_live, *next_live; /* every live key, for the age scan */
-    ja_order_node *running;                /* out of the consumer's hands */
-    ja_order_node *head, *tail;            /* waiting, oldest first */
+    ja_order_node *running;                     /* out of the consumer's hands */
+    ja_order_node *head, *tail;                 /* waiting, oldest first */
     size_t waiting;
     size_t len;
     char bytes[JA_ORDER_KEY_MAX];
@@ -57,8 +57,8 @@ typedef enum {
 int ja_key_scheduler_init(ja_key_scheduler *s, size_t capacity);
 void ja_key_scheduler_free(ja_key_scheduler *s);
 
-ja_order_decision ja_key_scheduler_arrive(ja_key_scheduler *s, ja_order_node *node,
-                                          const char *key, size_t key_len, uint64_t now_ms);
+ja_order_decision ja_key_scheduler_arrive(ja_key_scheduler *s, ja_order_node *node, const char *key,
+                                          size_t key_len, uint64_t now_ms);
 
 /* node, running, is settled (acked, dead-lettered, rejected). Returns the next message of its
  * key, which is now running, or NULL (the key is gone). */

@@ -81,10 +81,10 @@ typedef struct {
     atomic_int node[JA_CONNECTIONS]; /* the broker each connection is on (index into the list) */
     atomic_bool blocked;
     /* --order-by (set by the consumer thread) */
-    atomic_long order_keys_active;    /* keys with a message being processed */
-    atomic_long order_waiting;        /* messages waiting behind one of their key */
+    atomic_long order_keys_active;     /* keys with a message being processed */
+    atomic_long order_waiting;         /* messages waiting behind one of their key */
     atomic_ulong order_oldest_wait_ms; /* when the longest-waiting one arrived; 0: none */
-    atomic_ulong order_unordered[4];  /* by ja_key_status (the first, found, unused) */
+    atomic_ulong order_unordered[4];   /* by ja_key_status (the first, found, unused) */
 } ja_metrics;
 
 extern ja_metrics ja_stats;

@@ -8,9 +8,9 @@
  * JSON body ($.AccountId, $.Payer.Id) or an AMQP header (header:x-account). The key is the value
  * as text: a string decoded from JSON, a number as written, a header's bytes or integer. */
 
-#define JA_ORDER_KEY_MAX   256 /* longer keys are JA_KEY_TOO_LONG */
-#define JA_ORDER_PATH_MAX  8   /* members in a JSON path */
-#define JA_ORDER_SPEC_MAX  512
+#define JA_ORDER_KEY_MAX  256 /* longer keys are JA_KEY_TOO_LONG */
+#define JA_ORDER_PATH_MAX 8   /* members in a JSON path */
+#define JA_ORDER_SPEC_MAX 512
 
 typedef enum { JA_ORDER_OFF, JA_ORDER_BY_BODY, JA_ORDER_BY_HEADER } ja_order_source;
 

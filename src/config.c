@@ -132,14 +132,14 @@ static const option options[] = {
             "call to Jube per key value at a time, in delivery order, and responses published in "
             "that order. The key is a JSON path into the body ($.AccountId, $.Payer.Id; a string "
             "or number) or an AMQP header (header:NAME). Off when empty."),
-    CHOICE_OPT("order-key-missing", "JUBE_AMQP_ORDER_KEY_MISSING", order_key_missing,
-               "unordered", key_missing_choices,
+    CHOICE_OPT("order-key-missing", "JUBE_AMQP_ORDER_KEY_MISSING", order_key_missing, "unordered",
+               key_missing_choices,
                "With --order-by, what happens to a message without a usable key (missing, not a "
                "string or number, longer than 256 bytes): 'unordered' processes it without "
                "ordering; 'dead-letter' dead-letters it as order_key_missing. Counted either "
                "way."),
-    CHOICE_OPT("single-active-consumer", "JUBE_AMQP_SINGLE_ACTIVE_CONSUMER",
-               single_active_consumer, "false", switch_values,
+    CHOICE_OPT("single-active-consumer", "JUBE_AMQP_SINGLE_ACTIVE_CONSUMER", single_active_consumer,
+               "false", switch_values,
                "Declare the inbound queue with x-single-active-consumer (or require an existing "
                "one to have it), so of several replicas one consumes and the others stand by to "
                "take over: per-key order across replicas."),

@@ -148,9 +148,8 @@ static bool connect_consumer(consumer *c)
     const char *queue = c->cfg->inbound_queue;
     c->conn = ja_amqp_open(c->cfg, ja_reconnect_node(&c->reconnect), "jube-amqp consumer", err,
                            sizeof err);
-    int topology = c->conn ? ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err,
-                                                         sizeof err)
-                           : -1;
+    int topology =
+        c->conn ? ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err, sizeof err) : -1;
     if (topology == JA_TOPOLOGY_UNUSABLE) {
         ja_log_error("%s", err);
         ja_service_fail(c->svc, JA_EXIT_BAD_CONFIG);

@@ -95,8 +95,8 @@ static void destroy(ja_key_scheduler *s, ja_order_key *k)
     s->live_keys--;
 }
 
-ja_order_decision ja_key_scheduler_arrive(ja_key_scheduler *s, ja_order_node *node,
-                                          const char *key, size_t key_len, uint64_t now_ms)
+ja_order_decision ja_key_scheduler_arrive(ja_key_scheduler *s, ja_order_node *node, const char *key,
+                                          size_t key_len, uint64_t now_ms)
 {
     if (key_len > JA_ORDER_KEY_MAX)
         return JA_ORDER_FULL;

@@ -21,18 +21,13 @@ void ja_metrics_set_nodes(const char *const *names, int count)
 static const double bucket_bounds[JA_HISTOGRAM_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-static const char *const reason_labels[JA_DL_REASONS] = {"missing_model_guid",
-                                                         "invalid_model_guid",
-                                                         "empty_body",
-                                                         "body_too_large",
-                                                         "invalid_json",
-                                                         "http_4xx",
-                                                         "http_5xx",
-                                                         "response_too_large",
-                                                         "unpublishable",
-                                                         "implicit_async_incomplete",
-                                                         "order_key_missing",
-                                                         "other"};
+static const char *const reason_labels[JA_DL_REASONS] = {
+    "missing_model_guid", "invalid_model_guid",
+    "empty_body",         "body_too_large",
+    "invalid_json",       "http_4xx",
+    "http_5xx",           "response_too_large",
+    "unpublishable",      "implicit_async_incomplete",
+    "order_key_missing",  "other"};
 static const char *const callback_labels[JA_CALLBACK_OUTCOMES] = {"answered", "not_ready",
                                                                   "not_found", "failed"};
 static const char *const target_labels[JA_PUBLISH_TARGETS] = {"outbound", "reply_to",

@@ -124,8 +124,8 @@ int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uin
         amqp_table_entry_t *e = &props->headers.entries[props->headers.num_entries++];
         e->key = amqp_cstring_bytes("x-jube-order-key");
         e->value.kind = AMQP_FIELD_KIND_UTF8;
-        e->value.value.bytes = (amqp_bytes_t){.len = job->order_key_len,
-                                              .bytes = (void *)job->order_key};
+        e->value.value.bytes =
+            (amqp_bytes_t){.len = job->order_key_len, .bytes = (void *)job->order_key};
     }
 
     /* RabbitMQ checks user_id against the publishing connection's login and closes the channel

@@ -48,9 +48,9 @@ static void queue_arguments_of(queue_arguments *args, bool quorum, bool single_a
             .key = amqp_cstring_bytes("x-queue-type"),
             .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
     if (single_active)
-        args->entries[n++] = (amqp_table_entry_t){
-            .key = amqp_cstring_bytes("x-single-active-consumer"),
-            .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+        args->entries[n++] =
+            (amqp_table_entry_t){.key = amqp_cstring_bytes("x-single-active-consumer"),
+                                 .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
     args->table = (amqp_table_t){.num_entries = n, .entries = n ? args->entries : NULL};
 }
 
@@ -141,8 +141,8 @@ static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, co
 /* The argument a 406 PRECONDITION_FAILED of an active queue declaration names ("inequivalent
  * arg 'x-queue-type' ..."), or NULL when the last RPC failed otherwise. The channel is closed by
  * then; its close is answered here. */
-static const char *inequivalent_arg(amqp_connection_state_t conn, amqp_channel_t channel,
-                                    char *why, size_t why_size)
+static const char *inequivalent_arg(amqp_connection_state_t conn, amqp_channel_t channel, char *why,
+                                    size_t why_size)
 {
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     ja_amqp_describe_reply(reply, why, why_size);
@@ -184,8 +184,8 @@ static int ensure_single_active_queue(amqp_connection_state_t conn, amqp_channel
         char why[512];
         const char *arg = inequivalent_arg(conn, channel, why, sizeof why);
         if (!arg) {
-            snprintf(err, err_size, "could not declare queue '%s' with x-single-active-consumer: %s",
-                     name, why);
+            snprintf(err, err_size,
+                     "could not declare queue '%s' with x-single-active-consumer: %s", name, why);
             return -1;
         }
         if (!ja_amqp_reopen_channel(conn, channel, err, err_size))

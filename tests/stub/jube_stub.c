@@ -7,7 +7,11 @@
  * is required, and on success 200 with a partial-format response whose EntityInstanceEntryId is
  * the request's TxnId. Error bodies are JSON string literals, as Jube writes them.
  *
- * Knobs for tests: latency, failure injection, and GET /stats with its counters.
+ * Knobs for tests: latency (with random jitter), failure injection, and GET /stats with its
+ * counters. With --order-key NAME it watches per-key order as Jube's stateful models would feel
+ * it: for each value of the top-level member NAME, the calls under way at once (an overlap is a
+ * call arriving while another of its key is unanswered) and the order of arrival (an inversion
+ * is a call whose TxnId ends in a smaller number than the key's previous call).
  *
  * Like Jube's own web server (Kestrel), it serves every connection from a few event-loop threads
  * (epoll; --threads, 1 by default) rather than a thread per connection: on a machine it shares
@@ -50,6 +54,8 @@ static struct {
     int model_count;
     long max_body_bytes;
     int latency_ms;
+    int latency_jitter_ms; /* each answer waits latency_ms plus 0..this, at random */
+    const char *order_key; /* top-level member whose per-value order is watched, or NULL */
     long fail_every;
     long fail_first;
     int fail_status;
@@ -70,6 +76,18 @@ static atomic_long placeholders;       /* invocations answered with a placeholde
 static atomic_long callback_requests;  /* GETs of the Callback endpoint */
 static atomic_long callback_answers;   /* answered 200 */
 static atomic_long callback_not_ready; /* answered 408 */
+
+/* Per-key order (--order-key): one slot per key value seen. */
+#define MAX_ORDER_KEYS 8192
+static struct {
+    char key[64];
+    int in_flight;
+    long last_seq;
+    long inversions;
+} order_slots[MAX_ORDER_KEYS];
+static long order_keys, order_calls, order_overlaps, order_inversions, order_inverted_keys,
+    order_max_in_flight;
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Full answers behind placeholders, collected once, as Jube keeps them. */
 static struct {
@@ -121,6 +139,10 @@ static void parse_args(int argc, char **argv)
             opt.max_body_bytes = number_arg(flag, value, 1, 1L << 30);
         else if (strcmp(flag, "--latency-ms") == 0)
             opt.latency_ms = (int)number_arg(flag, value, 0, 600000);
+        else if (strcmp(flag, "--latency-jitter-ms") == 0)
+            opt.latency_jitter_ms = (int)number_arg(flag, value, 0, 600000);
+        else if (strcmp(flag, "--order-key") == 0)
+            opt.order_key = value;
         else if (strcmp(flag, "--fail-every") == 0)
             opt.fail_every = number_arg(flag, value, 0, 1L << 40);
         else if (strcmp(flag, "--fail-first") == 0)
@@ -162,11 +184,12 @@ typedef struct conn {
     bool closed;       /* the socket is gone; freed when it leaves the timer queue */
     long long due_ns;  /* when answer is sent */
     struct conn *next_due;
+    int order_slot; /* the key slot of the call being answered, or -1 */
 } conn;
 
 struct event_loop {
     int epoll_fd;
-    conn *due_head, *due_tail; /* answers in the order they are due (one latency for all) */
+    conn *due_head; /* answers in the order they are due */
 };
 
 static long long now_ns(void)
@@ -222,10 +245,90 @@ static const char *reason_of(int status)
     }
 }
 
+/* The number at the end of a TxnId ("run-1234" -> 1234), or -1. */
+static long txn_seq(const char *txn)
+{
+    size_t len = strlen(txn), at = len;
+    while (at > 0 && txn[at - 1] >= '0' && txn[at - 1] <= '9')
+        at--;
+    return at < len ? strtol(txn + at, NULL, 10) : -1;
+}
+
+/* A call for a key arrives: counts an overlap or an inversion. Returns its slot, or -1. */
+static int order_call_begins(const cJSON *request)
+{
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(request, opt.order_key);
+    const cJSON *txn = cJSON_GetObjectItemCaseSensitive(request, "TxnId");
+    char text[64];
+    if (cJSON_IsString(key))
+        snprintf(text, sizeof text, "%s", key->valuestring);
+    else if (cJSON_IsNumber(key))
+        snprintf(text, sizeof text, "%.17g", key->valuedouble);
+    else
+        return -1;
+    long seq = cJSON_IsString(txn) ? txn_seq(txn->valuestring) : -1;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = text; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    pthread_mutex_lock(&order_lock);
+    int slot = -1;
+    for (size_t i = 0; i < MAX_ORDER_KEYS; i++) {
+        size_t at = (h + i) % MAX_ORDER_KEYS;
+        if (order_slots[at].key[0] == '\0') {
+            snprintf(order_slots[at].key, sizeof order_slots[at].key, "%s", text);
+            order_slots[at].last_seq = -1;
+            order_keys++;
+        }
+        if (strcmp(order_slots[at].key, text) == 0) {
+            slot = (int)at;
+            break;
+        }
+    }
+    if (slot >= 0) {
+        order_calls++;
+        if (order_slots[slot].in_flight > 0)
+            order_overlaps++;
+        order_slots[slot].in_flight++;
+        if (order_slots[slot].in_flight > order_max_in_flight)
+            order_max_in_flight = order_slots[slot].in_flight;
+        if (seq >= 0 && seq < order_slots[slot].last_seq) {
+            order_inversions++;
+            if (order_slots[slot].inversions++ == 0)
+                order_inverted_keys++;
+        }
+        if (seq >= 0)
+            order_slots[slot].last_seq = seq;
+    }
+    pthread_mutex_unlock(&order_lock);
+    return slot;
+}
+
+/* Its answer is out (or its connection gone): the key's call is no longer under way. */
+static void order_call_ends(conn *c)
+{
+    if (c->order_slot < 0)
+        return;
+    pthread_mutex_lock(&order_lock);
+    order_slots[c->order_slot].in_flight--;
+    pthread_mutex_unlock(&order_lock);
+    c->order_slot = -1;
+}
+
 static void watch(conn *c, bool readable)
 {
     struct epoll_event ev = {.events = readable ? EPOLLIN | EPOLLRDHUP : 0, .data.ptr = c};
     epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static uint64_t next_random(void)
+{
+    static _Thread_local uint64_t state;
+    if (state == 0)
+        state = (uint64_t)now_ns() ^ (uint64_t)(uintptr_t)&state;
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
 }
 
 /* Sends an answer now, or (delayed, for an invocation) queues it for --latency-ms later. Returns
@@ -248,21 +351,25 @@ static bool send_answer(conn *c, int status, const char *body, bool keep_alive, 
         memcpy(text + n, body, body_len);
     size_t len = (size_t)n + body_len;
     c->close_after = c->close_after || !keep_alive;
-    if (!delayed || opt.latency_ms == 0) {
+    if (!delayed || (opt.latency_ms == 0 && opt.latency_jitter_ms == 0)) {
         bool ok = send_all(c->fd, text, len);
         free(text);
+        order_call_ends(c);
         return ok && keep_alive;
     }
     event_loop *loop = c->loop;
     c->answer = text;
     c->answer_len = len;
-    c->due_ns = now_ns() + (long long)opt.latency_ms * 1000000LL;
-    c->next_due = NULL;
-    if (loop->due_tail)
-        loop->due_tail->next_due = c;
-    else
-        loop->due_head = c;
-    loop->due_tail = c;
+    long long delay_ms = opt.latency_ms;
+    if (opt.latency_jitter_ms > 0)
+        delay_ms += (long long)(next_random() % (uint64_t)(opt.latency_jitter_ms + 1));
+    c->due_ns = now_ns() + delay_ms * 1000000LL;
+    /* Kept in the order they are due: with jitter that is not the order they were queued. */
+    conn **at = &loop->due_head;
+    while (*at && (*at)->due_ns <= c->due_ns)
+        at = &(*at)->next_due;
+    c->next_due = *at;
+    *at = c;
     watch(c, false); /* nothing more is read from it until the answer is out */
     return true;
 }
@@ -421,6 +528,11 @@ static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len
     long n = atomic_fetch_add(&requests, 1) + 1;
     if (r->traceparent[0])
         fprintf(stderr, "traceparent %s\n", r->traceparent);
+    if (opt.order_key) {
+        cJSON *parsed = cJSON_ParseWithLength(body, body_len);
+        c->order_slot = parsed ? order_call_begins(parsed) : -1;
+        cJSON_Delete(parsed);
+    }
     if (n <= opt.fail_first || (opt.fail_every > 0 && n % opt.fail_every == 0)) {
         atomic_fetch_add(&failures, 1);
         return answer_invoke(c, opt.fail_status,
@@ -505,15 +617,22 @@ static bool handle_callback(conn *c, const request *r, bool keep)
 
 static bool handle_stats(conn *c, bool keep)
 {
-    char body[512];
+    char body[768];
+    pthread_mutex_lock(&order_lock);
+    long keys = order_keys, calls = order_calls, overlaps = order_overlaps,
+         inversions = order_inversions, inverted = order_inverted_keys, most = order_max_in_flight;
+    pthread_mutex_unlock(&order_lock);
     snprintf(body, sizeof body,
-             "{\"requests\":%ld,\"invocations\":%ld,\"failures\":%ld,\"rejections\":%ld,"
+             "{\"order_keys\":%ld,\"order_calls\":%ld,\"order_overlaps\":%ld,"
+             "\"order_inversions\":%ld,\"order_inverted_keys\":%ld,"
+             "\"order_max_in_flight\":%ld,\"requests\":%ld,\"invocations\":%ld,\"failures\":%ld,"
+             "\"rejections\":%ld,"
              "\"connections\":%ld,\"placeholders\":%ld,\"callback_requests\":%ld,"
              "\"callback_answers\":%ld,\"callback_not_ready\":%ld}",
-             atomic_load(&requests), atomic_load(&invocations), atomic_load(&failures),
-             atomic_load(&rejections), atomic_load(&connections), atomic_load(&placeholders),
-             atomic_load(&callback_requests), atomic_load(&callback_answers),
-             atomic_load(&callback_not_ready));
+             keys, calls, overlaps, inversions, inverted, most, atomic_load(&requests),
+             atomic_load(&invocations), atomic_load(&failures), atomic_load(&rejections),
+             atomic_load(&connections), atomic_load(&placeholders), atomic_load(&callback_requests),
+             atomic_load(&callback_answers), atomic_load(&callback_not_ready));
     return respond(c, 200, body, keep);
 }
 
@@ -637,11 +756,10 @@ static int send_due_answers(event_loop *loop)
     while (loop->due_head && loop->due_head->due_ns <= now) {
         conn *c = loop->due_head;
         loop->due_head = c->next_due;
-        if (!loop->due_head)
-            loop->due_tail = NULL;
         bool ok = !c->closed && send_all(c->fd, c->answer, c->answer_len) && !c->close_after;
         free(c->answer);
         c->answer = NULL;
+        order_call_ends(c);
         if (c->closed) {
             free(c);
             continue;
@@ -727,6 +845,7 @@ int main(int argc, char **argv)
             continue;
         }
         c->fd = fd;
+        c->order_slot = -1;
         c->loop = &loops[next % (unsigned)opt.threads];
         atomic_fetch_add(&connections, 1);
         /* Level-triggered: a connection whose answer is waiting is simply not read until then. */

@@ -174,9 +174,8 @@ static void check_returned(ja_order_node *list, int key_or_any)
             ASSERT_EQ(m->key, key_or_any);
         /* Its key's model queue: the first waiting entry must be this one. */
         int k = m->key;
-        int first_waiting = model.length[k] > 0 && messages[model.queue[k][0]].held == HELD_RUNNING
-                                ? 1
-                                : 0;
+        int first_waiting =
+            model.length[k] > 0 && messages[model.queue[k][0]].held == HELD_RUNNING ? 1 : 0;
         ASSERT(model.length[k] > first_waiting);
         ASSERT_EQ(model.queue[k][first_waiting], (int)(m - messages));
         memmove(&model.queue[k][first_waiting], &model.queue[k][first_waiting + 1],

@@ -35,8 +35,7 @@ TEST(top_level_string_and_number)
     expect_key("$.AccountId", "{\"TxnId\":\"1\",\"AccountId\":\"Test1\"}", "Test1");
     expect_key("$.AccountId", " { \"AccountId\" : 12345 , \"x\": [1,2]}", "12345");
     expect_key("$.AccountId", "{\"AccountId\":-1.5e3}", "-1.5e3");
-    expect_key("$.AccountId", "{\"a\":{\"AccountId\":\"inner\"},\"AccountId\":\"outer\"}",
-               "outer");
+    expect_key("$.AccountId", "{\"a\":{\"AccountId\":\"inner\"},\"AccountId\":\"outer\"}", "outer");
     expect_key("$.AccountId", "{\"AccountId\":\"\"}", "");
 }
 
@@ -91,8 +90,8 @@ static ja_key_status header_key(const amqp_table_entry_t *entries, int count, ch
     ja_order_spec spec;
     char err[256];
     ASSERT_EQ(ja_order_spec_parse("header:x-account", &spec, err, sizeof err), 0);
-    amqp_basic_properties_t props = {.headers = {.num_entries = count,
-                                                 .entries = (amqp_table_entry_t *)entries}};
+    amqp_basic_properties_t props = {
+        .headers = {.num_entries = count, .entries = (amqp_table_entry_t *)entries}};
     if (count >= 0)
         props._flags = AMQP_BASIC_HEADERS_FLAG;
     return ja_order_key_of(&spec, "{}", 2, &props, key, len);
