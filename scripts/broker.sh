@@ -14,7 +14,8 @@
 # DIR/broker.env is written on start: JA_TEST_AMQP_PORT=..., JA_TEST_TLS_PORT=... and
 # JA_TEST_NODE=.... With JA_BROKER_MANAGEMENT=1 (remembered for later starts of the same DIR) the
 # node also serves RabbitMQ's management UI and HTTP API on 127.0.0.1, port JA_TEST_MANAGEMENT_PORT
-# (the AMQP port plus 200), login guest/guest. Every node also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP port plus
+# (the AMQP port plus 200), login guest/guest. Every node has the consistent-hash exchange (for the
+# partitioning recipe in README.md) and also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP port plus
 # 100, on 127.0.0.1) with the certificates scripts/tls-certs.sh makes in DIR/tls: its certificate
 # is for the host name localhost, and it requires a client certificate from the same CA.
 set -euo pipefail
@@ -94,9 +95,9 @@ start)
     management_port=
     if [ -f "$dir/management" ]; then
         management_port=$((port + 200))
-        echo "[rabbitmq_management]." >"$dir/enabled_plugins"
+        echo "[rabbitmq_management,rabbitmq_consistent_hash_exchange]." >"$dir/enabled_plugins"
     else
-        echo "[]." >"$dir/enabled_plugins"
+        echo "[rabbitmq_consistent_hash_exchange]." >"$dir/enabled_plugins"
     fi
     tls_port=$((port + 100))
     # A restarted node keeps its certificates, as a real one would.

@@ -436,6 +436,102 @@ TEST(held_too_long_gives_back_the_key_in_order)
     stub_stop(&stub);
 }
 
+/* The README's partitioning recipe, run as written (rabbitmqadmin against the test broker's
+ * management API): a consistent-hash exchange spreads the accounts over two single-active-consumer
+ * queues, one service consumes each, and each account's messages stay in order. */
+static int run_admin(const char *command)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "rabbitmqadmin -H 127.0.0.1 -P %d -u guest -p guest %s >/dev/null",
+             broker_management_port(), command);
+    return system(line);
+}
+
+static void admin(const char *command)
+{
+    if (run_admin(command) != 0)
+        FAIL("'rabbitmqadmin %s' failed", command);
+}
+
+/* Deletes what an earlier run left, if anything. */
+static void admin_delete(const char *kind, const char *name)
+{
+    char command[256];
+    snprintf(command, sizeof command, "delete %s name=%s 2>/dev/null", kind, name);
+    run_admin(command);
+}
+
+TEST(partitions_by_consistent_hash)
+{
+    enum { COUNT = 4000, PARTITIONS = 2 };
+    const char *name = "order_partitions";
+    topology_names t = test_begin(name);
+    char exchange[64], queues[PARTITIONS][64], command[512];
+    snprintf(exchange, sizeof exchange, "%s.byAccount", name);
+    admin_delete("exchange", exchange);
+    snprintf(command, sizeof command,
+             "declare exchange name=%s type=x-consistent-hash durable=true", exchange);
+    admin(command);
+    for (int i = 0; i < PARTITIONS; i++) {
+        snprintf(queues[i], sizeof queues[i], "%s.in.%d", name, i);
+        admin_delete("queue", queues[i]);
+        snprintf(command, sizeof command,
+                 "declare queue name=%s durable=true "
+                 "arguments='{\"x-single-active-consumer\": true}'",
+                 queues[i]);
+        admin(command);
+        snprintf(command, sizeof command, "declare binding source=%s destination=%s routing_key=1",
+                 exchange, queues[i]);
+        admin(command);
+    }
+    /* Producers publish to the exchange with the account as routing key. */
+    amqp_connection_state_t conn = test_connect();
+    amqp_table_entry_t model = {
+        .key = amqp_cstring_bytes("EntityAnalysisModelGuid"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(SAMPLE_MODEL)}};
+    amqp_basic_properties_t props = {._flags =
+                                         AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG,
+                                     .delivery_mode = AMQP_DELIVERY_PERSISTENT,
+                                     .headers = {.num_entries = 1, .entries = &model}};
+    for (long n = 0; n < COUNT; n++) {
+        char *body = transaction(name, n);
+        char account[32];
+        snprintf(account, sizeof account, "acct-%ld", n % ACCOUNTS);
+        ASSERT_EQ(amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange),
+                                     amqp_cstring_bytes(account), 0, 0, &props,
+                                     amqp_cstring_bytes(body)),
+                  AMQP_STATUS_OK);
+        free(body);
+    }
+    long long deadline = now_ms() + 30000;
+    while (queue_depth(conn, queues[0]) + queue_depth(conn, queues[1]) != COUNT)
+        if (now_ms() > deadline)
+            FAIL("the partitions did not receive the %d transactions", COUNT);
+        else
+            pause_ms(20);
+    for (int i = 0; i < PARTITIONS; i++)
+        ASSERT(queue_depth(conn, queues[i]) > COUNT / 10); /* both partitions have accounts */
+
+    stub_process stub = stub_start(ordered_stub);
+    service_process svc[PARTITIONS];
+    for (int i = 0; i < PARTITIONS; i++) {
+        topology_names partition = t;
+        snprintf(partition.inbound, sizeof partition.inbound, "%s", queues[i]);
+        const char *args[] = {"--order-by", "$.AccountId", "--single-active-consumer", NULL};
+        svc[i] = service_start(name, &partition, &stub, args);
+    }
+    ASSERT(wait_queue_depth(conn, t.outbound_queue, COUNT, 60000));
+    for (int i = 0; i < PARTITIONS; i++)
+        ASSERT_EQ(service_stop(&svc[i], SIGTERM), 0);
+    ASSERT_EQ(stub_stat(&stub, "order_overlaps"), 0);
+    ASSERT_EQ(stub_stat(&stub, "order_inversions"), 0);
+    outbound_order order = read_outbound_order(&t, name, COUNT);
+    ASSERT_EQ(order.duplicates, 0);
+    ASSERT_EQ(order.rewinds, 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
 TEST(single_active_consumer_refuses_a_queue_without_it)
 {
     const char *name = "order_sac_refused";
@@ -457,6 +553,7 @@ static const test_case tests[] = {
     TEST_ENTRY(sigkill_mid_stream),
     TEST_ENTRY(standby_replica_takes_over_in_order),
     TEST_ENTRY(held_too_long_gives_back_the_key_in_order),
+    TEST_ENTRY(partitions_by_consistent_hash),
     TEST_ENTRY(single_active_consumer_refuses_a_queue_without_it),
 };
 
