@@ -12,6 +12,7 @@
  * environment variables, the --help text and the validation, so they can never disagree. */
 
 typedef enum { JA_QUEUE_AUTO = 0, JA_QUEUE_CLASSIC = 1, JA_QUEUE_QUORUM = 2 } ja_queue_type;
+typedef enum { JA_CONCURRENCY_ADAPTIVE = 0, JA_CONCURRENCY_FIXED = 1 } ja_concurrency_mode;
 
 /* The most brokers (cluster nodes) one --amqp-uri may list. */
 #define JA_MAX_BROKERS 16
@@ -36,7 +37,8 @@ typedef struct ja_config {
     int http_timeout_ms;
     int http_connect_timeout_ms;
 
-    int workers;        /* Jube calls under way at once */
+    int workers;        /* Jube calls under way at once (the upper bound with adaptive) */
+    int concurrency;    /* ja_concurrency_mode */
     int worker_threads; /* threads that carry them; 0 in the flag means one per CPU */
     int prefetch;
     int ring_size;

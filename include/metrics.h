@@ -85,6 +85,11 @@ typedef struct {
     atomic_long order_waiting;         /* messages waiting behind one of their key */
     atomic_ulong order_oldest_wait_ms; /* when the longest-waiting one arrived; 0: none */
     atomic_ulong order_unordered[4];   /* by ja_key_status (the first, found, unused) */
+    /* --concurrency (set by the worker threads through jube_limit.c) */
+    atomic_long jube_limit;            /* calls to Jube that may be under way */
+    atomic_ulong jube_rtt_us;          /* the last judged window's mean round trip */
+    atomic_ulong jube_rtt_baseline_us; /* the round trip taken as unloaded */
+    atomic_ulong limit_cuts[2];        /* decreases by ja_limit_cut */
 } ja_metrics;
 
 extern ja_metrics ja_stats;

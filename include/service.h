@@ -4,6 +4,7 @@
 #include "config.h"
 #include "inbox.h"
 #include "job.h"
+#include "jube_limit.h"
 #include "ring.h"
 #include "metrics.h"
 #include "watchdog.h"
@@ -38,6 +39,9 @@ typedef struct ja_service {
     atomic_bool consumer_done;
     atomic_bool jube_available; /* for logging the changes only */
     atomic_int exit_code;       /* set by ja_service_fail: the process ends with it */
+
+    /* Calls to Jube that may be under way, shared out among the worker threads. */
+    ja_jube_limit jube;
 
     /* The consumer's and the publisher's connections, watched by the main thread. */
     ja_watched_connection watch[JA_CONNECTIONS];

@@ -2,7 +2,8 @@
 # The whole test suite: installs what it needs, then builds and runs every test three times:
 #   release        all unit and integration tests, and the cluster tests (a local three-node
 #                  cluster, scripts/cluster.sh)
-#   asan           the same but the cluster tests, under AddressSanitizer + UndefinedBehaviorSanitizer
+#   asan           the same but the cluster tests and the adaptive-concurrency measurements (label
+#                  release), under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan           the ring and a pipeline test, under ThreadSanitizer
 # Each integration run starts its own RabbitMQ node (scripts/broker.sh) and stand-in Jube.
 set -euo pipefail
@@ -52,7 +53,7 @@ echo "== ASan + UBSan build"
 build build/test-asan -DCMAKE_BUILD_TYPE=Debug -DJA_SANITIZE=address
 ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_ctest build/test-asan -LE cluster
+    run_ctest build/test-asan -LE "cluster|release"
 
 echo "== TSan build"
 build build/test-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=thread

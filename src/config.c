@@ -30,6 +30,7 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const switch_values[] = {"false", "true", NULL};
 static const char *const unroutable_choices[] = {"hold", "ack", NULL};
 static const char *const key_missing_choices[] = {"unordered", "dead-letter", NULL};
+static const char *const concurrency_choices[] = {"adaptive", "fixed", NULL};
 
 /* AMQP short strings (queue, exchange and routing-key names) hold at most 255 bytes. */
 #define NAME_MAX_BYTES 255
@@ -92,6 +93,11 @@ static const option options[] = {
     INT_OPT("workers", "JUBE_AMQP_WORKERS", workers, "16", 1, 4096,
             "Calls to Jube under way at once, each on its own keep-alive connection: the most "
             "messages Jube works on for this service at a time."),
+    CHOICE_OPT("concurrency", "JUBE_AMQP_CONCURRENCY", concurrency, "fixed", concurrency_choices,
+               "'fixed': --workers calls to Jube are under way whenever there is work. "
+               "'adaptive': --workers is the upper bound, and the service keeps the calls under "
+               "way near the point where more stop bringing more throughput, found from Jube's "
+               "round trips and its 429, 503 and time-outs."),
     INT_OPT("worker-threads", "JUBE_AMQP_WORKER_THREADS", worker_threads, "0", 0, 4096,
             "Threads that carry those calls, each running its share of them together; 0 means "
             "one per CPU (never more than --workers)."),

@@ -208,6 +208,26 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
     for (int i = 1; i < 4; i++)
         put(&w, "jube_amqp_order_unordered_total{reason=\"%s\"} %lu\n", unordered_labels[i],
             get(&m->order_unordered[i]));
+    header(&w, "jube_amqp_jube_concurrency_limit", "gauge",
+           "Calls to Jube that may be under way at once: --workers with --concurrency fixed, "
+           "found from Jube's answers with adaptive.");
+    put(&w, "jube_amqp_jube_concurrency_limit %ld\n", atomic_load(&m->jube_limit));
+    header(&w, "jube_amqp_jube_round_trip_seconds", "gauge",
+           "With --concurrency adaptive: the mean round trip of the last judged window of Jube's "
+           "answers.");
+    put(&w, "jube_amqp_jube_round_trip_seconds %.6f\n", (double)get(&m->jube_rtt_us) / 1e6);
+    header(&w, "jube_amqp_jube_round_trip_baseline_seconds", "gauge",
+           "With --concurrency adaptive: the round trip taken as Jube's unloaded one (the lowest "
+           "recent window mean).");
+    put(&w, "jube_amqp_jube_round_trip_baseline_seconds %.6f\n",
+        (double)get(&m->jube_rtt_baseline_us) / 1e6);
+    header(&w, "jube_amqp_jube_concurrency_decreases_total", "counter",
+           "With --concurrency adaptive: decreases of the limit, by cause (overload: 429, 503, "
+           "502, 504, 408 or no answer; latency: round trips well above the baseline).");
+    put(&w, "jube_amqp_jube_concurrency_decreases_total{cause=\"overload\"} %lu\n",
+        get(&m->limit_cuts[0]));
+    put(&w, "jube_amqp_jube_concurrency_decreases_total{cause=\"latency\"} %lu\n",
+        get(&m->limit_cuts[1]));
     header(&w, "jube_amqp_publishing_blocked", "gauge",
            "1 while the broker blocks publishing (a resource alarm).");
     put(&w, "jube_amqp_publishing_blocked %d\n", atomic_load(&m->blocked) ? 1 : 0);

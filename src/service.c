@@ -25,6 +25,10 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
     atomic_init(&svc->consumer_done, false);
     atomic_init(&svc->jube_available, true);
     atomic_init(&svc->exit_code, 0);
+    /* Every worker thread keeps at least one call, so no thread's waiting retries are stranded. */
+    int floor = cfg->worker_threads > 2 ? cfg->worker_threads : 2;
+    ja_jube_limit_init(&svc->jube, cfg->concurrency == JA_CONCURRENCY_ADAPTIVE, floor,
+                       cfg->workers);
     ja_watch_init(&svc->watch[JA_CONN_CONSUMER], "consumer");
     ja_watch_init(&svc->watch[JA_CONN_PUBLISHER], "publisher");
 
@@ -58,6 +62,7 @@ void ja_service_destroy(ja_service *svc)
     free_list(ja_inbox_take_all(&svc->to_publisher));
     free_list(ja_inbox_take_all(&svc->to_consumer));
     ja_inbox_destroy(&svc->to_publisher);
+    ja_jube_limit_destroy(&svc->jube);
     ja_inbox_destroy(&svc->to_consumer);
     ja_worker_bells_destroy(&svc->bells);
     ja_watch_destroy(&svc->watch[JA_CONN_CONSUMER]);

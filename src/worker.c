@@ -2,6 +2,7 @@
 
 #include "http_client.h"
 #include "implicit_async.h"
+#include "jube_gate.h"
 #include "log.h"
 #include "metrics.h"
 #include "outcome.h"
@@ -29,7 +30,8 @@ typedef struct {
     ja_job *job;
     slot_state state;
     uint64_t due_ms;
-    bool probe; /* the one call testing whether an unavailable Jube is back */
+    bool probe;             /* the one call testing whether an unavailable Jube is back */
+    int in_flight_at_start; /* calls under way in the service when it started, itself included */
 } call_slot;
 
 typedef struct {
@@ -40,12 +42,7 @@ typedef struct {
     call_slot *slots;
     int slot_count;
     uint64_t rng;
-    /* Probes in a row that found Jube unavailable. While above zero no call starts before
-     * gate_ms, and then only one probe at a time: each worker thread probes an unavailable Jube
-     * once per backoff step, however many messages it holds. */
-    unsigned unavailable_streak;
-    uint64_t gate_ms;
-    bool probe_in_flight;
+    ja_jube_gate gate; /* may a call start now (jube_gate.h) */
 } worker;
 
 /* The log fields of an event about job. */
@@ -149,12 +146,10 @@ static bool held_too_long(const worker *w, const ja_job *job, uint64_t now, uint
     return age + extra_ms >= (uint64_t)w->cfg->max_hold_ms;
 }
 
-static uint64_t retry_delay(worker *w, const ja_job *job, ja_outcome outcome,
-                            const ja_http_result *result)
+/* The delay before calling Jube again for a job that got a server error. */
+static uint64_t retry_delay(worker *w, const ja_job *job, const ja_http_result *result)
 {
-    unsigned step =
-        outcome == JA_OUTCOME_UNAVAILABLE ? w->unavailable_streak : (unsigned)job->attempts;
-    uint64_t delay = ja_backoff_ms(step, (uint64_t)w->cfg->retry_base_ms,
+    uint64_t delay = ja_backoff_ms((unsigned)job->attempts, (uint64_t)w->cfg->retry_base_ms,
                                    (uint64_t)w->cfg->retry_max_ms, &w->rng);
     uint64_t max = (uint64_t)w->cfg->retry_max_ms;
     if (result->retry_after_ms > 0 && (uint64_t)result->retry_after_ms > delay)
@@ -162,14 +157,29 @@ static uint64_t retry_delay(worker *w, const ja_job *job, ja_outcome outcome,
     return delay;
 }
 
-static bool gate_open(const worker *w, uint64_t now)
-{
-    return w->unavailable_streak == 0 || (now >= w->gate_ms && !w->probe_in_flight);
-}
-
 static bool stopping(const worker *w)
 {
     return atomic_load(&w->svc->stopping);
+}
+
+/* This thread's share of the calls to Jube that may be under way (concurrency_limit.h). */
+static int share_of(const worker *w)
+{
+    int limit = atomic_load_explicit(&w->svc->jube.current, memory_order_relaxed);
+    int share = ja_concurrency_limit_share(limit, w->index, w->cfg->worker_threads);
+    return share < w->slot_count ? share : w->slot_count;
+}
+
+static bool may_start(const worker *w, uint64_t now)
+{
+    return ja_jube_gate_may_start(&w->gate, share_of(w), now);
+}
+
+/* Whether to take jobs from the ring: to call Jube for them, or, while Jube is unavailable and
+ * the service stops, to give them back. */
+static bool takes_jobs(const worker *w, uint64_t now)
+{
+    return may_start(w, now) || (stopping(w) && ja_jube_gate_closed(&w->gate));
 }
 
 /* Lets the slot's job wait until due_ms to call Jube again, unless that would hold it too long,
@@ -196,16 +206,14 @@ static void wait_or_give_back(worker *w, call_slot *slot, uint64_t now, uint64_t
     slot->due_ms = due_ms;
 }
 
-/* A failed probe (or the first failure) closes the gate for one more backoff step; every job
- * waiting on Jube then waits for the gate, or goes back if that is too long to hold it. */
-static void close_gate(worker *w, const ja_job *job, const ja_http_result *result, uint64_t now)
+/* The gate closed (or stays closed a step longer): every job waiting on Jube then waits for it,
+ * or goes back if that is too long to hold it. */
+static void wait_for_gate(worker *w, uint64_t now)
 {
-    w->unavailable_streak++;
-    w->gate_ms = now + retry_delay(w, job, JA_OUTCOME_UNAVAILABLE, result);
     for (int i = 0; i < w->slot_count; i++) {
         call_slot *slot = &w->slots[i];
-        if (slot->state == SLOT_WAITING && slot->due_ms < w->gate_ms)
-            wait_or_give_back(w, slot, now, w->gate_ms);
+        if (slot->state == SLOT_WAITING && slot->due_ms < ja_jube_gate_due(&w->gate, 0))
+            wait_or_give_back(w, slot, now, ja_jube_gate_due(&w->gate, slot->due_ms));
     }
 }
 
@@ -237,9 +245,14 @@ static void start_call(worker *w, call_slot *slot)
     slot->state = SLOT_CALLING;
     /* Polls for an Implicit Async answer never probe an unavailable Jube: they wait for the gate
      * like any call, and their answers do not move it. */
-    slot->probe = !callback && w->unavailable_streak > 0;
-    if (slot->probe)
-        w->probe_in_flight = true;
+    slot->probe = ja_jube_gate_started(&w->gate, !callback);
+    slot->in_flight_at_start = atomic_fetch_add(&w->svc->jube.calls, 1) + 1;
+}
+
+/* A call is over, answered or not. */
+static void call_ended(worker *w)
+{
+    atomic_fetch_sub(&w->svc->jube.calls, 1);
 }
 
 /* Checks a job fresh from the ring. Returns true when it is to be sent to Jube; otherwise it has
@@ -277,7 +290,8 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
         return false;
     }
     ja_find_traceparent(&msg->properties, job->traceparent);
-    if (held_too_long(w, job, now, 0) || !gate_open(w, now)) {
+    if (held_too_long(w, job, now, 0) ||
+        (ja_jube_gate_closed(&w->gate) && !ja_jube_gate_may_start(&w->gate, 1, now))) {
         /* It waited in the ring through an outage, or Jube is unavailable while the service
          * stops: let the broker keep it. */
         give_back(w, job);
@@ -301,7 +315,7 @@ static bool take_job(worker *w, call_slot *slot, ja_job *job, uint64_t now)
  * jobs from the ring while there is room. */
 static void start_calls(worker *w, uint64_t now)
 {
-    for (int i = 0; i < w->slot_count && gate_open(w, now); i++) {
+    for (int i = 0; i < w->slot_count && may_start(w, now); i++) {
         call_slot *slot = &w->slots[i];
         if (slot->state == SLOT_WAITING && slot->due_ms <= now)
             start_call(w, slot);
@@ -310,8 +324,7 @@ static void start_calls(worker *w, uint64_t now)
         call_slot *slot = &w->slots[i];
         if (slot->state != SLOT_FREE)
             continue;
-        /* While Jube is unavailable a stopping service still takes jobs, to give them back. */
-        if (!gate_open(w, now) && !stopping(w))
+        if (!takes_jobs(w, now))
             return;
         ja_job *job;
         while ((job = ja_ring_pop(w->svc->work)) && !take_job(w, slot, job, now))
@@ -420,21 +433,32 @@ static void handle_callback_answer(worker *w, call_slot *slot, const ja_http_res
                       due < job->callback_deadline_ms ? due : job->callback_deadline_ms);
 }
 
+/* Tells the shared concurrency limit what one invoke's answer says of Jube's load. */
+static void sample_for_limit(worker *w, const call_slot *slot, const ja_http_result *result)
+{
+    long status = result->status;
+    bool overload = !result->transport_ok || status == 408 || status == 429 || status == 502 ||
+                    status == 503 || status == 504;
+    if (ja_jube_limit_sample(&w->svc->jube, result->duration_us, overload,
+                             slot->in_flight_at_start))
+        ja_worker_bells_ring_all(&w->svc->bells); /* every thread's share grew */
+}
+
 static void handle_answer(worker *w, call_slot *slot, const ja_http_result *result, uint64_t now)
 {
     ja_job *job = slot->job;
     bool was_probe = slot->probe;
-    if (was_probe) {
-        slot->probe = false;
-        w->probe_in_flight = false;
-    }
+    slot->probe = false;
+    call_ended(w);
     job->http_status = result->transport_ok ? (int)result->status : 0;
     ja_count(&ja_stats.http_responses[ja_http_class_of(result->status, result->transport_ok)]);
     ja_histogram_observe(&ja_stats.jube_seconds, result->duration_us);
     if (job->instance_guid[0]) {
+        ja_jube_gate_abandoned(&w->gate, was_probe); /* a poll says nothing of the gate */
         handle_callback_answer(w, slot, result, now);
         return;
     }
+    sample_for_limit(w, slot, result);
     ja_outcome outcome =
         result->response_too_large
             ? JA_OUTCOME_SERVER_ERROR
@@ -443,12 +467,19 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
         ja_log_fields fields = fields_of(job);
         ja_log_debug_about(&fields, "Jube answered: %s", ja_outcome_name(outcome));
     }
-    if (outcome == JA_OUTCOME_UNAVAILABLE) {
+    bool unavailable = outcome == JA_OUTCOME_UNAVAILABLE;
+    ja_gate_event gate =
+        ja_jube_gate_answered(&w->gate, was_probe, unavailable, result->retry_after_ms, now);
+    if (unavailable)
         note_jube_unavailable(w, job, result);
-    } else {
-        w->unavailable_streak = 0;
+    else
         note_jube_available(w);
-    }
+    if (gate == JA_GATE_CLOSED || gate == JA_GATE_OUTAGE)
+        wait_for_gate(w, now);
+    if (gate == JA_GATE_OUTAGE)
+        ja_jube_limit_outage(&w->svc->jube);
+    else if (gate == JA_GATE_RECOVERED)
+        ja_jube_limit_recovered(&w->svc->jube);
 
     switch (outcome) {
     case JA_OUTCOME_SUCCESS:
@@ -475,13 +506,10 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
             dead_letter(w, slot);
             return;
         }
-        wait_or_give_back(w, slot, now, now + retry_delay(w, job, outcome, result));
+        wait_or_give_back(w, slot, now, now + retry_delay(w, job, result));
         return;
     case JA_OUTCOME_UNAVAILABLE:
-        /* A call that was under way when another found Jube down just waits for the gate. */
-        if (was_probe || w->unavailable_streak == 0)
-            close_gate(w, job, result, now);
-        wait_or_give_back(w, slot, now, w->gate_ms);
+        wait_or_give_back(w, slot, now, ja_jube_gate_due(&w->gate, now));
         return;
     }
 }
@@ -517,21 +545,18 @@ static call_slot *free_slot_of(worker *w)
 }
 
 /* How long poll() may sleep before a waiting job is due (libcurl shortens it further for its
- * own time-outs). */
+ * own time-outs). A job whose time has come but for which the share has no room waits for an
+ * answer, which wakes the thread anyway; so does one waiting for the probe's answer. */
 static int wait_timeout_ms(const worker *w, uint64_t now)
 {
     uint64_t soonest = now + IDLE_WAIT_MS;
-    for (int i = 0; i < w->slot_count; i++) {
+    bool room =
+        ja_jube_gate_closed(&w->gate) ? !w->gate.probe_in_flight : w->gate.calls < share_of(w);
+    for (int i = 0; room && i < w->slot_count; i++) {
         const call_slot *slot = &w->slots[i];
         if (slot->state != SLOT_WAITING)
             continue;
-        uint64_t due = slot->due_ms;
-        if (w->unavailable_streak > 0) {
-            if (w->probe_in_flight)
-                continue; /* the probe's answer wakes the thread */
-            if (due < w->gate_ms)
-                due = w->gate_ms;
-        }
+        uint64_t due = ja_jube_gate_due(&w->gate, slot->due_ms);
         if (due < soonest)
             soonest = due;
     }
@@ -544,7 +569,7 @@ static void wait_for_something(worker *w, uint64_t now)
 {
     ja_worker_bells *bells = &w->svc->bells;
     call_slot *room = free_slot_of(w);
-    bool hungry = room && (gate_open(w, now) || stopping(w));
+    bool hungry = room && takes_jobs(w, now);
     if (hungry) {
         ja_worker_bell_arm(bells, w->index);
         ja_job *job = ja_ring_pop(w->svc->work);
@@ -568,8 +593,11 @@ static void abandon_all(worker *w)
 {
     for (int i = 0; i < w->slot_count; i++) {
         call_slot *slot = &w->slots[i];
-        if (slot->state == SLOT_CALLING)
+        if (slot->state == SLOT_CALLING) {
             curl_multi_remove_handle(w->multi, ja_http_call_handle(slot->http));
+            ja_jube_gate_abandoned(&w->gate, slot->probe);
+            call_ended(w);
+        }
         if (slot->state != SLOT_FREE) {
             give_back(w, slot->job);
             free_slot(slot);
@@ -585,6 +613,8 @@ static bool worker_init(worker *w, const ja_worker_args *args)
     w->rng = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(args->index + 1) * 0x9E3779B97F4A7C15ull;
     if (w->rng == 0)
         w->rng = 1;
+    ja_jube_gate_init(&w->gate, (uint64_t)w->cfg->retry_base_ms, (uint64_t)w->cfg->retry_max_ms,
+                      w->rng ^ 0xD1B54A32D192ED03ull);
     w->multi = curl_multi_init();
     w->slots = calloc((size_t)args->calls, sizeof *w->slots);
     if (!w->multi || !w->slots)

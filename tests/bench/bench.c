@@ -380,7 +380,58 @@ static latency_result latency_at(double rate, int seconds)
     return r;
 }
 
-/* ---- 6. idle ---- */
+/* ---- 6. a Jube with a knee: fixed against adaptive concurrency ---- */
+
+typedef struct {
+    double rate, calls_per_message, refused_per_message;
+    double limit; /* the adaptive limit at the end; the bound with fixed */
+} knee_result;
+
+static const char *const knee_stub[] = {
+    "--latency-ms", "5", "--knee", "10", "--knee-step-ms", "5", "--overload-above", "40", NULL};
+
+/* The same knee for every setting; the fixed ones beyond it are slow, so fewer messages. */
+static const struct {
+    const char *workers, *mode;
+    long count;
+} knee_settings[4] = {{"16", "fixed", 5000},
+                      {"64", "fixed", 3000},
+                      {"256", "fixed", 3000},
+                      {"256", "adaptive", 10000}};
+
+static knee_result knee_run(const char *workers, const char *mode, long count)
+{
+    topology_names t = test_begin("bench_knee");
+    stub_process stub = stub_start(knee_stub);
+    preload(t.inbound, count, "k");
+    amqp_connection_state_t conn = test_connect();
+    declare_queue(conn, t.outbound_queue, true);
+    int port = free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *args[] = {"--workers",  workers, "--concurrency",    mode,
+                          "--prefetch", "512",   "--metrics-listen", listen,
+                          NULL};
+    long long start = now_ms();
+    service_process svc = service_start("bench_knee", &t, &stub, args);
+    wait_for_depth(conn, t.outbound_queue, count, 600000);
+    knee_result r = {.rate = (double)count / ((double)(now_ms() - start) / 1000.0)};
+    r.limit = scrape_metric(port, "jube_amqp_jube_concurrency_limit");
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    r.calls_per_message = (double)stub_stat(&stub, "requests") / (double)count;
+    r.refused_per_message = (double)stub_stat(&stub, "overloaded") / (double)count;
+    check_all_ids(conn, t.outbound_queue, "k", count);
+    test_disconnect(conn);
+    stub_stop(&stub);
+    delete_topology(&t);
+    fprintf(stderr,
+            "knee, %s %s workers: %.0f msg/s, %.2f calls and %.2f 503s per message, "
+            "limit %.0f\n",
+            mode, workers, r.rate, r.calls_per_message, r.refused_per_message, r.limit);
+    return r;
+}
+
+/* ---- 7. idle ---- */
 
 static double idle_cpu_percent(int seconds)
 {
@@ -397,7 +448,7 @@ static double idle_cpu_percent(int seconds)
     return used * 100.0 / seconds;
 }
 
-/* ---- 7. the ring ---- */
+/* ---- 8. the ring ---- */
 
 static void ring_rates(double rates[4])
 {
@@ -411,7 +462,7 @@ static void ring_rates(double rates[4])
 }
 
 /* JA_BENCH_ONLY=limit,drain (for instance) runs only those sections while tuning; the table
- * for docs/BENCHMARKS.md comes from a full run. */
+ * for docs/BENCHMARKS.md comes from a full run. "knee" runs only the knee section. */
 static bool wanted(const char *section)
 {
     const char *only = getenv("JA_BENCH_ONLY");
@@ -438,6 +489,11 @@ int main(int argc, char **argv)
             samples[i] = stub_rate();
         stub = median(samples, RUNS);
         fprintf(stderr, "stand-in Jube: %.0f requests/s\n", stub);
+    }
+    if (getenv("JA_BENCH_ONLY") && wanted("knee")) {
+        for (int k = 0; k < 4; k++)
+            knee_run(knee_settings[k].workers, knee_settings[k].mode, knee_settings[k].count);
+        return 0;
     }
     if (!wanted("drain"))
         return 0;
@@ -500,6 +556,20 @@ int main(int argc, char **argv)
                 worker_counts[w], bound_rate[w], bound_ideal[w]);
     }
 
+    knee_result knee[4];
+    for (int k = 0; k < 4; k++) {
+        knee_result runs[RUNS];
+        for (int i = 0; i < RUNS; i++) {
+            runs[i] =
+                knee_run(knee_settings[k].workers, knee_settings[k].mode, knee_settings[k].count);
+            samples[i] = runs[i].rate;
+        }
+        double rate = median(samples, RUNS);
+        for (int i = 0; i < RUNS; i++)
+            if (runs[i].rate == rate)
+                knee[k] = runs[i];
+    }
+
     double idle = idle_cpu_percent(30);
     fprintf(stderr, "idle: %.3f%% of a core\n", idle);
     double ring[4];
@@ -530,6 +600,16 @@ int main(int argc, char **argv)
         printf("| Jube at 20 ms, %d workers | %.0f msg/s = %.0f%% of %.0f ideal | >= 90%% | %s |\n",
                worker_counts[w], bound_rate[w], 100 * bound_rate[w] / bound_ideal[w],
                bound_ideal[w], bound_rate[w] >= 0.9 * bound_ideal[w] ? "yes" : "no");
+    for (int k = 0; k < 4; k++) {
+        bool adaptive = strcmp(knee_settings[k].mode, "adaptive") == 0;
+        printf("| Jube with a knee (5 ms to 10 calls, +5 ms each beyond, 503 above 40), %s %s "
+               "workers | %.0f msg/s = %.0f%% of the knee's 2000; %.2f calls, %.2f 503s per "
+               "message; limit %.0f | %s | %s |\n",
+               knee_settings[k].mode, knee_settings[k].workers, knee[k].rate,
+               100 * knee[k].rate / 2000, knee[k].calls_per_message, knee[k].refused_per_message,
+               knee[k].limit, adaptive ? ">= 80% of the knee" : "-",
+               adaptive ? (knee[k].rate >= 1600 ? "yes" : "no") : "-");
+    }
     printf("| idle CPU over 30 s | %.3f%% of a core | < 0.5%% | %s |\n", idle,
            idle < 0.5 ? "yes" : "no");
     printf("| ring 1 -> 64 (vs mutex + condvar) | %.2f M/s (%.2f M/s) | ring faster | %s |\n",
@@ -555,6 +635,13 @@ int main(int argc, char **argv)
     for (int w = 0; w < 3; w++)
         fprintf(json, "%s{\"workers\":%d,\"msgs_per_s\":%.0f,\"ideal\":%.0f}", w ? "," : "",
                 worker_counts[w], bound_rate[w], bound_ideal[w]);
+    fprintf(json, "],\"knee\":[");
+    for (int k = 0; k < 4; k++)
+        fprintf(json,
+                "%s{\"mode\":\"%s\",\"workers\":%s,\"msgs_per_s\":%.0f,"
+                "\"calls_per_msg\":%.3f,\"refused_per_msg\":%.3f,\"limit\":%.0f}",
+                k ? "," : "", knee_settings[k].mode, knee_settings[k].workers, knee[k].rate,
+                knee[k].calls_per_message, knee[k].refused_per_message, knee[k].limit);
     fprintf(json,
             "],\"idle_cpu_percent\":%.4f,\"ring_1_to_64\":%.0f,\"mutex_1_to_64\":%.0f,"
             "\"ring_64_to_1\":%.0f,\"mutex_64_to_1\":%.0f}\n",

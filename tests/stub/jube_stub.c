@@ -56,6 +56,9 @@ static struct {
     int latency_ms;
     int latency_jitter_ms; /* each answer waits latency_ms plus 0..this, at random */
     const char *order_key; /* top-level member whose per-value order is watched, or NULL */
+    int knee;              /* with knee_step_ms: invocations served at the base latency */
+    int knee_step_ms;      /* latency added per invocation under way beyond the knee */
+    int overload_above;    /* 503 at once beyond this many invocations under way; 0: never */
     long fail_every;
     long fail_first;
     int fail_status;
@@ -76,6 +79,9 @@ static atomic_long placeholders;       /* invocations answered with a placeholde
 static atomic_long callback_requests;  /* GETs of the Callback endpoint */
 static atomic_long callback_answers;   /* answered 200 */
 static atomic_long callback_not_ready; /* answered 408 */
+static atomic_long serving;            /* invocations under way (--knee, --overload-above) */
+static atomic_long overloaded;         /* answered 503 by --overload-above */
+static atomic_long most_serving;
 
 /* Per-key order (--order-key): one slot per key value seen. */
 #define MAX_ORDER_KEYS 8192
@@ -143,6 +149,12 @@ static void parse_args(int argc, char **argv)
             opt.latency_jitter_ms = (int)number_arg(flag, value, 0, 600000);
         else if (strcmp(flag, "--order-key") == 0)
             opt.order_key = value;
+        else if (strcmp(flag, "--knee") == 0)
+            opt.knee = (int)number_arg(flag, value, 1, 1000000);
+        else if (strcmp(flag, "--knee-step-ms") == 0)
+            opt.knee_step_ms = (int)number_arg(flag, value, 0, 60000);
+        else if (strcmp(flag, "--overload-above") == 0)
+            opt.overload_above = (int)number_arg(flag, value, 1, 1000000);
         else if (strcmp(flag, "--fail-every") == 0)
             opt.fail_every = number_arg(flag, value, 0, 1L << 40);
         else if (strcmp(flag, "--fail-first") == 0)
@@ -185,6 +197,8 @@ typedef struct conn {
     long long due_ns;  /* when answer is sent */
     struct conn *next_due;
     int order_slot; /* the key slot of the call being answered, or -1 */
+    bool serving;   /* an invocation of it is under way (counted in `serving`) */
+    long extra_ms;  /* latency its answer adds for the knee */
 } conn;
 
 struct event_loop {
@@ -303,9 +317,13 @@ static int order_call_begins(const cJSON *request)
     return slot;
 }
 
-/* Its answer is out (or its connection gone): the key's call is no longer under way. */
+/* Its answer is out (or its connection gone): the call is no longer under way. */
 static void order_call_ends(conn *c)
 {
+    if (c->serving) {
+        c->serving = false;
+        atomic_fetch_sub(&serving, 1);
+    }
     if (c->order_slot < 0)
         return;
     pthread_mutex_lock(&order_lock);
@@ -351,7 +369,7 @@ static bool send_answer(conn *c, int status, const char *body, bool keep_alive, 
         memcpy(text + n, body, body_len);
     size_t len = (size_t)n + body_len;
     c->close_after = c->close_after || !keep_alive;
-    if (!delayed || (opt.latency_ms == 0 && opt.latency_jitter_ms == 0)) {
+    if (!delayed || (opt.latency_ms == 0 && opt.latency_jitter_ms == 0 && c->extra_ms == 0)) {
         bool ok = send_all(c->fd, text, len);
         free(text);
         order_call_ends(c);
@@ -360,7 +378,8 @@ static bool send_answer(conn *c, int status, const char *body, bool keep_alive, 
     event_loop *loop = c->loop;
     c->answer = text;
     c->answer_len = len;
-    long long delay_ms = opt.latency_ms;
+    long long delay_ms = opt.latency_ms + c->extra_ms;
+    c->extra_ms = 0;
     if (opt.latency_jitter_ms > 0)
         delay_ms += (long long)(next_random() % (uint64_t)(opt.latency_jitter_ms + 1));
     c->due_ns = now_ns() + delay_ms * 1000000LL;
@@ -526,6 +545,18 @@ static bool parse_head(char *head, request *r)
 static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len, bool keep)
 {
     long n = atomic_fetch_add(&requests, 1) + 1;
+    long under_way = atomic_fetch_add(&serving, 1) + 1;
+    c->serving = true;
+    for (long most = atomic_load(&most_serving); under_way > most;)
+        if (atomic_compare_exchange_weak(&most_serving, &most, under_way))
+            break;
+    if (opt.overload_above > 0 && under_way > opt.overload_above) {
+        /* Jube's thread pool is full: it refuses at once. */
+        atomic_fetch_add(&overloaded, 1);
+        return respond(c, 503, "\"Service Unavailable.\"", keep);
+    }
+    if (opt.knee_step_ms > 0 && opt.knee > 0 && under_way > opt.knee)
+        c->extra_ms = (under_way - opt.knee) * opt.knee_step_ms;
     if (r->traceparent[0])
         fprintf(stderr, "traceparent %s\n", r->traceparent);
     if (opt.order_key) {
@@ -617,7 +648,7 @@ static bool handle_callback(conn *c, const request *r, bool keep)
 
 static bool handle_stats(conn *c, bool keep)
 {
-    char body[768];
+    char body[1024];
     pthread_mutex_lock(&order_lock);
     long keys = order_keys, calls = order_calls, overlaps = order_overlaps,
          inversions = order_inversions, inverted = order_inverted_keys, most = order_max_in_flight;
@@ -625,13 +656,15 @@ static bool handle_stats(conn *c, bool keep)
     snprintf(body, sizeof body,
              "{\"order_keys\":%ld,\"order_calls\":%ld,\"order_overlaps\":%ld,"
              "\"order_inversions\":%ld,\"order_inverted_keys\":%ld,"
-             "\"order_max_in_flight\":%ld,\"requests\":%ld,\"invocations\":%ld,\"failures\":%ld,"
+             "\"order_max_in_flight\":%ld,\"overloaded\":%ld,\"most_serving\":%ld,"
+             "\"requests\":%ld,\"invocations\":%ld,\"failures\":%ld,"
              "\"rejections\":%ld,"
              "\"connections\":%ld,\"placeholders\":%ld,\"callback_requests\":%ld,"
              "\"callback_answers\":%ld,\"callback_not_ready\":%ld}",
-             keys, calls, overlaps, inversions, inverted, most, atomic_load(&requests),
-             atomic_load(&invocations), atomic_load(&failures), atomic_load(&rejections),
-             atomic_load(&connections), atomic_load(&placeholders), atomic_load(&callback_requests),
+             keys, calls, overlaps, inversions, inverted, most, atomic_load(&overloaded),
+             atomic_load(&most_serving), atomic_load(&requests), atomic_load(&invocations),
+             atomic_load(&failures), atomic_load(&rejections), atomic_load(&connections),
+             atomic_load(&placeholders), atomic_load(&callback_requests),
              atomic_load(&callback_answers), atomic_load(&callback_not_ready));
     return respond(c, 200, body, keep);
 }

@@ -1,0 +1,96 @@
+#ifndef JA_CONCURRENCY_LIMIT_H
+#define JA_CONCURRENCY_LIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* How many calls to Jube may be under way at once (--concurrency adaptive): the point where more
+ * calls stop bringing more throughput, found from Jube's answers.
+ *
+ * Pure bookkeeping, driven by a clock the caller passes in. Each answer is one sample: its
+ * round-trip time, whether it was a sign of overload (429, 503, 502, 504, 408, no answer), and
+ * how many calls were under way. Samples are judged a window at a time (at least WINDOW_MIN_MS,
+ * and two mean round trips), as Vector's Adaptive Request Concurrency does:
+ * - overload in the window: the limit shrinks by the decrease ratio (0.9, Vector's default);
+ * - the window's mean round trip well above the baseline (the lowest recent window mean, which is
+ *   what Jube answers in unloaded; Envoy's idea of a minimum RTT, here kept without probing): the
+ *   limit shrinks the same way, since more calls only queue up inside Jube;
+ * - otherwise, if the calls under way reached the limit, it grows: doubling (slow start) until the
+ *   first decrease, then by one per window (additive increase).
+ * What the anchors' users miss: slow start (Vector ramps by one from 1), a quick return after
+ * Jube recovers (slow start again up to the limit before the outage), and a floor with a least
+ * number of samples per judgement, so a few slow answers cannot starve the service. Overload is
+ * not ignored, unlike Netflix's Gradient2: Jube's 503 and 429 are its clearest signal.
+ *
+ * With --concurrency fixed the limit is the upper bound, always. */
+
+typedef enum {
+    JA_LIMIT_CUT_OVERLOAD, /* 429, 503, 502, 504, 408 or no answer */
+    JA_LIMIT_CUT_LATENCY,  /* round trips well above the baseline */
+    JA_LIMIT_CUT_CAUSES
+} ja_limit_cut;
+
+typedef struct {
+    bool adaptive;
+    int floor, ceiling; /* the limit stays within [floor, ceiling] */
+    double limit;
+    bool slow_start;
+    int recovery_target; /* slow start stops here after an outage; 0 when not recovering */
+    bool in_outage;      /* Jube is unavailable: cuts do not end the recovery's slow start */
+
+    /* After a cut at limit C the limit grows back to C - 1 but stays below C for hold_ms; a cut
+     * near C again doubles the hold (up to JA_LIMIT_HOLD_MAX_MS), windows at C without one end
+     * it. So a steep knee is probed rarely instead of once per sawtooth. */
+    int cut_at;
+    int good_at_cut;      /* windows at or above cut_at without a cut */
+    uint64_t last_cut_ms; /* answers to calls made before it say nothing of the new limit */
+    uint64_t hold_until_ms;
+    uint64_t hold_ms;
+
+    /* The window being gathered. */
+    uint64_t window_start_ms;
+    unsigned samples;
+    double rtt_sum_ms;
+    bool overloaded;
+    int most_in_flight;
+
+    /* What earlier windows said. */
+    bool have_baseline;
+    double baseline_ms; /* the lowest recent window mean, rising slowly when not renewed */
+    double rtt_mean_ms; /* moving average of window means (EWMA, alpha 0.4) */
+    double last_rtt_ms; /* the last window's mean */
+    unsigned long cuts[JA_LIMIT_CUT_CAUSES];
+} ja_concurrency_limit;
+
+/* The least length of a window, and the least number of samples judged (fewer wait for more). */
+#define JA_LIMIT_WINDOW_MIN_MS 20
+#define JA_LIMIT_MIN_SAMPLES   8
+#define JA_LIMIT_HOLD_MIN_MS   100
+/* Round trips this much above the baseline are noise whatever the ratio (sub-millisecond Jube). */
+#define JA_LIMIT_LATENCY_SLACK_MS 2.0
+#define JA_LIMIT_HOLD_MAX_MS      1600
+
+void ja_concurrency_limit_init(ja_concurrency_limit *l, bool adaptive, int floor, int ceiling,
+                               uint64_t now_ms);
+
+/* One answer: its round trip, whether it signalled overload, and the calls under way when it was
+ * made (itself included). */
+void ja_concurrency_limit_sample(ja_concurrency_limit *l, uint64_t now_ms, uint64_t rtt_us,
+                                 bool overload, int in_flight);
+
+/* Judges the window once it is complete. Returns true when the limit changed. */
+bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms);
+
+/* Jube became unavailable: remember the limit to return to quickly once it answers again. */
+void ja_concurrency_limit_outage(ja_concurrency_limit *l);
+/* Jube answers again: slow start back to that limit (a cut from now on ends the recovery). */
+void ja_concurrency_limit_recovered(ja_concurrency_limit *l);
+
+/* The number of calls that may be under way now. */
+int ja_concurrency_limit_current(const ja_concurrency_limit *l);
+
+/* The share of the limit of worker thread `index` of `threads`: the limit split as evenly as
+ * whole calls allow, the first threads taking the remainder. */
+int ja_concurrency_limit_share(int limit, int index, int threads);
+
+#endif

@@ -1,0 +1,186 @@
+#include "concurrency_limit.h"
+
+#include <string.h>
+
+#define DECREASE_RATIO 0.9  /* Vector's default */
+#define EWMA_ALPHA     0.4  /* Vector's default */
+#define QUEUE_SHARE    0.1  /* calls queued inside Jube tolerated, as a share of the limit */
+#define QUEUE_MIN      2.0  /* ... and at least this many */
+#define BASELINE_RISE  0.02 /* how fast an unrenewed baseline drifts towards the window mean */
+
+void ja_concurrency_limit_init(ja_concurrency_limit *l, bool adaptive, int floor, int ceiling,
+                               uint64_t now_ms)
+{
+    memset(l, 0, sizeof *l);
+    l->adaptive = adaptive;
+    l->ceiling = ceiling < 1 ? 1 : ceiling;
+    l->floor = floor < 1 ? 1 : floor > l->ceiling ? l->ceiling : floor;
+    l->limit = adaptive ? l->floor : l->ceiling;
+    l->slow_start = true;
+    l->window_start_ms = now_ms;
+}
+
+void ja_concurrency_limit_sample(ja_concurrency_limit *l, uint64_t now_ms, uint64_t rtt_us,
+                                 bool overload, int in_flight)
+{
+    if (!l->adaptive)
+        return;
+    uint64_t rtt_ms = rtt_us / 1000;
+    if (l->last_cut_ms && (now_ms < rtt_ms || now_ms - rtt_ms < l->last_cut_ms))
+        return; /* made before the last cut: judged already */
+    if (l->samples == 0 && !l->overloaded)
+        l->window_start_ms = now_ms; /* a window starts with its first answer */
+    l->samples++;
+    l->rtt_sum_ms += (double)rtt_us / 1000.0;
+    l->overloaded = l->overloaded || overload;
+    if (in_flight > l->most_in_flight)
+        l->most_in_flight = in_flight;
+}
+
+static void set_limit(ja_concurrency_limit *l, double limit)
+{
+    if (limit < l->floor)
+        limit = l->floor;
+    if (limit > l->ceiling)
+        limit = l->ceiling;
+    l->limit = limit;
+}
+
+static void cut(ja_concurrency_limit *l, ja_limit_cut cause, uint64_t now_ms)
+{
+    int at = (int)l->limit;
+    /* Slow start doubled past the point: the window before was fine at half the limit. */
+    double ratio = l->slow_start && !l->in_outage ? 0.5 : DECREASE_RATIO;
+    if (!l->in_outage) {
+        /* The same knee again (a cut is noticed a window or so late): probe it less often. */
+        bool same_knee = l->cut_at > 0 && at <= l->cut_at + 1 && at + 1 >= l->cut_at;
+        l->hold_ms = same_knee ? l->hold_ms * 2 : JA_LIMIT_HOLD_MIN_MS;
+        if (l->hold_ms > JA_LIMIT_HOLD_MAX_MS)
+            l->hold_ms = JA_LIMIT_HOLD_MAX_MS;
+        l->cut_at = same_knee && l->cut_at < at ? l->cut_at : at;
+        l->good_at_cut = 0;
+        l->hold_until_ms = now_ms + l->hold_ms;
+    }
+    set_limit(l, l->limit * ratio);
+    l->cuts[cause]++;
+    l->last_cut_ms = now_ms;
+    if (l->in_outage)
+        return; /* the outage's failures say nothing of the capacity to return to */
+    l->slow_start = false;
+    l->recovery_target = 0;
+}
+
+static void grow(ja_concurrency_limit *l, uint64_t now_ms)
+{
+    if (l->cut_at > 0 && (int)l->limit >= l->cut_at && ++l->good_at_cut >= 3) {
+        /* Windows at the level of the last cut without another: the knee moved. */
+        l->cut_at = 0;
+        l->hold_ms = 0;
+    }
+    if (l->slow_start) {
+        double doubled = l->limit * 2;
+        if (l->recovery_target > 0 && doubled >= l->recovery_target) {
+            /* Back where it was before the outage: carry on additively from there. */
+            doubled = l->recovery_target;
+            l->slow_start = false;
+            l->recovery_target = 0;
+        }
+        set_limit(l, doubled);
+    } else {
+        double next = l->limit + 1;
+        if (l->cut_at > 0 && now_ms < l->hold_until_ms && next >= l->cut_at)
+            next = l->cut_at - 1 > l->limit ? l->cut_at - 1 : l->limit;
+        else if (l->cut_at > 0 && next >= l->cut_at + 1)
+            next = l->cut_at; /* probing the knee: one level at a time until it holds */
+        set_limit(l, next);
+    }
+}
+
+static void start_window(ja_concurrency_limit *l, uint64_t now_ms)
+{
+    l->window_start_ms = now_ms;
+    l->samples = 0;
+    l->rtt_sum_ms = 0;
+    l->overloaded = false;
+    l->most_in_flight = 0;
+}
+
+bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
+{
+    if (!l->adaptive)
+        return false;
+    /* A window lasts at least two mean round trips, so that the calls it judges were made at the
+     * limit it judges; overload is acted on at once. */
+    uint64_t length = JA_LIMIT_WINDOW_MIN_MS;
+    if (l->have_baseline && 2 * l->baseline_ms > (double)length)
+        length = (uint64_t)(2 * l->baseline_ms);
+    bool overloaded = l->overloaded && l->samples > 0;
+    if (!overloaded && (now_ms < l->window_start_ms + length || l->samples < JA_LIMIT_MIN_SAMPLES))
+        return false;
+    double before = l->limit;
+    if (overloaded) {
+        cut(l, JA_LIMIT_CUT_OVERLOAD, now_ms);
+        start_window(l, now_ms);
+        return (int)before != (int)l->limit;
+    }
+    double mean = l->rtt_sum_ms / l->samples;
+    l->last_rtt_ms = mean;
+    if (!l->have_baseline) {
+        l->have_baseline = true;
+        l->baseline_ms = mean;
+        l->rtt_mean_ms = mean;
+    } else {
+        l->rtt_mean_ms += EWMA_ALPHA * (mean - l->rtt_mean_ms);
+    }
+    /* Little's law, as Netflix's Vegas limit reads it: of the calls under way, this many were
+     * waiting inside Jube rather than being served. A few are noise; more mean the extra calls
+     * only queue up. */
+    double excess = mean - l->baseline_ms;
+    double queued = excess > 0 ? l->most_in_flight * excess / mean : 0;
+    double too_many = l->limit * QUEUE_SHARE > QUEUE_MIN ? l->limit * QUEUE_SHARE : QUEUE_MIN;
+    bool queueing = excess > JA_LIMIT_LATENCY_SLACK_MS && queued > too_many;
+    bool room = excess <= JA_LIMIT_LATENCY_SLACK_MS || queued < too_many / 2;
+    if (mean < l->baseline_ms) {
+        l->baseline_ms = mean;
+    } else if (!queueing) {
+        /* Unloaded Jube may get slower (a heavier model): a good window moves it up a little. */
+        l->baseline_ms += BASELINE_RISE * (mean - l->baseline_ms);
+    } else if ((int)l->limit <= l->floor) {
+        /* As few calls as allowed and still this slow: that is Jube's unloaded latency now. */
+        l->baseline_ms = mean;
+        queueing = false;
+    }
+    if (queueing)
+        cut(l, JA_LIMIT_CUT_LATENCY, now_ms);
+    else if (room && l->most_in_flight >= (int)l->limit)
+        grow(l, now_ms);
+    start_window(l, now_ms);
+    return (int)before != (int)l->limit;
+}
+
+void ja_concurrency_limit_outage(ja_concurrency_limit *l)
+{
+    if (!l->adaptive)
+        return;
+    if (!l->in_outage && (int)l->limit > l->recovery_target)
+        l->recovery_target = (int)l->limit;
+    l->in_outage = true;
+    l->slow_start = true;
+}
+
+void ja_concurrency_limit_recovered(ja_concurrency_limit *l)
+{
+    l->in_outage = false;
+}
+
+int ja_concurrency_limit_current(const ja_concurrency_limit *l)
+{
+    return (int)l->limit;
+}
+
+int ja_concurrency_limit_share(int limit, int index, int threads)
+{
+    if (threads < 1)
+        return limit;
+    return limit / threads + (index < limit % threads ? 1 : 0);
+}

@@ -1,0 +1,117 @@
+/* --concurrency adaptive against stand-ins of Jube: one with a knee (5 ms up to 10 calls at once,
+ * 5 ms more per extra call, 503 above 40), where adaptive must carry most of the knee's capacity
+ * with few 503s while a fixed setting beyond the knee does not; and a fast one, where adaptive
+ * must stay within 10% of the best fixed setting. */
+
+#include "harness.h"
+#include "test.h"
+
+#include <signal.h>
+#include <stdio.h>
+
+typedef struct {
+    double rate;  /* messages per second */
+    long calls;   /* invocations Jube received */
+    long refused; /* of them, answered 503 for overload */
+    long most;    /* invocations under way at once, at most */
+    double limit; /* the service's limit at the end */
+    double cuts_latency, cuts_overload, rtt_ms, baseline_ms;
+} run_result;
+
+static void wait_outbound(const topology_names *t, long count, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    long depth;
+    while ((depth = queue_depth_now(t->outbound_queue)) < count) {
+        if (now_ms() > deadline)
+            FAIL("%s holds %ld responses, not %ld, after %d ms", t->outbound_queue, depth, count,
+                 timeout_ms);
+        pause_ms(10);
+    }
+}
+
+/* Publishes `count` transactions, then times one service draining them. */
+static run_result run(const char *name, long count, const char *const *stub_args,
+                      const char *workers, const char *mode)
+{
+    topology_names t = test_begin(name);
+    amqp_connection_state_t conn = test_connect();
+    declare_queue(conn, t.inbound, true);
+    test_disconnect(conn);
+    publish_range(t.inbound, name, 0, count);
+    stub_process stub = stub_start(stub_args);
+    int port = free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *args[] = {"--workers", workers, "--concurrency", mode, "--metrics-listen",
+                          listen,      NULL};
+    long long start = now_ms();
+    service_process svc = service_start(name, &t, &stub, args);
+    wait_outbound(&t, count, 300000);
+    run_result r = {.rate = count * 1000.0 / (double)(now_ms() - start)};
+    r.limit = scrape_metric(port, "jube_amqp_jube_concurrency_limit");
+    r.cuts_latency =
+        scrape_metric(port, "jube_amqp_jube_concurrency_decreases_total{cause=\"latency\"}");
+    r.cuts_overload =
+        scrape_metric(port, "jube_amqp_jube_concurrency_decreases_total{cause=\"overload\"}");
+    r.rtt_ms = scrape_metric(port, "jube_amqp_jube_round_trip_seconds") * 1000;
+    r.baseline_ms = scrape_metric(port, "jube_amqp_jube_round_trip_baseline_seconds") * 1000;
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    r.calls = stub_stat(&stub, "requests");
+    r.refused = stub_stat(&stub, "overloaded");
+    r.most = stub_stat(&stub, "most_serving");
+    stub_stop(&stub);
+    conn = test_connect();
+    ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
+    ASSERT_EQ(queue_depth(conn, t.inbound), 0);
+    test_disconnect(conn);
+    fprintf(stderr,
+            "  %-9s --workers %-4s %6.0f msg/s, %6ld calls to Jube for %ld messages (%ld "
+            "answered 503), at most %ld at once; limit at the end %.0f (decreased %.0f times for "
+            "latency, %.0f for overload; round trip %.2f ms, baseline %.2f ms)\n",
+            mode, workers, r.rate, r.calls, count, r.refused, r.most, r.limit, r.cuts_latency,
+            r.cuts_overload, r.rtt_ms, r.baseline_ms);
+    return r;
+}
+
+TEST(adaptive_finds_the_knee)
+{
+    const char *knee[] = {"--latency-ms",     "5",  "--knee", "10", "--knee-step-ms", "5",
+                          "--overload-above", "40", NULL};
+    fprintf(stderr, "Jube with a knee: 5 ms up to 10 calls at once, +5 ms per extra call, 503 "
+                    "above 40 (2,000 msg/s at the knee, less the service's own time per call)\n");
+    /* What this machine carries at exactly the knee, the default beside it, then adaptive with
+     * a bound far beyond the knee. */
+    run_result at_knee = run("conc_knee_fixed10", 10000, knee, "10", "fixed");
+    run_result fixed = run("conc_knee_fixed16", 3000, knee, "16", "fixed");
+    run_result adaptive = run("conc_knee_adaptive", 10000, knee, "256", "adaptive");
+    fprintf(stderr, "  adaptive carries %.0f%% of the knee's capacity on this machine\n",
+            100.0 * adaptive.rate / at_knee.rate);
+    /* At least 80% of the knee's capacity, with few 503s. */
+    ASSERT(adaptive.rate >= 0.8 * at_knee.rate);
+    ASSERT_LE(adaptive.refused, 10000 / 50);
+    ASSERT(adaptive.rate > 2 * fixed.rate);
+}
+
+TEST(adaptive_keeps_up_with_a_fast_jube)
+{
+    fprintf(stderr, "A fast Jube (the stand-in without latency)\n");
+    enum { COUNT = 20000 };
+    run_result f16 = run("conc_fast_fixed16", COUNT, NULL, "16", "fixed");
+    run_result f64 = run("conc_fast_fixed64", COUNT, NULL, "64", "fixed");
+    run_result adaptive = run("conc_fast_adaptive", COUNT, NULL, "64", "adaptive");
+    double best = f16.rate > f64.rate ? f16.rate : f64.rate;
+    fprintf(stderr, "  adaptive carries %.0f%% of the best fixed setting\n",
+            100.0 * adaptive.rate / best);
+    ASSERT(adaptive.rate >= 0.9 * best);
+}
+
+static const test_case tests[] = {
+    TEST_ENTRY(adaptive_finds_the_knee),
+    TEST_ENTRY(adaptive_keeps_up_with_a_fast_jube),
+};
+
+int main(int argc, char **argv)
+{
+    return RUN_TESTS(tests);
+}
