@@ -205,7 +205,9 @@ TEST(api_key_required_by_jube)
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
     ASSERT_EQ(queue_depth(conn, t.inbound), 3);
     ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
-    ASSERT(stub_stat(&stub, "rejections") >= 3);
+    /* Jube refused the calls made without the key (the first 401 closes the gate: the others
+     * wait for a probe). */
+    ASSERT(stub_stat(&stub, "rejections") >= 1);
     test_disconnect(conn);
     stub_stop(&stub);
 }
