@@ -1,8 +1,9 @@
-/* Per-key order (--order-by): 50 accounts' transactions run 64 calls at once, yet one account's
- * calls never overlap at Jube and arrive in delivery order, and their responses are published in
- * that order; through retries, dead letters, a killed service and a standby replica taking over.
- * The stand-in Jube watches the order (--order-key AccountId): calls of one key under way at once
- * (overlaps) and calls whose TxnId number is smaller than the key's previous call (inversions). */
+/* Per-key order (--order-by): 50 accounts' transactions run 64 calls at once (fixed), yet one
+ * account's calls never overlap at Jube and arrive in delivery order, and their responses are
+ * published in that order; through retries, dead letters, a killed service and a standby replica
+ * taking over. The stand-in Jube watches the order (--order-key AccountId): calls of one key under
+ * way at once (overlaps) and calls whose TxnId number is smaller than the key's previous call
+ * (inversions). */
 
 #include "harness.h"
 #include "test.h"
@@ -164,8 +165,9 @@ static double run_stream(const char *name, const char *const *stub_args,
 
 TEST(fifty_accounts_in_order_at_64_calls)
 {
-    const char *ordered_args[] = {"--workers", "64", "--order-by", "$.AccountId", NULL};
-    const char *unordered_args[] = {"--workers", "64", NULL};
+    const char *ordered_args[] = {"--workers",   "64", "--concurrency", "fixed", "--order-by",
+                                  "$.AccountId", NULL};
+    const char *unordered_args[] = {"--workers", "64", "--concurrency", "fixed", NULL};
     long overlaps, inversions, u_overlaps, u_inversions;
     outbound_order order, u_order;
     double ordered_rate =
@@ -193,8 +195,8 @@ TEST(retries_keep_the_order)
     const char *stub_args[] = {"--latency-jitter-ms", "3", "--order-key", "AccountId",
                                "--fail-every",        "5", NULL};
     const char *args[] = {
-        "--workers",      "64", "--order-by", "$.AccountId", "--retry-base-ms", "1",
-        "--retry-max-ms", "20", NULL};
+        "--workers",       "64", "--concurrency",  "fixed", "--order-by", "$.AccountId",
+        "--retry-base-ms", "1",  "--retry-max-ms", "20",    NULL};
     long overlaps, inversions;
     outbound_order order;
     double rate = run_stream("order_retries", stub_args, args, &overlaps, &inversions, &order);
@@ -335,7 +337,8 @@ TEST(sigkill_mid_stream)
     topology_names t = test_begin(name);
     publish_accounts(&t, name, 0, STREAM, false);
     stub_process stub = stub_start(ordered_stub);
-    const char *args[] = {"--workers", "64", "--order-by", "$.AccountId", NULL};
+    const char *args[] = {"--workers",   "64", "--concurrency", "fixed", "--order-by",
+                          "$.AccountId", NULL};
     service_process svc = service_start(name, &t, &stub, args);
     wait_at_least(&t, STREAM / 4, 120000);
     ASSERT_EQ(service_stop(&svc, SIGKILL), 128 + SIGKILL);
@@ -355,11 +358,24 @@ TEST(standby_replica_takes_over_in_order)
     int standby_port = free_port();
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", standby_port);
-    const char *args[] = {
-        "--workers", "64", "--order-by", "$.AccountId", "--single-active-consumer", NULL};
-    const char *standby_args[] = {
-        "--workers",        "64",   "--order-by", "$.AccountId", "--single-active-consumer",
-        "--metrics-listen", listen, NULL};
+    const char *args[] = {"--workers",
+                          "64",
+                          "--concurrency",
+                          "fixed",
+                          "--order-by",
+                          "$.AccountId",
+                          "--single-active-consumer",
+                          NULL};
+    const char *standby_args[] = {"--workers",
+                                  "64",
+                                  "--concurrency",
+                                  "fixed",
+                                  "--order-by",
+                                  "$.AccountId",
+                                  "--single-active-consumer",
+                                  "--metrics-listen",
+                                  listen,
+                                  NULL};
     service_process active = service_start(name, &t, &stub, args);
     service_process standby = service_launch(name, &t, &stub, standby_args);
     service_process both[2] = {active, standby};
