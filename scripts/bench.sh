@@ -2,7 +2,8 @@
 # The benchmark (not part of CI). On a private RabbitMQ node and the stand-in Jube, one after
 # another: the broker's own limit (a C passthrough), the stand-in's limit (wrk), a drain of
 # 100,000 transactions, latency at 25/50/80% of the drain rate, a 20 ms Jube with 16/64/256
-# workers, idle CPU, and the ring against a mutex queue. Noisy figures are the median of 3 runs.
+# workers, a Jube with a knee under fixed and adaptive concurrency, idle CPU, and the ring
+# against a mutex queue. Noisy figures are the median of 3 runs.
 # Writes build/bench/results.json and docs/BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ bash scripts/broker.sh fresh "$broker" >/dev/null
 mkdir -p build/bench/logs docs
 JA_TEST_BROKER_DIR=$PWD/$broker JA_TEST_LOG_DIR=$PWD/build/bench/logs \
     build/bench/tests/bench build/bench/results.json | tee build/bench/table.md
+if [ -n "${JA_BENCH_ONLY:-}" ]; then
+    exit 0 # a partial run (while tuning) never replaces the table of a full one
+fi
 
 {
     echo "# Benchmarks"
