@@ -51,8 +51,8 @@ TEST(defaults)
     ASSERT_STR_EQ(p.cfg.outbound_queue, "");
     ASSERT_EQ(p.cfg.heartbeat_s, 30);
     ASSERT_EQ(p.cfg.prefetch, 256);
-    ASSERT_EQ(p.cfg.workers, 64);
-    ASSERT_EQ(p.cfg.concurrency, JA_CONCURRENCY_ADAPTIVE);
+    ASSERT_EQ(p.cfg.workers, 16);
+    ASSERT_EQ(p.cfg.concurrency, JA_CONCURRENCY_FIXED);
     ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_CLASSIC);
     ASSERT_EQ(ja_config_ring_capacity(&p.cfg), 256);
     ja_config_free(&p.cfg);
