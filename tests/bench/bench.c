@@ -417,6 +417,7 @@ static latency_result latency_at(double rate, int seconds, const char *stub_late
     test_disconnect(conn);
     pthread_join(collector, NULL);
     double cpu_used = cpu_seconds(svc.pid) - cpu_before;
+    print_thread_cpu(svc.pid, count);
     ASSERT_EQ(probe.received, count);
     qsort(probe.latencies_ms, (size_t)count, sizeof(double), compare_doubles);
     latency_result r = {probe.latencies_ms[count / 2], probe.latencies_ms[count * 99 / 100],
