@@ -10,13 +10,15 @@
  * Pure bookkeeping, driven by a clock the caller passes in. Each answer is one sample: its
  * round-trip time, whether it was a sign of overload (429, 503, 502, 504, 408, no answer), and
  * how many calls were under way. Samples are judged a window at a time (at least WINDOW_MIN_MS,
- * and two mean round trips), as Vector's Adaptive Request Concurrency does:
+ * and two baseline round trips), as Vector's Adaptive Request Concurrency does:
  * - overload in the window: the limit shrinks by the decrease ratio (0.9, Vector's default);
- * - the window's mean round trip well above the baseline (the lowest recent window mean, which is
- *   what Jube answers in unloaded; Envoy's idea of a minimum RTT, here kept without probing): the
- *   limit shrinks the same way, since more calls only queue up inside Jube;
+ * - calls queueing inside Jube: by Little's law (Netflix's Vegas limit), calls x (mean round trip
+ *   - baseline) / mean round trip of them were waiting rather than served; more than 2, or 10% of
+ *   the limit, with the round trip over JA_LIMIT_LATENCY_SLACK_MS above the baseline, shrinks the
+ *   limit the same way. The baseline is the lowest recent window mean, what Jube answers in
+ *   unloaded (Envoy's idea of a minimum RTT, here kept without probing);
  * - otherwise, if the calls under way reached the limit, it grows: doubling (slow start) until the
- *   first decrease, then by one per window (additive increase).
+ *   first decrease (which halves it), then by one per window (additive increase).
  * What the anchors' users miss: slow start (Vector ramps by one from 1), a quick return after
  * Jube recovers (slow start again up to the limit before the outage), and a floor with a least
  * number of samples per judgement, so a few slow answers cannot starve the service. Overload is
