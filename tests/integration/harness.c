@@ -1042,3 +1042,25 @@ long memory_kib(pid_t pid, const char *field)
         fclose(f);
     return kib;
 }
+
+void wait_depth_at_least(const char *queue, long count, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    long depth;
+    while ((depth = queue_depth_now(queue)) < count) {
+        if (now_ms() > deadline)
+            FAIL("%s holds %ld messages, not %ld, after %d ms", queue, depth, count, timeout_ms);
+        pause_ms(20);
+    }
+}
+
+void wait_depth_zero(const char *queue, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    long depth;
+    while ((depth = queue_depth_now(queue)) != 0) {
+        if (now_ms() > deadline)
+            FAIL("%s still holds %ld messages after %d ms", queue, depth, timeout_ms);
+        pause_ms(20);
+    }
+}

@@ -89,7 +89,7 @@ service_process service_start(const char *test_name, const topology_names *names
                               const stub_process *stub, const char *const *extra_args);
 /* The same without waiting; then wait for `count` copies at once (they may race to declare). */
 service_process service_launch(const char *test_name, const topology_names *names,
-                              const stub_process *stub, const char *const *extra_args);
+                               const stub_process *stub, const char *const *extra_args);
 void service_wait_consuming(const service_process *services, int count,
                             const topology_names *names);
 /* Starts the service without waiting, with exactly these arguments after the binary name. */
@@ -111,12 +111,14 @@ void test_disconnect(amqp_connection_state_t conn);
  * or the queue does not exist: for polling while the broker may be restarting. */
 long queue_depth_now(const char *queue);
 
+/* Waits, through broker restarts, until the queue holds at least `count` messages. */
+void wait_depth_at_least(const char *queue, long count, int timeout_ms);
+void wait_depth_zero(const char *queue, int timeout_ms);
 /* Messages in a queue (passive declare); -1 when it does not exist. */
 long queue_depth(amqp_connection_state_t conn, const char *queue);
 long queue_consumers(amqp_connection_state_t conn, const char *queue);
 /* Waits (bounded) until the queue holds `count` messages. */
-bool wait_queue_depth(amqp_connection_state_t conn, const char *queue, long count,
-                      int timeout_ms);
+bool wait_queue_depth(amqp_connection_state_t conn, const char *queue, long count, int timeout_ms);
 void declare_queue(amqp_connection_state_t conn, const char *queue, bool durable);
 
 /* One header for publish_message. kind 'S' (long string), 'x' (bytes) or 'I' (int). */
@@ -138,8 +140,8 @@ typedef struct {
 } test_properties;
 
 /* Publishes to the default exchange (routing key = queue) persistently, with confirms. */
-void publish_message(amqp_connection_state_t conn, const char *queue, const void *body,
-                     size_t len, const test_properties *props);
+void publish_message(amqp_connection_state_t conn, const char *queue, const void *body, size_t len,
+                     const test_properties *props);
 /* The same with only the model header: the usual way to send a transaction. */
 void publish_transaction(amqp_connection_state_t conn, const char *queue, const char *body);
 /* Publishes transactions "<prefix>-<from>" up to "<prefix>-<to - 1>" (their TxnId) over a

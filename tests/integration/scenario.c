@@ -4,28 +4,6 @@
 
 #include <signal.h>
 
-void wait_depth_at_least(const char *queue, long count, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    long depth;
-    while ((depth = queue_depth_now(queue)) < count) {
-        if (now_ms() > deadline)
-            FAIL("%s holds %ld messages, not %ld, after %d ms", queue, depth, count, timeout_ms);
-        pause_ms(20);
-    }
-}
-
-void wait_depth_zero(const char *queue, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    long depth;
-    while ((depth = queue_depth_now(queue)) != 0) {
-        if (now_ms() > deadline)
-            FAIL("%s still holds %ld messages after %d ms", queue, depth, timeout_ms);
-        pause_ms(20);
-    }
-}
-
 long check_every_id_arrived(const scenario *s, long count)
 {
     amqp_connection_state_t conn = test_connect();

@@ -33,13 +33,10 @@ typedef struct {
     int windows;
 } scenario_options;
 
-void run_scenario(const char *name, const char *const *stub_args,
-                  const char *const *service_args, fault_fn fault);
+void run_scenario(const char *name, const char *const *stub_args, const char *const *service_args,
+                  fault_fn fault);
 void run_scenario_with(const char *name, const scenario_options *options, fault_fn fault);
 
-/* Waits, through broker restarts, until the queue holds at least `count` messages. */
-void wait_depth_at_least(const char *queue, long count, int timeout_ms);
-void wait_depth_zero(const char *queue, int timeout_ms);
 /* Drains the outbound queue and checks every id in [0, count) is there; returns duplicates. */
 long check_every_id_arrived(const scenario *s, long count);
 

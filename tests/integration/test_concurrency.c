@@ -18,18 +18,6 @@ typedef struct {
     double cuts_latency, cuts_overload, rtt_ms, baseline_ms;
 } run_result;
 
-static void wait_outbound(const topology_names *t, long count, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    long depth;
-    while ((depth = queue_depth_now(t->outbound_queue)) < count) {
-        if (now_ms() > deadline)
-            FAIL("%s holds %ld responses, not %ld, after %d ms", t->outbound_queue, depth, count,
-                 timeout_ms);
-        pause_ms(10);
-    }
-}
-
 /* Publishes `count` transactions, then times one service draining them. */
 static run_result run(const char *name, long count, const char *const *stub_args,
                       const char *workers, const char *mode)
@@ -47,7 +35,7 @@ static run_result run(const char *name, long count, const char *const *stub_args
                           listen,      NULL};
     long long start = now_ms();
     service_process svc = service_start(name, &t, &stub, args);
-    wait_outbound(&t, count, 300000);
+    wait_depth_at_least(t.outbound_queue, count, 300000);
     run_result r = {.rate = count * 1000.0 / (double)(now_ms() - start)};
     r.limit = scrape_metric(port, "jube_amqp_jube_concurrency_limit");
     r.cuts_latency =

@@ -113,24 +113,12 @@ static void wait_answers(const topology_names *t, long count, int timeout_ms)
     test_disconnect(conn);
 }
 
-static void wait_at_least(const topology_names *t, long count, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    long depth;
-    while ((depth = queue_depth_now(t->outbound_queue)) < count) {
-        if (now_ms() > deadline)
-            FAIL("%s holds %ld responses, not %ld, after %d ms", t->outbound_queue, depth, count,
-                 timeout_ms);
-        pause_ms(20);
-    }
-}
-
 /* Waits until the whole stream is answered: duplicates can fill the outbound queue to STREAM
  * before the last deliveries are, so until the inbound queue holds nothing, unacknowledged
  * included. */
 static void wait_stream_done(const topology_names *t)
 {
-    wait_at_least(t, STREAM, 180000);
+    wait_depth_at_least(t->outbound_queue, STREAM, 180000);
     long long deadline = now_ms() + 180000;
     while (queue_messages_total(t->inbound) != 0)
         if (now_ms() > deadline)
@@ -340,7 +328,7 @@ TEST(sigkill_mid_stream)
     const char *args[] = {"--workers",   "64", "--concurrency", "fixed", "--order-by",
                           "$.AccountId", NULL};
     service_process svc = service_start(name, &t, &stub, args);
-    wait_at_least(&t, STREAM / 4, 120000);
+    wait_depth_at_least(t.outbound_queue, STREAM / 4, 120000);
     ASSERT_EQ(service_stop(&svc, SIGKILL), 128 + SIGKILL);
     svc = service_start(name, &t, &stub, args);
     wait_stream_done(&t);
@@ -380,7 +368,7 @@ TEST(standby_replica_takes_over_in_order)
     service_process standby = service_launch(name, &t, &stub, standby_args);
     service_process both[2] = {active, standby};
     service_wait_consuming(both, 2, &t);
-    wait_at_least(&t, STREAM / 4, 120000);
+    wait_depth_at_least(t.outbound_queue, STREAM / 4, 120000);
     /* Only the active replica has consumed so far. */
     ASSERT_EQ(scrape_metric(standby_port, "jube_amqp_messages_consumed_total"), 0);
     ASSERT_EQ(service_stop(&active, SIGKILL), 128 + SIGKILL);
