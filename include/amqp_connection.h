@@ -38,10 +38,11 @@ void ja_amqp_describe_reply(amqp_rpc_reply_t reply, char *out, size_t out_size);
 void ja_amqp_answer_close(amqp_connection_state_t conn, amqp_channel_t channel,
                           const amqp_method_t *method);
 
-/* Waits until the connection has input (already buffered by the library, or on the socket),
- * until extra_fd is readable, or until timeout_ms passes. Returns a bit set of JA_WAIT_*. */
+/* Waits until the connection has input (already buffered by the library, or on the socket; the
+ * socket only when watch_socket), until extra_fd is readable, or until timeout_ms passes.
+ * Returns a bit set of JA_WAIT_*. */
 #define JA_WAIT_AMQP  1
 #define JA_WAIT_EXTRA 2
-int ja_amqp_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms);
+int ja_amqp_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms, bool watch_socket);
 
 #endif

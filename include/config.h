@@ -41,6 +41,7 @@ typedef struct ja_config {
     int concurrency;    /* ja_concurrency_mode */
     int worker_threads; /* threads that carry them; 0 in the flag means one per CPU */
     int prefetch;
+    int ack_linger_ms;
     int ring_size;
     int max_body_bytes;
     int max_attempts;

@@ -91,6 +91,8 @@ static inline ja_job *ja_job_of(ja_inbox_node *node)
 
 /* Milliseconds on the monotonic clock. */
 uint64_t ja_now_ms(void);
+/* Microseconds on the same clock. */
+uint64_t ja_now_us(void);
 
 /* The length of text[0..len) without a UTF-8 character cut off at its end. */
 size_t ja_utf8_cut(const char *text, size_t len);

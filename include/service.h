@@ -98,6 +98,14 @@ static inline void ja_service_to_consumer(ja_service *svc, ja_job *job, ja_job_s
     ja_inbox_push(&svc->to_consumer, &job->node);
 }
 
+/* The same for a job whose ack may wait for the consumer's next wake-up while it naps
+ * (--ack-linger-ms). */
+static inline void ja_service_to_consumer_lazily(ja_service *svc, ja_job *job, ja_job_state state)
+{
+    job->state = state;
+    ja_inbox_push_lazy(&svc->to_consumer, &job->node);
+}
+
 /* Frees a job and its delivery. */
 void ja_job_free(ja_job *job);
 

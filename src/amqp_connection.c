@@ -274,14 +274,14 @@ void ja_amqp_answer_close(amqp_connection_state_t conn, amqp_channel_t channel,
     }
 }
 
-int ja_amqp_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms)
+int ja_amqp_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms, bool watch_socket)
 {
     /* Input the library already read would never wake poll(): look there first. */
     int ready = 0;
     if (amqp_frames_enqueued(conn) || amqp_data_in_buffer(conn))
         ready |= JA_WAIT_AMQP;
     struct pollfd fds[2] = {
-        {.fd = amqp_get_sockfd(conn), .events = POLLIN},
+        {.fd = watch_socket ? amqp_get_sockfd(conn) : -1, .events = POLLIN},
         {.fd = extra_fd, .events = POLLIN},
     };
     int rc = poll(fds, 2, ready ? 0 : timeout_ms);

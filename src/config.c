@@ -104,6 +104,12 @@ static const option options[] = {
             "one per CPU (never more than --workers)."),
     INT_OPT("prefetch", "JUBE_AMQP_PREFETCH", prefetch, "256", 1, 65535,
             "Most unacknowledged deliveries the broker hands the service at once."),
+    INT_OPT("ack-linger-ms", "JUBE_AMQP_ACK_LINGER_MS", ack_linger_ms, "5", 0, 1000,
+            "While messages arrive faster than one per half this time, the acks and the reading "
+            "of publish confirms may wait up to this long for the thread's next wake-up instead "
+            "of each waking it (fewer wake-ups per message at partial load; responses are not "
+            "delayed). 0 handles each at once. Off with --order-by, where a key's next message "
+            "waits for its predecessor's ack."),
     INT_OPT("ring-size", "JUBE_AMQP_RING_SIZE", ring_size, "0", 0, 1048576,
             "Capacity of the consumer-to-worker ring; 0 means the prefetch. Never below it."),
     INT_OPT("max-body-bytes", "JUBE_AMQP_MAX_BODY_BYTES", max_body_bytes, "1048576", 2, 134217728,

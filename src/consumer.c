@@ -6,6 +6,7 @@
 #include "key_scheduler.h"
 #include "log.h"
 #include "metrics.h"
+#include "nap.h"
 #include "reconnect.h"
 #include "topology.h"
 
@@ -32,6 +33,8 @@ typedef struct {
     bool ordered;
     ja_key_scheduler keys;
     uint64_t next_order_check_ms;
+    /* Acks wait for the next delivery while deliveries come close together (nap.h). */
+    ja_nap nap;
 
     ja_job **spare; /* freed jobs kept for reuse, so steady traffic allocates no jobs */
     size_t spare_count, spare_capacity;
@@ -263,6 +266,7 @@ static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_
     job->order_key_status = JA_KEY_FOUND;
     job->order_key_len = 0;
     c->in_flight++;
+    ja_nap_event(&c->nap, ja_now_us());
     ja_count(&ja_stats.consumed);
     atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
     /* The broker never has more than prefetch deliveries out to us, and the ring (and the key
@@ -486,6 +490,8 @@ void *ja_consumer_run(void *arg)
     if (!c.spare)
         c.spare_capacity = 0;
     c.ordered = c.cfg->order_spec.source != JA_ORDER_OFF;
+    /* With --order-by a key's next message waits for its predecessor's ack: never let it wait. */
+    ja_nap_init(&c.nap, c.ordered ? 0 : (uint64_t)c.cfg->ack_linger_ms * 1000u);
     if (ja_ack_window_init(&c.acks, (unsigned)c.cfg->prefetch) != 0 ||
         (c.ordered && ja_key_scheduler_init(&c.keys, (size_t)c.cfg->prefetch) != 0)) {
         ja_log_error("out of memory starting the consumer");
@@ -521,10 +527,20 @@ void *ja_consumer_run(void *arg)
             ja_log_info("every delivery is settled; consumer connection closed");
             break;
         }
+        /* Napping, acks handed back lazily wait for the next delivery or the nap's end; while
+         * sleeping for long, they wake the consumer (inbox.h). */
+        ja_inbox *inbox = &c.svc->to_consumer;
+        bool nap = !stopping && c.in_flight > 0 && ja_nap_may(&c.nap, ja_now_us());
+        ja_inbox_set_napping(inbox, nap);
+        if (!nap && ja_inbox_has_nodes(inbox))
+            continue; /* handed back lazily while the consumer still napped */
         ja_watched_connection *watch = &c.svc->watch[JA_CONN_CONSUMER];
         ja_watch_idle(watch);
-        int ready = ja_amqp_wait(c.conn, ja_inbox_fd(&c.svc->to_consumer), wait_ms);
+        int ready = ja_amqp_wait(c.conn, ja_inbox_fd(inbox),
+                                 nap ? ja_nap_timeout_ms(&c.nap) : wait_ms, true);
         ja_watch_busy(watch, ja_now_ms());
+        if (ready & JA_WAIT_EXTRA)
+            ja_inbox_woken(inbox);
         /* Read even when nothing arrived: that is when rabbitmq-c sends heartbeats. */
         if (!(ready & JA_WAIT_EXTRA) || (ready & JA_WAIT_AMQP))
             read_input(&c);

@@ -14,6 +14,13 @@ uint64_t ja_now_ms(void)
     return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
+uint64_t ja_now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
 size_t ja_utf8_cut(const char *text, size_t len)
 {
     const unsigned char *s = (const unsigned char *)text;

@@ -4,13 +4,18 @@
 #include "confirm_window.h"
 #include "log.h"
 #include "metrics.h"
+#include "nap.h"
 #include "outbound_message.h"
 #include "outcome.h"
+#include "publish_frames.h"
 #include "reconnect.h"
 #include "topology.h"
 
 #include <amqp_framing.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +27,9 @@
 /* Nacks and nothing else for this long: the channel is made again (see confirm_window.h). */
 #define REFUSALS_BEFORE_RECONNECT_MS 3000
 
+/* Framed publishes are written once this many bytes wait, and at the end of each pass. */
+#define FRAMES_FLUSH_BYTES (256 * 1024)
+
 typedef struct {
     ja_service *svc;
     const ja_config *cfg;
@@ -32,6 +40,13 @@ typedef struct {
     ja_confirm_window window;
     ja_header_scratch scratch;
     amqp_bytes_t encode_scratch; /* frame_max bytes: does a publish's header fit a frame? */
+    /* On plain TCP the publisher frames publishes itself and writes a pass's in one send()
+     * (publish_frames.h); with TLS it leaves that to amqp_basic_publish. */
+    bool own_framing;
+    ja_frame_buffer frames;
+    /* Confirms wait for the next result while results come close together (nap.h), and the
+     * acks they allow wait for the consumer's next delivery likewise. */
+    ja_nap nap;
 
     /* Why the connection was lost, for the confirm window. */
     bool loss_suspect;
@@ -85,7 +100,10 @@ static void on_finished(void *ctx, ja_job *job, ja_job_state state)
                            message_id, correlation_id, p->cfg->dead_letter_exchange,
                            job->failure.detail);
     }
-    ja_service_to_consumer(p->svc, job, state);
+    if (state == JA_JOB_ACK && p->nap.linger_us > 0)
+        ja_service_to_consumer_lazily(p->svc, job, state);
+    else
+        ja_service_to_consumer(p->svc, job, state);
 }
 
 static void on_event(void *ctx, const ja_job *job, ja_publish_target target, ja_publish_event e)
@@ -192,9 +210,26 @@ static bool send_publish(publisher *p, const ja_publish *pub)
         ja_log_error("out of memory building a message");
         abort();
     }
-    /* rabbitmq-c sends the method frame before it encodes the header: a header that does not fit
-     * would break the connection's framing, so it is checked first. */
-    if (!ja_properties_fit(&props, (uint32_t)amqp_get_frame_max(p->conn), p->encode_scratch)) {
+    amqp_bytes_t body = pub->target == JA_TARGET_DEAD_LETTER
+                            ? msg->body
+                            : (amqp_bytes_t){.len = job->response.len, .bytes = job->response.data};
+    uint32_t frame_max = (uint32_t)amqp_get_frame_max(p->conn);
+    bool fits;
+    if (p->own_framing) {
+        rc =
+            ja_frames_append_publish(&p->frames, JA_CHANNEL, frame_max,
+                                     amqp_cstring_bytes(exchange), routing_key, true, &props, body);
+        if (rc == AMQP_STATUS_NO_MEMORY) {
+            ja_log_error("out of memory framing a message");
+            abort();
+        }
+        fits = rc == 0;
+    } else {
+        /* rabbitmq-c sends the method frame before it encodes the header: a header that does
+         * not fit would break the connection's framing, so it is checked first. */
+        fits = ja_properties_fit(&props, frame_max, p->encode_scratch);
+    }
+    if (!fits) {
         snprintf(p->loss_reason, sizeof p->loss_reason,
                  "the message's headers and the service's own do not fit in one AMQP frame of "
                  "%d bytes",
@@ -203,11 +238,10 @@ static bool send_publish(publisher *p, const ja_publish *pub)
         p->loss_reason[0] = '\0';
         return true;
     }
-    amqp_bytes_t body = pub->target == JA_TARGET_DEAD_LETTER
-                            ? msg->body
-                            : (amqp_bytes_t){.len = job->response.len, .bytes = job->response.data};
     /* Tracked before sending: if the send fails it is unconfirmed, and goes out again. */
     ja_confirm_window_sent(&p->window, pub, ja_now_ms());
+    if (p->own_framing)
+        return true; /* written by flush_frames */
     rc = amqp_basic_publish(p->conn, JA_CHANNEL, amqp_cstring_bytes(exchange), routing_key, 1, 0,
                             &props, body);
     if (rc != AMQP_STATUS_OK) {
@@ -218,6 +252,42 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     return true;
 }
 
+/* Writes the publishes framed so far. Returns false when the connection is no longer usable
+ * (they are unconfirmed then, and go out again on the next one). */
+static bool flush_frames(publisher *p)
+{
+    int fd = amqp_get_sockfd(p->conn);
+    size_t sent = 0;
+    while (sent < p->frames.len) {
+        ssize_t n =
+            send(fd, p->frames.data + sent, p->frames.len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* The broker reads slowly (or has stopped: a block it has not told of yet). A broker
+             * that takes nothing for two heartbeats is gone. */
+            struct pollfd out = {.fd = fd, .events = POLLOUT};
+            int ready = poll(&out, 1, p->cfg->heartbeat_s * 2000);
+            if (ready > 0 || (ready < 0 && errno == EINTR))
+                continue;
+            snprintf(p->loss_reason, sizeof p->loss_reason,
+                     "publishing failed: the broker took no data for %d s",
+                     p->cfg->heartbeat_s * 2);
+        } else {
+            snprintf(p->loss_reason, sizeof p->loss_reason, "publishing failed: %s",
+                     n == 0 ? "nothing written" : strerror(errno));
+        }
+        p->frames.len = 0;
+        return false;
+    }
+    p->frames.len = 0;
+    return true;
+}
+
 static bool publish_ready(publisher *p)
 {
     ja_publish pub;
@@ -225,9 +295,11 @@ static bool publish_ready(publisher *p)
     while (ja_confirm_window_next(&p->window, ja_now_ms(), live, &pub)) {
         if (!send_publish(p, &pub))
             return false;
+        if (p->frames.len >= FRAMES_FLUSH_BYTES && !flush_frames(p))
+            return false;
         ja_watch_busy(&p->svc->watch[JA_CONN_PUBLISHER], ja_now_ms());
     }
-    return true;
+    return flush_frames(p);
 }
 
 /* Close codes a message can cause: a property the broker refuses (user_id, a malformed header,
@@ -376,6 +448,7 @@ static bool connect_publisher(publisher *p)
             amqp_rpc_reply_t reply = amqp_get_rpc_reply(p->conn);
             if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
                 ja_reconnect_succeeded(&p->reconnect, p->cfg);
+                p->own_framing = !p->cfg->brokers[ja_reconnect_node(&p->reconnect)].amqp.ssl;
                 if (p->connected_before)
                     ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
                 p->connected_before = true;
@@ -428,7 +501,9 @@ static bool declare_topology_again(publisher *p)
 static void take_inbox(publisher *p)
 {
     ja_inbox_node *node = ja_inbox_take_all(&p->svc->to_publisher);
+    uint64_t now = node ? ja_now_us() : 0;
     while (node) {
+        ja_nap_event(&p->nap, now);
         ja_inbox_node *next = node->next;
         ja_confirm_window_submit(&p->window, ja_job_of(node));
         node = next;
@@ -512,6 +587,9 @@ void *ja_publisher_run(void *arg)
             p->cfg->unroutable_responses == 0 ? JA_UNROUTABLE_HOLD : JA_UNROUTABLE_ACK,
     };
     ja_confirm_callbacks callbacks = {.ctx = p, .finished = on_finished, .event = on_event};
+    /* With --order-by a key's next message waits for its predecessor's ack: never let it wait. */
+    bool ordered = p->cfg->order_spec.source != JA_ORDER_OFF;
+    ja_nap_init(&p->nap, ordered ? 0 : (uint64_t)p->cfg->ack_linger_ms * 1000u);
     p->encode_scratch = amqp_bytes_malloc(AMQP_DEFAULT_FRAME_SIZE);
     if (ja_confirm_window_init(&p->window, &policy, &callbacks, seed) != 0 ||
         !p->encode_scratch.bytes) {
@@ -532,7 +610,15 @@ void *ja_publisher_run(void *arg)
         }
         publish_metrics(p);
         ja_watch_idle(&svc->watch[JA_CONN_PUBLISHER]);
-        ja_amqp_wait(p->conn, ja_inbox_fd(&svc->to_publisher), wait_timeout_ms(p));
+        /* Napping, the publisher wakes for results and reads the confirms that came meanwhile
+         * then, or at the nap's end; otherwise each confirm wakes it. */
+        int timeout = wait_timeout_ms(p);
+        bool nap = !p->blocked && ja_confirm_window_unconfirmed(&p->window) > 0 &&
+                   ja_nap_may(&p->nap, ja_now_us());
+        if (nap && ja_nap_timeout_ms(&p->nap) < timeout)
+            timeout = ja_nap_timeout_ms(&p->nap);
+        if (ja_amqp_wait(p->conn, ja_inbox_fd(&svc->to_publisher), timeout, !nap) & JA_WAIT_EXTRA)
+            ja_inbox_woken(&svc->to_publisher);
         ja_watch_busy(&svc->watch[JA_CONN_PUBLISHER], ja_now_ms());
     }
     ja_watch_idle(&svc->watch[JA_CONN_PUBLISHER]);
@@ -545,6 +631,7 @@ void *ja_publisher_run(void *arg)
     ja_confirm_window_free(&p->window);
     ja_header_scratch_free(&p->scratch);
     amqp_bytes_free(p->encode_scratch);
+    ja_frame_buffer_free(&p->frames);
     free(p);
     return NULL;
 }

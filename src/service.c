@@ -14,9 +14,10 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
         return -ENOMEM;
     int rc = ja_worker_bells_init(&svc->bells, cfg->worker_threads);
     if (rc == 0)
-        rc = ja_inbox_init(&svc->to_publisher);
+        rc = ja_inbox_init(&svc->to_publisher, 1);
+    /* Acks waiting for a napping consumer wake it before the broker's credit runs low. */
     if (rc == 0)
-        rc = ja_inbox_init(&svc->to_consumer);
+        rc = ja_inbox_init(&svc->to_consumer, (unsigned)cfg->prefetch / 4);
     if (rc != 0)
         return rc;
     atomic_init(&svc->live_generation, 0);

@@ -10,6 +10,8 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -78,17 +80,33 @@ static long status_kib(pid_t pid, const char *key)
     return kib;
 }
 
-/* CPU of the service's threads grouped by role (the thread name up to its first '-' or digit),
- * printed per drain so a regression shows which stage it is in. */
-static void print_thread_cpu(pid_t pid, long count)
+/* How many times a thread went to sleep and was woken (voluntary_ctxt_switches). */
+static long wake_ups_of(pid_t pid, const char *task)
+{
+    char path[320], line[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)pid, task);
+    FILE *f = fopen(path, "r");
+    long count = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+            count = atol(line + 24);
+    if (f)
+        fclose(f);
+    return count;
+}
+
+/* CPU and wake-ups of the service's threads grouped by role (the thread name up to its first '-'
+ * or digit), printed per run so a regression shows which stage it is in. */
+static double print_thread_cpu(pid_t pid, long count)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *dir = opendir(path);
     if (!dir)
-        return;
+        return NAN;
     char names[16][16] = {{0}};
     double seconds[16] = {0};
+    long wake_ups[16] = {0};
     int roles = 0;
     struct dirent *entry;
     while ((entry = readdir(dir))) {
@@ -107,14 +125,23 @@ static void print_thread_cpu(pid_t pid, long count)
             r++;
         if (r == roles && roles < 16)
             snprintf(names[roles++], sizeof names[0], "%s", name);
-        if (r < roles)
+        if (r < roles) {
             seconds[r] += cpu_seconds_of(pid, entry->d_name);
+            wake_ups[r] += wake_ups_of(pid, entry->d_name);
+        }
     }
     closedir(dir);
     fprintf(stderr, "  by thread:");
     for (int r = 0; r < roles; r++)
         fprintf(stderr, " %s %.1f us", names[r], seconds[r] * 1e6 / (double)count);
+    fprintf(stderr, "\n  wake-ups per message:");
+    long all = 0;
+    for (int r = 0; r < roles; r++) {
+        fprintf(stderr, " %s %.2f", names[r], (double)wake_ups[r] / (double)count);
+        all += wake_ups[r];
+    }
     fprintf(stderr, "\n");
+    return (double)all / (double)count;
 }
 
 /* ---- loading queues ---- */
@@ -256,8 +283,9 @@ static double stub_rate(void)
 }
 
 /* The floor of the workers' part: a small libcurl multi client's CPU per call against the
- * stand-in (one thread, 64 keep-alive connections, like the drain's 64 workers). */
-static double curl_client_us(void)
+ * stand-in (one thread, `concurrency` keep-alive connections: 64 like the drain's workers, or 1,
+ * where every answer wakes it as at partial load). */
+static double curl_client_us(const char *concurrency)
 {
     enum { CALLS = 100000 };
     stub_process stub = stub_start(NULL);
@@ -275,14 +303,62 @@ static double curl_client_us(void)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(STDERR_FILENO, STDOUT_FILENO);
         execl(JA_CURL_CLIENT_BIN, "curl_client", "--port", port, "--count", count, "--concurrency",
-              "64", "--body-file", path, (char *)NULL);
+              concurrency, "--body-file", path, (char *)NULL);
         _exit(127);
     }
     int status;
     double us = wait_cpu_seconds(pid, &status) * 1e6 / CALLS;
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     stub_stop(&stub);
-    fprintf(stderr, "libcurl multi client: %.1f us CPU/call\n", us);
+    fprintf(stderr, "libcurl multi client, %s at once: %.1f us CPU/call\n", concurrency, us);
+    return us;
+}
+
+/* The price of one wake-up on this machine: two threads hand a token back and forth through
+ * eventfds, each sleeping in poll() until the other writes, as the service's threads do at
+ * partial load. The CPU of both threads per hand-over: the waker's write and the wake-up. */
+typedef struct {
+    int in, out, rounds;
+    double cpu_seconds;
+} wake_side;
+
+static void *wake_side_run(void *arg)
+{
+    wake_side *side = arg;
+    uint64_t one = 1, got;
+    for (int i = 0; i < side->rounds; i++) {
+        struct pollfd pfd = {.fd = side->in, .events = POLLIN};
+        while (poll(&pfd, 1, 1000) < 1)
+            ;
+        if (read(side->in, &got, sizeof got) != sizeof got ||
+            write(side->out, &one, sizeof one) < 0)
+            FAIL("eventfd failed");
+    }
+    struct rusage usage;
+    getrusage(RUSAGE_THREAD, &usage);
+    side->cpu_seconds = (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
+                        (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+    return NULL;
+}
+
+static double wake_up_us(void)
+{
+    enum { ROUNDS = 20000 };
+    int a = eventfd(0, 0), b = eventfd(0, 0);
+    wake_side sides[2] = {{.in = a, .out = b, .rounds = ROUNDS},
+                          {.in = b, .out = a, .rounds = ROUNDS}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&threads[i], NULL, wake_side_run, &sides[i]);
+    uint64_t one = 1;
+    if (write(a, &one, sizeof one) < 0)
+        FAIL("eventfd failed");
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    close(a);
+    close(b);
+    double us = (sides[0].cpu_seconds + sides[1].cpu_seconds) * 1e6 / (2.0 * ROUNDS);
+    fprintf(stderr, "one thread waking another: %.1f us CPU per wake-up\n", us);
     return us;
 }
 
@@ -374,16 +450,19 @@ static void *collect_latencies(void *arg)
 
 typedef struct {
     double p50, p99, max;
-    double cpu_us_per_message; /* the service's, over the run */
+    double cpu_us_per_message;   /* the service's, over the run */
+    double wake_ups_per_message; /* of all its threads */
 } latency_result;
+
+/* The service's flags for the drains and the steady loads (main sets them). */
+static const char *const *load_args;
 
 static latency_result latency_at(double rate, int seconds, const char *stub_latency)
 {
     topology_names t = test_begin("bench_latency");
     const char *stub_args[] = {"--latency-ms", stub_latency, NULL};
     stub_process stub = stub_start(stub_args);
-    const char *args[] = {"--workers", "64", NULL};
-    service_process svc = service_start("bench_latency", &t, &stub, args);
+    service_process svc = service_start("bench_latency", &t, &stub, load_args);
     long count = (long)(rate * seconds);
     latency_probe probe = {.queue = t.outbound_queue, .expected = count};
     probe.latencies_ms = calloc((size_t)count, sizeof(double));
@@ -417,11 +496,11 @@ static latency_result latency_at(double rate, int seconds, const char *stub_late
     test_disconnect(conn);
     pthread_join(collector, NULL);
     double cpu_used = cpu_seconds(svc.pid) - cpu_before;
-    print_thread_cpu(svc.pid, count);
+    double wake_ups = print_thread_cpu(svc.pid, count);
     ASSERT_EQ(probe.received, count);
     qsort(probe.latencies_ms, (size_t)count, sizeof(double), compare_doubles);
     latency_result r = {probe.latencies_ms[count / 2], probe.latencies_ms[count * 99 / 100],
-                        probe.latencies_ms[count - 1], cpu_used * 1e6 / (double)count};
+                        probe.latencies_ms[count - 1], cpu_used * 1e6 / (double)count, wake_ups};
     free(probe.latencies_ms);
     free(body);
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
@@ -525,6 +604,7 @@ int main(int argc, char **argv)
     double samples[RUNS], cpu[RUNS], rss[RUNS], broker_cpu[RUNS], stub_cpu[RUNS];
 
     double limit = NAN, stub = NAN, limit_broker_cpu = NAN, floor_amqp = NAN, floor_http = NAN;
+    double floor_http_one = NAN, floor_wake_up = NAN;
     if (wanted("limit") || wanted("cpu")) {
         for (int i = 0; i < RUNS; i++) {
             samples[i] = passthrough_rate();
@@ -535,8 +615,14 @@ int main(int argc, char **argv)
         limit_broker_cpu = median(broker_cpu, RUNS);
         floor_amqp = median(cpu, RUNS);
         for (int i = 0; i < RUNS; i++)
-            cpu[i] = curl_client_us();
+            cpu[i] = curl_client_us("64");
         floor_http = median(cpu, RUNS);
+        for (int i = 0; i < RUNS; i++)
+            cpu[i] = curl_client_us("1");
+        floor_http_one = median(cpu, RUNS);
+        for (int i = 0; i < RUNS; i++)
+            cpu[i] = wake_up_us();
+        floor_wake_up = median(cpu, RUNS);
         fprintf(stderr,
                 "passthrough limit: %.0f messages/s; floor %.1f us (AMQP) + %.1f us (HTTP)\n",
                 limit, floor_amqp, floor_http);
@@ -563,7 +649,22 @@ int main(int argc, char **argv)
     for (char *save = NULL, *word = strtok_r(extra, " ", &save); word && argn < 15;
          word = strtok_r(NULL, " ", &save))
         drain_args[argn++] = word;
+    load_args = drain_args;
     const double fractions[3] = {0.25, 0.5, 0.8};
+    if (getenv("JA_BENCH_RATES")) {
+        /* While tuning: JA_BENCH_RATES="1600 3200" runs only those steady loads, against a Jube
+         * answering in JA_BENCH_JUBE_MS (0 unless given). */
+        const char *latency = getenv("JA_BENCH_JUBE_MS") ? getenv("JA_BENCH_JUBE_MS") : "0";
+        char *rates = strdup(getenv("JA_BENCH_RATES"));
+        for (char *save = NULL, *word = strtok_r(rates, " ", &save); word;
+             word = strtok_r(NULL, " ", &save)) {
+            latency_result r = latency_at(atof(word), 5, latency);
+            fprintf(stderr, "cpu, Jube %s ms, %s msg/s: %.1f us/msg, p50 %.2f ms, p99 %.2f ms\n",
+                    latency, word, r.cpu_us_per_message, r.p50, r.p99);
+        }
+        free(rates);
+        return 0;
+    }
     if (getenv("JA_BENCH_ONLY") && wanted("cpu")) {
         /* While tuning: one run of each, the CPU per message at every load against the floor. */
         for (int m = 0; m < 2; m++) {
@@ -615,14 +716,16 @@ int main(int argc, char **argv)
     latency_result latency[2][3];
     for (int m = 0; m < 2; m++) {
         for (int f = 0; f < 3; f++) {
-            double p50[RUNS], p99[RUNS], max[RUNS], used[RUNS];
+            double p50[RUNS], p99[RUNS], max[RUNS], used[RUNS], wakes[RUNS];
             double rate = (m ? slow_drain_rate : drain_rate) * fractions[f];
             for (int i = 0; i < RUNS; i++) {
                 latency_result r = latency_at(rate, 5, m ? "1" : "0");
                 p50[i] = r.p50, p99[i] = r.p99, max[i] = r.max, used[i] = r.cpu_us_per_message;
+                wakes[i] = r.wake_ups_per_message;
             }
-            latency[m][f] = (latency_result){median(p50, RUNS), median(p99, RUNS),
-                                             median(max, RUNS), median(used, RUNS)};
+            latency[m][f] =
+                (latency_result){median(p50, RUNS), median(p99, RUNS), median(max, RUNS),
+                                 median(used, RUNS), median(wakes, RUNS)};
             fprintf(stderr,
                     "Jube %s ms, %.0f%% of the drain: p50 %.2f ms, p99 %.2f ms, max %.2f ms, "
                     "%.1f us CPU/message\n",
@@ -679,6 +782,9 @@ int main(int argc, char **argv)
     printf("| floor: the passthrough's own CPU (AMQP) + a libcurl multi client's (HTTP) | %.1f + "
            "%.1f = %.1f us/msg | - | - |\n",
            floor_amqp, floor_http, floor_us);
+    printf("| floor at partial load: a libcurl client making one call at a time; one thread waking "
+           "another (eventfd) | %.1f us/call; %.1f us/wake-up | - | - |\n",
+           floor_http_one, floor_wake_up);
     printf("| CPU of jube-amqp at drain, Jube at once | %.1f us/msg = %.2f x the floor | <= 25 "
            "us/msg | %s |\n",
            cpu_per_message, cpu_per_message / floor_us, cpu_per_message <= 25 ? "yes" : "no");
@@ -696,12 +802,13 @@ int main(int argc, char **argv)
             const latency_result *l = &latency[m][f];
             bool p99_target = m == 0 && f == 1;
             bool met = l->cpu_us_per_message <= 35 && (!p99_target || l->p99 <= 5);
-            printf("| Jube %s, %.0f%% of drain (%.0f msg/s): p50 / p99 / max; CPU | %.2f / %.2f / "
-                   "%.2f ms; %.1f us/msg = %.2f x the floor | %s | %s |\n",
-                   m ? "in 1 ms" : "at once", fractions[f] * 100,
-                   (m ? slow_drain_rate : drain_rate) * fractions[f], l->p50, l->p99, l->max,
-                   l->cpu_us_per_message, l->cpu_us_per_message / floor_us,
-                   p99_target ? "p99 <= 5 ms; <= 35 us/msg" : "<= 35 us/msg", met ? "yes" : "no");
+            printf(
+                "| Jube %s, %.0f%% of drain (%.0f msg/s): p50 / p99 / max; CPU; wake-ups | %.2f / "
+                "%.2f / %.2f ms; %.1f us/msg = %.2f x the floor; %.1f per msg | %s | %s |\n",
+                m ? "in 1 ms" : "at once", fractions[f] * 100,
+                (m ? slow_drain_rate : drain_rate) * fractions[f], l->p50, l->p99, l->max,
+                l->cpu_us_per_message, l->cpu_us_per_message / floor_us, l->wake_ups_per_message,
+                p99_target ? "p99 <= 5 ms; <= 35 us/msg" : "<= 35 us/msg", met ? "yes" : "no");
         }
     for (int w = 0; w < 3; w++)
         printf("| Jube at 20 ms, %d workers | %.0f msg/s = %.0f%% of %.0f ideal | >= 90%% | %s |\n",
@@ -733,17 +840,19 @@ int main(int argc, char **argv)
             "\"cpu_us_per_msg\":%.2f,\"broker_cpu_us_per_msg_passthrough\":%.2f,"
             "\"broker_cpu_us_per_msg_drain\":%.2f,\"stub_cpu_us_per_msg_drain\":%.2f,"
             "\"peak_rss_kib\":%.0f,\"floor_amqp_us\":%.2f,\"floor_http_us\":%.2f,"
+            "\"floor_http_one_at_a_time_us\":%.2f,\"floor_wake_up_us\":%.2f,"
             "\"slow_drain_msgs_per_s\":%.0f,\"slow_cpu_us_per_msg\":%.2f,\"latency_ms\":[",
             limit, stub, drain_rate, drain_rate / limit, cpu_per_message, limit_broker_cpu,
-            drain_broker_cpu, drain_stub_cpu, peak_rss, floor_amqp, floor_http, slow_drain_rate,
-            slow_cpu_per_message);
+            drain_broker_cpu, drain_stub_cpu, peak_rss, floor_amqp, floor_http, floor_http_one,
+            floor_wake_up, slow_drain_rate, slow_cpu_per_message);
     for (int m = 0; m < 2; m++)
         for (int f = 0; f < 3; f++)
             fprintf(json,
                     "%s{\"jube_ms\":%d,\"fraction\":%.2f,\"p50\":%.3f,\"p99\":%.3f,"
-                    "\"max\":%.3f,\"cpu_us_per_msg\":%.2f}",
+                    "\"max\":%.3f,\"cpu_us_per_msg\":%.2f,\"wake_ups_per_msg\":%.2f}",
                     m || f ? "," : "", m, fractions[f], latency[m][f].p50, latency[m][f].p99,
-                    latency[m][f].max, latency[m][f].cpu_us_per_message);
+                    latency[m][f].max, latency[m][f].cpu_us_per_message,
+                    latency[m][f].wake_ups_per_message);
     fprintf(json, "],\"latency_bound\":[");
     for (int w = 0; w < 3; w++)
         fprintf(json, "%s{\"workers\":%d,\"msgs_per_s\":%.0f,\"ideal\":%.0f}", w ? "," : "",

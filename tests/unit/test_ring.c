@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 TEST(capacity_rounds_up_and_full_ring_refuses)
 {
@@ -138,7 +139,7 @@ TEST(inbox_delivers_every_node_once_and_wakes_its_owner)
 {
     enum { PUSHERS = 4, EACH = 20000 };
     ja_inbox inbox;
-    ASSERT_EQ(ja_inbox_init(&inbox), 0);
+    ASSERT_EQ(ja_inbox_init(&inbox, 1), 0);
     ja_inbox_node *nodes = calloc(PUSHERS * EACH, sizeof *nodes);
     pusher args[PUSHERS];
     pthread_t threads[PUSHERS];
@@ -152,6 +153,7 @@ TEST(inbox_delivers_every_node_once_and_wakes_its_owner)
         /* Every node must come with a wake-up: sleeping on the fd must never hang. */
         struct pollfd pfd = {.fd = ja_inbox_fd(&inbox), .events = POLLIN};
         ASSERT_EQ(poll(&pfd, 1, 10000), 1);
+        ja_inbox_woken(&inbox);
         for (ja_inbox_node *n = ja_inbox_take_all(&inbox); n; n = n->next) {
             long index = n - nodes;
             ASSERT(index >= 0 && index < PUSHERS * EACH);
@@ -171,7 +173,7 @@ TEST(inbox_delivers_every_node_once_and_wakes_its_owner)
 TEST(inbox_keeps_order_of_one_producer)
 {
     ja_inbox inbox;
-    ASSERT_EQ(ja_inbox_init(&inbox), 0);
+    ASSERT_EQ(ja_inbox_init(&inbox, 1), 0);
     ja_inbox_node nodes[5];
     for (int i = 0; i < 5; i++)
         ja_inbox_push(&inbox, &nodes[i]);
@@ -180,6 +182,111 @@ TEST(inbox_keeps_order_of_one_producer)
         ASSERT(n == &nodes[i]);
     ASSERT_EQ(i, 5);
     ja_inbox_destroy(&inbox);
+}
+
+static bool fd_readable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 1;
+}
+
+TEST(inbox_lazy_push_wakes_only_an_owner_that_does_not_nap)
+{
+    ja_inbox inbox;
+    ASSERT_EQ(ja_inbox_init(&inbox, 3), 0);
+    ja_inbox_node nodes[6];
+    ja_inbox_push_lazy(&inbox, &nodes[0]); /* the owner sleeps until woken */
+    ASSERT(fd_readable(ja_inbox_fd(&inbox)));
+    ja_inbox_woken(&inbox);
+    ASSERT(ja_inbox_take_all(&inbox) == &nodes[0]);
+    ASSERT(!fd_readable(ja_inbox_fd(&inbox)));
+
+    ja_inbox_set_napping(&inbox, true);
+    ja_inbox_push_lazy(&inbox, &nodes[1]);
+    ja_inbox_push_lazy(&inbox, &nodes[2]);
+    ASSERT(!fd_readable(ja_inbox_fd(&inbox)));
+    ASSERT(ja_inbox_has_nodes(&inbox));
+    ja_inbox_push_lazy(&inbox, &nodes[3]); /* wake_after of them wake even a napping owner */
+    ASSERT(fd_readable(ja_inbox_fd(&inbox)));
+    ja_inbox_woken(&inbox);
+    int count = 0;
+    for (ja_inbox_node *n = ja_inbox_take_all(&inbox); n; n = n->next)
+        ASSERT(n == &nodes[1 + count++]);
+    ASSERT_EQ(count, 3);
+    ASSERT(!ja_inbox_has_nodes(&inbox));
+
+    ja_inbox_push_lazy(&inbox, &nodes[4]); /* the count starts again after a take */
+    ASSERT(!fd_readable(ja_inbox_fd(&inbox)));
+    ja_inbox_push(&inbox, &nodes[5]); /* a plain push wakes, lazy ones before it or not */
+    ASSERT(fd_readable(ja_inbox_fd(&inbox)));
+    ja_inbox_take_all(&inbox);
+    ja_inbox_destroy(&inbox);
+}
+
+/* Lazy pushers against an owner that naps (sleeps at most 1 ms) or sleeps for long at random:
+ * a node pushed while it sleeps for long must wake it, or it must see the node before sleeping.
+ * A missed wake-up shows as a long sleep that ends by its time-out with nodes waiting. */
+typedef struct {
+    ja_inbox *inbox;
+    ja_inbox_node *nodes;
+    int count;
+} lazy_pusher;
+
+static void *push_lazily(void *arg)
+{
+    lazy_pusher *p = arg;
+    for (int i = 0; i < p->count; i++) {
+        ja_inbox_push_lazy(p->inbox, &p->nodes[i]);
+        /* Slow enough that the owner often finds the inbox empty and goes to sleep. */
+        struct timespec pause = {.tv_nsec = 20000 + (i % 7) * 5000};
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+TEST(inbox_lazy_push_never_leaves_a_long_sleeper_unwoken)
+{
+    enum { PUSHERS = 3, EACH = 3000, LONG_SLEEP_MS = 300 };
+    ja_inbox inbox;
+    ASSERT_EQ(ja_inbox_init(&inbox, 1000000), 0);
+    ja_inbox_node *nodes = calloc(PUSHERS * EACH, sizeof *nodes);
+    lazy_pusher args[PUSHERS];
+    pthread_t threads[PUSHERS];
+    for (int i = 0; i < PUSHERS; i++) {
+        args[i] = (lazy_pusher){&inbox, nodes + i * EACH, EACH};
+        pthread_create(&threads[i], NULL, push_lazily, &args[i]);
+    }
+    char *seen = calloc(PUSHERS * EACH, 1);
+    long taken = 0, missed = 0;
+    uint64_t rng = 88172645463325252ull;
+    while (taken < PUSHERS * EACH) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        bool nap = rng % 2 == 0;
+        ja_inbox_set_napping(&inbox, nap);
+        if (!nap && ja_inbox_has_nodes(&inbox)) {
+            /* seen before sleeping */
+        } else {
+            struct pollfd pfd = {.fd = ja_inbox_fd(&inbox), .events = POLLIN};
+            int ready = poll(&pfd, 1, nap ? 1 : LONG_SLEEP_MS);
+            if (!nap && ready == 0 && ja_inbox_has_nodes(&inbox))
+                missed++;
+            if (ready == 1)
+                ja_inbox_woken(&inbox);
+        }
+        for (ja_inbox_node *n = ja_inbox_take_all(&inbox); n; n = n->next) {
+            long index = n - nodes;
+            ASSERT(index >= 0 && index < PUSHERS * EACH);
+            ASSERT_EQ(seen[index], 0);
+            seen[index] = 1;
+            taken++;
+        }
+    }
+    for (int i = 0; i < PUSHERS; i++)
+        pthread_join(threads[i], NULL);
+    ASSERT_EQ(missed, 0);
+    ja_inbox_destroy(&inbox);
+    free(nodes);
+    free(seen);
 }
 
 int main(int argc, char **argv)
@@ -193,6 +300,8 @@ int main(int argc, char **argv)
         TEST_ENTRY(tiny_ring_under_contention),
         TEST_ENTRY(inbox_delivers_every_node_once_and_wakes_its_owner),
         TEST_ENTRY(inbox_keeps_order_of_one_producer),
+        TEST_ENTRY(inbox_lazy_push_wakes_only_an_owner_that_does_not_nap),
+        TEST_ENTRY(inbox_lazy_push_never_leaves_a_long_sleeper_unwoken),
     };
     return RUN_TESTS(tests);
 }

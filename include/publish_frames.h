@@ -1,0 +1,33 @@
+#ifndef JA_PUBLISH_FRAMES_H
+#define JA_PUBLISH_FRAMES_H
+
+#include <amqp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The frames of basic.publish, built by the service itself so that every publish of a pass goes
+ * out in one send() on a plain-TCP connection: rabbitmq-c 0.11 sends the method, the content
+ * header and each body frame with a send() of their own (three or more system calls per
+ * publish, each reading the clock for its heartbeat bookkeeping). The encoding of the method
+ * and the properties is still rabbitmq-c's (amqp_encode_method, amqp_encode_properties); only the
+ * framing around it is here. With TLS the publisher keeps using amqp_basic_publish.
+ *
+ * Pure: a buffer owned by the publisher, no I/O. */
+
+typedef struct {
+    uint8_t *data;
+    size_t len, capacity;
+} ja_frame_buffer;
+
+/* Appends the frames of one publish (method, content header, body split at frame_max).
+ * Returns 0; AMQP_STATUS_TABLE_TOO_BIG when the properties do not fit in one frame (nothing is
+ * appended: rabbitmq-c would have sent the method frame alone, breaking the connection's
+ * framing); AMQP_STATUS_NO_MEMORY. */
+int ja_frames_append_publish(ja_frame_buffer *buffer, amqp_channel_t channel, uint32_t frame_max,
+                             amqp_bytes_t exchange, amqp_bytes_t routing_key, bool mandatory,
+                             const amqp_basic_properties_t *properties, amqp_bytes_t body);
+
+void ja_frame_buffer_free(ja_frame_buffer *buffer);
+
+#endif

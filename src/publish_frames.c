@@ -1,0 +1,116 @@
+#include "publish_frames.h"
+
+#include <amqp_framing.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A frame: type (1), channel (2), payload size (4), payload, end marker (1). */
+#define FRAME_HEADER_SIZE 7
+#define FRAME_END         0xCE
+/* A content header's payload before the properties: class, weight, body size. */
+#define CONTENT_HEADER_FIXED 12
+
+static void put16(uint8_t *at, uint16_t v)
+{
+    at[0] = (uint8_t)(v >> 8);
+    at[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *at, uint32_t v)
+{
+    put16(at, (uint16_t)(v >> 16));
+    put16(at + 2, (uint16_t)v);
+}
+
+static void put64(uint8_t *at, uint64_t v)
+{
+    put32(at, (uint32_t)(v >> 32));
+    put32(at + 4, (uint32_t)v);
+}
+
+static bool reserve(ja_frame_buffer *b, size_t more)
+{
+    if (b->capacity - b->len >= more)
+        return true;
+    size_t capacity = b->capacity ? b->capacity : 4096;
+    while (capacity - b->len < more)
+        capacity *= 2;
+    uint8_t *grown = realloc(b->data, capacity);
+    if (!grown)
+        return false;
+    b->data = grown;
+    b->capacity = capacity;
+    return true;
+}
+
+/* Writes a frame's header at b->len for a payload of size bytes that the caller writes next. */
+static uint8_t *open_frame(ja_frame_buffer *b, uint8_t type, amqp_channel_t channel, size_t size)
+{
+    uint8_t *at = b->data + b->len;
+    at[0] = type;
+    put16(at + 1, channel);
+    put32(at + 3, (uint32_t)size);
+    return at + FRAME_HEADER_SIZE;
+}
+
+int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_t frame_max,
+                             amqp_bytes_t exchange, amqp_bytes_t routing_key, bool mandatory,
+                             const amqp_basic_properties_t *properties, amqp_bytes_t body)
+{
+    size_t max_payload = frame_max - FRAME_HEADER_SIZE - 1;
+    size_t start = b->len;
+    /* The method and the header each fit in a frame; reserving two whole frames keeps the
+     * encoders' output within the buffer without measuring it first. */
+    if (!reserve(b, 2 * (size_t)frame_max))
+        return AMQP_STATUS_NO_MEMORY;
+
+    amqp_basic_publish_t method = {.ticket = 0,
+                                   .exchange = exchange,
+                                   .routing_key = routing_key,
+                                   .mandatory = mandatory,
+                                   .immediate = 0};
+    uint8_t *payload = b->data + b->len + FRAME_HEADER_SIZE;
+    put32(payload, AMQP_BASIC_PUBLISH_METHOD);
+    int n = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, &method,
+                               (amqp_bytes_t){.len = max_payload - 4, .bytes = payload + 4});
+    if (n < 0)
+        return n;
+    open_frame(b, AMQP_FRAME_METHOD, channel, (size_t)n + 4);
+    b->len += FRAME_HEADER_SIZE + (size_t)n + 4;
+    b->data[b->len++] = FRAME_END;
+
+    payload = b->data + b->len + FRAME_HEADER_SIZE;
+    put16(payload, AMQP_BASIC_CLASS);
+    put16(payload + 2, 0); /* weight */
+    put64(payload + 4, body.len);
+    n = amqp_encode_properties(AMQP_BASIC_CLASS, (void *)properties,
+                               (amqp_bytes_t){.len = max_payload - CONTENT_HEADER_FIXED,
+                                              .bytes = payload + CONTENT_HEADER_FIXED});
+    if (n < 0) {
+        b->len = start;
+        return AMQP_STATUS_TABLE_TOO_BIG;
+    }
+    open_frame(b, AMQP_FRAME_HEADER, channel, (size_t)n + CONTENT_HEADER_FIXED);
+    b->len += FRAME_HEADER_SIZE + (size_t)n + CONTENT_HEADER_FIXED;
+    b->data[b->len++] = FRAME_END;
+
+    size_t frames = (body.len + max_payload - 1) / max_payload;
+    if (!reserve(b, body.len + frames * (FRAME_HEADER_SIZE + 1))) {
+        b->len = start;
+        return AMQP_STATUS_NO_MEMORY;
+    }
+    for (size_t offset = 0; offset < body.len; offset += max_payload) {
+        size_t size = body.len - offset < max_payload ? body.len - offset : max_payload;
+        payload = open_frame(b, AMQP_FRAME_BODY, channel, size);
+        memcpy(payload, (const uint8_t *)body.bytes + offset, size);
+        b->len += FRAME_HEADER_SIZE + size;
+        b->data[b->len++] = FRAME_END;
+    }
+    return 0;
+}
+
+void ja_frame_buffer_free(ja_frame_buffer *b)
+{
+    free(b->data);
+    *b = (ja_frame_buffer){0};
+}
