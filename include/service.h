@@ -84,7 +84,7 @@ void ja_service_fail(ja_service *svc, int exit_code);
 /* Called by the consumer after each push to the ring. */
 static inline void ja_service_work_pushed(ja_service *svc)
 {
-    ja_worker_bells_ring_one(&svc->bells);
+    ja_worker_bells_work_added(&svc->bells, ja_ring_depth(svc->work));
 }
 
 static inline void ja_service_to_publisher(ja_service *svc, ja_job *job)

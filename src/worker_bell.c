@@ -11,7 +11,7 @@ int ja_worker_bells_init(ja_worker_bells *bells, int count)
     bells->bells = calloc((size_t)count, sizeof *bells->bells);
     bells->count = 0;
     atomic_init(&bells->armed_count, 0);
-    atomic_init(&bells->next, 0);
+    atomic_init(&bells->awake, count);
     if (!bells->bells)
         return -ENOMEM;
     for (int i = 0; i < count; i++) {
@@ -69,15 +69,25 @@ int ja_worker_bell_fd(const ja_worker_bells *bells, int index)
     return bells->bells[index].fd;
 }
 
+void ja_worker_bells_falling_asleep(ja_worker_bells *bells)
+{
+    atomic_fetch_sub(&bells->awake, 1);
+    /* Orders the count before the caller's last look at the ring (see the header). */
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+void ja_worker_bells_woke(ja_worker_bells *bells)
+{
+    atomic_fetch_add(&bells->awake, 1);
+}
+
 void ja_worker_bells_ring_one(ja_worker_bells *bells)
 {
-    /* Orders the push the caller just made before the look at the armed flags. */
-    atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&bells->armed_count) == 0)
         return;
-    unsigned start = atomic_fetch_add_explicit(&bells->next, 1, memory_order_relaxed);
+    /* The lowest first: the same thread keeps carrying the calls while it keeps up. */
     for (int i = 0; i < bells->count; i++) {
-        ja_worker_bell *bell = &bells->bells[(start + (unsigned)i) % (unsigned)bells->count];
+        ja_worker_bell *bell = &bells->bells[i];
         if (atomic_load_explicit(&bell->armed, memory_order_relaxed) &&
             atomic_exchange(&bell->armed, false)) {
             atomic_fetch_sub(&bells->armed_count, 1);
@@ -85,6 +95,15 @@ void ja_worker_bells_ring_one(ja_worker_bells *bells)
             return;
         }
     }
+}
+
+void ja_worker_bells_work_added(ja_worker_bells *bells, size_t waiting)
+{
+    /* Orders the push the caller just made before the look at the awake count and the bells. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (waiting < JA_BELL_BACKLOG && atomic_load(&bells->awake) > 0)
+        return; /* an awake worker looks at the ring before it sleeps */
+    ja_worker_bells_ring_one(bells);
 }
 
 void ja_worker_bells_ring_all(ja_worker_bells *bells)
