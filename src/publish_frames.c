@@ -43,14 +43,21 @@ static bool reserve(ja_frame_buffer *b, size_t more)
     return true;
 }
 
-/* Writes a frame's header at b->len for a payload of size bytes that the caller writes next. */
-static uint8_t *open_frame(ja_frame_buffer *b, uint8_t type, amqp_channel_t channel, size_t size)
+/* The payload of the next frame, written by the caller before it closes the frame. */
+static uint8_t *next_payload(const ja_frame_buffer *b)
+{
+    return b->data + b->len + FRAME_HEADER_SIZE;
+}
+
+/* Puts the header and the end marker around the size bytes of payload written at next_payload. */
+static void close_frame(ja_frame_buffer *b, uint8_t type, amqp_channel_t channel, size_t size)
 {
     uint8_t *at = b->data + b->len;
     at[0] = type;
     put16(at + 1, channel);
     put32(at + 3, (uint32_t)size);
-    return at + FRAME_HEADER_SIZE;
+    b->len += FRAME_HEADER_SIZE + size;
+    b->data[b->len++] = FRAME_END;
 }
 
 int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_t frame_max,
@@ -69,17 +76,15 @@ int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_
                                    .routing_key = routing_key,
                                    .mandatory = mandatory,
                                    .immediate = 0};
-    uint8_t *payload = b->data + b->len + FRAME_HEADER_SIZE;
+    uint8_t *payload = next_payload(b);
     put32(payload, AMQP_BASIC_PUBLISH_METHOD);
     int n = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, &method,
                                (amqp_bytes_t){.len = max_payload - 4, .bytes = payload + 4});
     if (n < 0)
         return n;
-    open_frame(b, AMQP_FRAME_METHOD, channel, (size_t)n + 4);
-    b->len += FRAME_HEADER_SIZE + (size_t)n + 4;
-    b->data[b->len++] = FRAME_END;
+    close_frame(b, AMQP_FRAME_METHOD, channel, (size_t)n + 4);
 
-    payload = b->data + b->len + FRAME_HEADER_SIZE;
+    payload = next_payload(b);
     put16(payload, AMQP_BASIC_CLASS);
     put16(payload + 2, 0); /* weight */
     put64(payload + 4, body.len);
@@ -90,9 +95,7 @@ int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_
         b->len = start;
         return AMQP_STATUS_TABLE_TOO_BIG;
     }
-    open_frame(b, AMQP_FRAME_HEADER, channel, (size_t)n + CONTENT_HEADER_FIXED);
-    b->len += FRAME_HEADER_SIZE + (size_t)n + CONTENT_HEADER_FIXED;
-    b->data[b->len++] = FRAME_END;
+    close_frame(b, AMQP_FRAME_HEADER, channel, (size_t)n + CONTENT_HEADER_FIXED);
 
     size_t frames = (body.len + max_payload - 1) / max_payload;
     if (!reserve(b, body.len + frames * (FRAME_HEADER_SIZE + 1))) {
@@ -101,10 +104,8 @@ int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_
     }
     for (size_t offset = 0; offset < body.len; offset += max_payload) {
         size_t size = body.len - offset < max_payload ? body.len - offset : max_payload;
-        payload = open_frame(b, AMQP_FRAME_BODY, channel, size);
-        memcpy(payload, (const uint8_t *)body.bytes + offset, size);
-        b->len += FRAME_HEADER_SIZE + size;
-        b->data[b->len++] = FRAME_END;
+        memcpy(next_payload(b), (const uint8_t *)body.bytes + offset, size);
+        close_frame(b, AMQP_FRAME_BODY, channel, size);
     }
     return 0;
 }

@@ -205,14 +205,20 @@ static void check_all_ids(amqp_connection_state_t conn, const char *queue, const
  * passthrough's own, the floor of an AMQP consume-publish-confirm-ack loop. */
 static double passthrough_broker_us, passthrough_own_us;
 
+/* User and system CPU seconds of a getrusage() or wait4() reading. */
+static double seconds_of(const struct rusage *usage)
+{
+    return (double)usage->ru_utime.tv_sec + (double)usage->ru_utime.tv_usec / 1e6 +
+           (double)usage->ru_stime.tv_sec + (double)usage->ru_stime.tv_usec / 1e6;
+}
+
 /* Waits for a child and returns the CPU seconds it used. */
 static double wait_cpu_seconds(pid_t pid, int *status)
 {
     struct rusage usage;
     if (wait4(pid, status, 0, &usage) != pid)
         FAIL("wait4 failed");
-    return (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
-           (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+    return seconds_of(&usage);
 }
 
 static double passthrough_rate(void)
@@ -328,16 +334,15 @@ static void *wake_side_run(void *arg)
     uint64_t one = 1, got;
     for (int i = 0; i < side->rounds; i++) {
         struct pollfd pfd = {.fd = side->in, .events = POLLIN};
-        while (poll(&pfd, 1, 1000) < 1)
-            ;
+        if (poll(&pfd, 1, 10000) != 1)
+            FAIL("the other thread did not wake this one within 10 s");
         if (read(side->in, &got, sizeof got) != sizeof got ||
             write(side->out, &one, sizeof one) < 0)
             FAIL("eventfd failed");
     }
     struct rusage usage;
     getrusage(RUSAGE_THREAD, &usage);
-    side->cpu_seconds = (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
-                        (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+    side->cpu_seconds = seconds_of(&usage);
     return NULL;
 }
 

@@ -135,6 +135,20 @@ static void *push_nodes(void *arg)
     return NULL;
 }
 
+/* Takes every node waiting in the inbox, each one of nodes[0..count) and never seen before.
+ * Returns how many. */
+static long take_each_once(ja_inbox *inbox, ja_inbox_node *nodes, long count, char *seen)
+{
+    long taken = 0;
+    for (ja_inbox_node *n = ja_inbox_take_all(inbox); n; n = n->next, taken++) {
+        long index = n - nodes;
+        ASSERT(index >= 0 && index < count);
+        ASSERT_EQ(seen[index], 0);
+        seen[index] = 1;
+    }
+    return taken;
+}
+
 TEST(inbox_delivers_every_node_once_and_wakes_its_owner)
 {
     enum { PUSHERS = 4, EACH = 20000 };
@@ -154,13 +168,7 @@ TEST(inbox_delivers_every_node_once_and_wakes_its_owner)
         struct pollfd pfd = {.fd = ja_inbox_fd(&inbox), .events = POLLIN};
         ASSERT_EQ(poll(&pfd, 1, 10000), 1);
         ja_inbox_woken(&inbox);
-        for (ja_inbox_node *n = ja_inbox_take_all(&inbox); n; n = n->next) {
-            long index = n - nodes;
-            ASSERT(index >= 0 && index < PUSHERS * EACH);
-            ASSERT_EQ(seen[index], 0);
-            seen[index] = 1;
-            taken++;
-        }
+        taken += take_each_once(&inbox, nodes, PUSHERS * EACH, seen);
     }
     for (int i = 0; i < PUSHERS; i++)
         pthread_join(threads[i], NULL);
@@ -226,15 +234,9 @@ TEST(inbox_lazy_push_wakes_only_an_owner_that_does_not_nap)
 /* Lazy pushers against an owner that naps (sleeps at most 1 ms) or sleeps for long at random:
  * a node pushed while it sleeps for long must wake it, or it must see the node before sleeping.
  * A missed wake-up shows as a long sleep that ends by its time-out with nodes waiting. */
-typedef struct {
-    ja_inbox *inbox;
-    ja_inbox_node *nodes;
-    int count;
-} lazy_pusher;
-
 static void *push_lazily(void *arg)
 {
-    lazy_pusher *p = arg;
+    pusher *p = arg;
     for (int i = 0; i < p->count; i++) {
         ja_inbox_push_lazy(p->inbox, &p->nodes[i]);
         /* Slow enough that the owner often finds the inbox empty and goes to sleep. */
@@ -250,10 +252,10 @@ TEST(inbox_lazy_push_never_leaves_a_long_sleeper_unwoken)
     ja_inbox inbox;
     ASSERT_EQ(ja_inbox_init(&inbox, 1000000), 0);
     ja_inbox_node *nodes = calloc(PUSHERS * EACH, sizeof *nodes);
-    lazy_pusher args[PUSHERS];
+    pusher args[PUSHERS];
     pthread_t threads[PUSHERS];
     for (int i = 0; i < PUSHERS; i++) {
-        args[i] = (lazy_pusher){&inbox, nodes + i * EACH, EACH};
+        args[i] = (pusher){&inbox, nodes + i * EACH, EACH};
         pthread_create(&threads[i], NULL, push_lazily, &args[i]);
     }
     char *seen = calloc(PUSHERS * EACH, 1);
@@ -273,13 +275,7 @@ TEST(inbox_lazy_push_never_leaves_a_long_sleeper_unwoken)
             if (ready == 1)
                 ja_inbox_woken(&inbox);
         }
-        for (ja_inbox_node *n = ja_inbox_take_all(&inbox); n; n = n->next) {
-            long index = n - nodes;
-            ASSERT(index >= 0 && index < PUSHERS * EACH);
-            ASSERT_EQ(seen[index], 0);
-            seen[index] = 1;
-            taken++;
-        }
+        taken += take_each_once(&inbox, nodes, PUSHERS * EACH, seen);
     }
     for (int i = 0; i < PUSHERS; i++)
         pthread_join(threads[i], NULL);
