@@ -81,17 +81,31 @@ TEST(adaptive_finds_the_knee)
     ASSERT(adaptive.rate > 2 * fixed.rate);
 }
 
+/* The best of several runs: on a machine whose two cores the broker, the stand-in and the service
+ * share, a run is only ever slowed by the others (single runs of one setting differ by 10%), so
+ * each setting's fastest run says what it can carry. The rounds interleave the settings so that
+ * a slow spell of the machine does not fall on one setting alone. */
+enum { FAST_ROUNDS = 3 };
+
 TEST(adaptive_keeps_up_with_a_fast_jube)
 {
-    fprintf(stderr, "A fast Jube (the stand-in without latency)\n");
+    fprintf(stderr, "A fast Jube (the stand-in without latency), the best of %d runs each\n",
+            FAST_ROUNDS);
     enum { COUNT = 20000 };
-    run_result f16 = run("conc_fast_fixed16", COUNT, NULL, "16", "fixed");
-    run_result f64 = run("conc_fast_fixed64", COUNT, NULL, "64", "fixed");
-    run_result adaptive = run("conc_fast_adaptive", COUNT, NULL, "64", "adaptive");
-    double best = f16.rate > f64.rate ? f16.rate : f64.rate;
-    fprintf(stderr, "  adaptive carries %.0f%% of the best fixed setting\n",
-            100.0 * adaptive.rate / best);
-    ASSERT(adaptive.rate >= 0.9 * best);
+    double f16 = 0, f64 = 0, adaptive = 0;
+    for (int round = 0; round < FAST_ROUNDS; round++) {
+        double r = run("conc_fast_fixed16", COUNT, NULL, "16", "fixed").rate;
+        f16 = r > f16 ? r : f16;
+        r = run("conc_fast_fixed64", COUNT, NULL, "64", "fixed").rate;
+        f64 = r > f64 ? r : f64;
+        r = run("conc_fast_adaptive", COUNT, NULL, "64", "adaptive").rate;
+        adaptive = r > adaptive ? r : adaptive;
+    }
+    double best = f16 > f64 ? f16 : f64;
+    fprintf(stderr,
+            "  adaptive carries %.0f%% of the best fixed setting (%.0f against %.0f msg/s)\n",
+            100.0 * adaptive / best, adaptive, best);
+    ASSERT(adaptive >= 0.9 * best);
 }
 
 static const test_case tests[] = {
