@@ -18,7 +18,11 @@
  * - A publish counts as stored only when the broker confirmed it (basic.ack) and did not return
  *   it (basic.return, which RabbitMQ sends before the ack of the same publish). Each publish is
  *   settled once; confirms of settled or unknown sequence numbers are ignored.
- * - Nacked publishes are sent again after an exponential backoff per job.
+ * - Nacked publishes are sent again after an exponential backoff per job. While the broker
+ *   nacks every publish it answers (JA_REFUSALS_IN_A_ROW in a row), one publish at a time is in
+ *   flight, probing it, and each refused probe backs the next one off: RabbitMQ 3.10 stores some
+ *   of the publishes it nacks on a channel whose quorum queue lost its leader, so each publish
+ *   sent into a refusal may become a duplicate.
  * - A returned dead letter is held and sent again with backoff; the caller declares the topology
  *   again first (needs_redeclare). A returned response is held the same way, or accepted and
  *   counted under JA_UNROUTABLE_ACK. A returned reply_to publish is accepted and counted: a
@@ -108,6 +112,7 @@ typedef struct {
     uint64_t alone_seq;     /* a suspect publish in flight alone, or 0 */
     uint64_t refused_since; /* the first of the nacks since the last ack, or 0 */
     unsigned refusals;      /* nacks since the last ack */
+    uint64_t probe_due_ms;  /* while refusing: when the next probe may go out */
     bool needs_redeclare;   /* a dead letter was returned: declare the topology again */
 } ja_confirm_window;
 
@@ -164,12 +169,16 @@ bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now);
  * nothing is waiting on time. */
 uint64_t ja_confirm_window_next_due_ms(const ja_confirm_window *w);
 
-/* How long the broker has nacked every publish it answered, once it has nacked at least three
- * (0 otherwise, and after an ack). RabbitMQ 3.10 keeps nacking on a channel whose quorum queue
- * lost its leader, even once a new leader is elected; a new connection finds it. */
+/* Nacks in a row, with no ack between them, that say the broker refuses everything. */
+#define JA_REFUSALS_IN_A_ROW 3
+
+/* How long the broker has nacked every publish it answered, once it has nacked
+ * JA_REFUSALS_IN_A_ROW (0 otherwise, and after an ack). RabbitMQ 3.10 keeps nacking on a channel
+ * whose quorum queue lost its leader, even once a new leader is elected; a new connection finds it.
+ */
 static inline uint64_t ja_confirm_window_refusing_for(const ja_confirm_window *w, uint64_t now)
 {
-    return w->refusals >= 3 ? now - w->refused_since : 0;
+    return w->refusals >= JA_REFUSALS_IN_A_ROW ? now - w->refused_since : 0;
 }
 
 /* Publishes sent and not yet confirmed. */

@@ -255,11 +255,23 @@ static void promote_due(ja_confirm_window *w, uint64_t now)
     }
 }
 
+static bool refusing(const ja_confirm_window *w)
+{
+    return w->refusals >= JA_REFUSALS_IN_A_ROW;
+}
+
+/* Whether every publish waits for the confirm of those in flight: a suspect publish is in flight
+ * alone, or the broker refuses everything and the one publish probing it is not answered yet. */
+static bool waits_for_a_confirm(const ja_confirm_window *w)
+{
+    return w->alone_seq != 0 || (refusing(w) && w->unsettled > 0);
+}
+
 bool ja_confirm_window_next(ja_confirm_window *w, uint64_t now, uint64_t live_generation,
                             ja_publish *out)
 {
-    if (w->alone_seq)
-        return false; /* a suspect publish is in flight alone */
+    if (waits_for_a_confirm(w) || (refusing(w) && now < w->probe_due_ms))
+        return false;
     promote_due(w, now);
     while (w->ready_count > 0) {
         ja_publish *front = &w->ready[w->ready_start];
@@ -347,6 +359,10 @@ void ja_confirm_window_confirm(ja_confirm_window *w, uint64_t tag, bool multiple
             w->refused_since = now;
         else if (ack)
             w->refusals = 0;
+        if (!ack && refusing(w))
+            w->probe_due_ms =
+                now + ja_backoff_ms(w->refusals - JA_REFUSALS_IN_A_ROW + 1, w->policy.retry_base_ms,
+                                    w->policy.retry_max_ms, &w->rng);
         if (!ack) {
             w->cb.event(w->cb.ctx, s->job, s->target, JA_PUBLISH_NACKED);
             delay(w, s->job, s->target, now, false);
@@ -424,9 +440,15 @@ bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now)
 uint64_t ja_confirm_window_next_due_ms(const ja_confirm_window *w)
 {
     uint64_t soonest = UINT64_MAX;
-    for (size_t i = 0; i < w->delayed_count; i++)
+    /* A delayed publish that is due still waits while a confirm is awaited: no wake-up for it. */
+    for (size_t i = 0; i < w->delayed_count && !waits_for_a_confirm(w); i++)
         if (w->delayed[i].due_ms < soonest)
             soonest = w->delayed[i].due_ms;
+    /* Nor before the next probe of a refusing broker may go out. */
+    if (refusing(w) && !waits_for_a_confirm(w)) {
+        if (w->ready_count > 0 || soonest < w->probe_due_ms)
+            soonest = w->probe_due_ms;
+    }
     if (w->sent_count > 0) {
         uint64_t overdue = w->sent[w->sent_start].sent_ms + w->policy.confirm_timeout_ms;
         if (overdue < soonest)

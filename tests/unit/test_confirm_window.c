@@ -152,6 +152,56 @@ TEST(nack_backs_off_then_publishes_again)
     ja_confirm_window_free(&w);
 }
 
+/* Once the broker has nacked JA_REFUSALS_IN_A_ROW publishes in a row, one publish at a time goes
+ * out until one is stored: publishes that are due wait (without a timer of their own) while the
+ * probe is unanswered, a refused probe backs the next one off, and the first ack lets everything
+ * go again. */
+TEST(a_refusing_broker_is_probed_one_publish_at_a_time)
+{
+    enum { JOBS = 10 };
+    ja_confirm_window w;
+    record r;
+    ja_job jobs[JOBS];
+    start(&w, &r, jobs, JOBS, NULL);
+    for (int i = 0; i < JOBS; i++)
+        ja_confirm_window_submit(&w, &jobs[i]);
+    ASSERT_EQ(send_all(&w, 0, NULL, JOBS), JOBS);
+    /* Two nacks are no pattern: what is due goes out beside the rest in flight. */
+    ja_confirm_window_confirm(&w, 1, false, false, 0);
+    ja_confirm_window_confirm(&w, 2, false, false, 0);
+    ASSERT_EQ(send_all(&w, 2000, NULL, JOBS), 2);
+    /* The third: nothing more goes out while any publish is unanswered, and no timer is asked
+     * for beyond the confirm time-out of the oldest one in flight. */
+    ja_confirm_window_confirm(&w, 3, false, false, 2000);
+    ASSERT_EQ(send_all(&w, 4000, NULL, JOBS), 0);
+    ASSERT_EQ(ja_confirm_window_next_due_ms(&w), policy.confirm_timeout_ms);
+    ja_confirm_window_confirm(&w, JOBS + 2, true, false, 4000); /* every one in flight */
+    ASSERT_EQ(ja_confirm_window_unconfirmed(&w), 0);
+    /* All refused and due: one probe at a time, the next one backed off after each nack, with
+     * the publisher's timer set for it. */
+    uint64_t now = 10000;
+    for (int probe = 0; probe < 3; probe++) {
+        ASSERT_EQ(send_all(&w, now, NULL, JOBS), 1);
+        ASSERT_EQ(send_all(&w, now, NULL, JOBS), 0);
+        ja_confirm_window_confirm(&w, ja_confirm_window_next_seq(&w) - 1, false, false, now);
+        uint64_t due = ja_confirm_window_next_due_ms(&w);
+        ASSERT(due > now);
+        ASSERT_LE(due, now + policy.retry_max_ms);
+        ASSERT_EQ(send_all(&w, due - 1, NULL, JOBS), 0);
+        now = due;
+    }
+    ASSERT_EQ(send_all(&w, now, NULL, JOBS), 1);
+    /* Stored: the broker takes publishes again, and the rest go out together. */
+    ja_confirm_window_confirm(&w, ja_confirm_window_next_seq(&w) - 1, false, true, now);
+    ASSERT_EQ(ja_confirm_window_refusing_for(&w, now), 0);
+    now += 10000;
+    ASSERT_EQ(send_all(&w, now, NULL, JOBS), JOBS - 1);
+    ja_confirm_window_confirm(&w, ja_confirm_window_next_seq(&w) - 1, true, true, now);
+    for (int i = 0; i < JOBS; i++)
+        ASSERT_EQ(r.end[i], JA_JOB_ACK);
+    ja_confirm_window_free(&w);
+}
+
 TEST(returned_dead_letter_is_held_and_the_topology_declared_again)
 {
     ja_confirm_window w;
@@ -489,6 +539,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(stored_once_then_acked),
         TEST_ENTRY(reply_to_is_a_second_publish),
         TEST_ENTRY(nack_backs_off_then_publishes_again),
+        TEST_ENTRY(a_refusing_broker_is_probed_one_publish_at_a_time),
         TEST_ENTRY(returned_dead_letter_is_held_and_the_topology_declared_again),
         TEST_ENTRY(returned_response_held_or_accepted_by_policy),
         TEST_ENTRY(held_past_max_hold_goes_back_to_the_queue),
