@@ -211,7 +211,7 @@ TEST(inbound_queue_deleted_and_recreated)
     wait_depth_zero(s.t.inbound, 120000);
     wait_depth_at_least(s.t.outbound_queue, STREAM, 120000);
     ASSERT_EQ(service_stop(&s.svc, SIGTERM), 0);
-    long duplicates = check_every_id_arrived(&s, STREAM);
+    long duplicates = check_every_id_arrived(&s, STREAM).duplicates;
     fprintf(stderr,
             "fault %s: %d messages, consuming again %lld ms after the deletion; %ld "
             "duplicates, 0 lost\n",
@@ -401,7 +401,7 @@ TEST(soak)
     wait_depth_at_least(s.t.outbound_queue, total, 300000);
     long rss_end = memory_kib(s.svc.pid, "VmRSS");
     ASSERT_EQ(service_stop(&s.svc, SIGTERM), 0);
-    long duplicates = check_every_id_arrived(&s, total);
+    long duplicates = check_every_id_arrived(&s, total).duplicates;
     fprintf(stderr,
             "soak: %ld messages over %ld s at %ld/s; RSS %ld KiB after 10 s, %ld KiB at the end; "
             "%ld duplicates, 0 lost\n",
