@@ -57,10 +57,10 @@ static void bring_back_downed_node(void)
  * allows two prefetch windows of responses answered again per instance.
  *
  * The same answer stored twice is the broker's doing on a cluster, and the prefetch does not
- * bound it: when the node that leads a quorum queue dies, RabbitMQ 3.10 may store publishes twice
- * that it had not confirmed (seen: 833 answers stored twice when only the consumer's node died,
- * the service having sent 20,056 publishes for 20,000 messages, 56 of them for deliveries taken
- * again), and on the publisher's next channel it nacks publishes and yet stores some of them (see
+ * bound it: when a node dies, RabbitMQ 3.10 may store publishes twice that it had not confirmed
+ * yet (seen: 833 answers stored twice when only the consumer's node died, the service having
+ * sent 20,056 publishes for 20,000 messages, 56 of them for deliveries taken again), and on the
+ * publisher's next channel it nacks publishes and yet stores some of them (see
  * publisher_node_killed). A tenth of the stream is allowed: a service that sent every response
  * twice would still fail. */
 static bool listening(int port)
