@@ -440,13 +440,13 @@ bool ja_confirm_window_overdue(const ja_confirm_window *w, uint64_t now)
 uint64_t ja_confirm_window_next_due_ms(const ja_confirm_window *w)
 {
     uint64_t soonest = UINT64_MAX;
-    /* A delayed publish that is due still waits while a confirm is awaited: no wake-up for it. */
-    for (size_t i = 0; i < w->delayed_count && !waits_for_a_confirm(w); i++)
-        if (w->delayed[i].due_ms < soonest)
-            soonest = w->delayed[i].due_ms;
-    /* Nor before the next probe of a refusing broker may go out. */
-    if (refusing(w) && !waits_for_a_confirm(w)) {
-        if (w->ready_count > 0 || soonest < w->probe_due_ms)
+    /* While a confirm is awaited nothing goes out, whatever is due: no wake-up for it. */
+    if (!waits_for_a_confirm(w)) {
+        for (size_t i = 0; i < w->delayed_count; i++)
+            if (w->delayed[i].due_ms < soonest)
+                soonest = w->delayed[i].due_ms;
+        /* Nor before the next probe of a refusing broker may go out. */
+        if (refusing(w) && (w->ready_count > 0 || soonest < w->probe_due_ms))
             soonest = w->probe_due_ms;
     }
     if (w->sent_count > 0) {
