@@ -48,6 +48,7 @@ typedef struct ja_config {
     int retry_base_ms;
     int retry_max_ms;
     int max_hold_ms;
+    int delivery_limit; /* the inbound queue's, 0 = none (delivery_limit.h) */
     int implicit_async_timeout_ms;
     int confirm_timeout_ms;
     int unroutable_responses; /* 0 = hold, 1 = ack */

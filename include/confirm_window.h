@@ -24,9 +24,11 @@
  *   of the publishes it nacks on a channel whose quorum queue lost its leader, so each publish
  *   sent into a refusal may become a duplicate.
  * - A returned dead letter is held and sent again with backoff; the caller declares the topology
- *   again first (needs_redeclare). A returned response is held the same way, or accepted and
- *   counted under JA_UNROUTABLE_ACK. A returned reply_to publish is accepted and counted: a
- *   reply queue that does not exist will not appear by waiting.
+ *   again first (needs_redeclare). A returned renewal (the inbound queue is gone) is held the
+ *   same way; one that cannot be published at all becomes a dead letter (delivery_limit). A
+ * returned response is held the same way, or accepted and counted under JA_UNROUTABLE_ACK. A
+ * returned reply_to publish is accepted and counted: a reply queue that does not exist will not
+ * appear by waiting.
  * - On a lost connection every unconfirmed publish goes out again first, in its old order. When
  *   the broker closed the channel for something a message may have caused, each unconfirmed
  *   publish is suspected once more; a publish suspected twice is sent alone, and when the channel
@@ -39,6 +41,7 @@ typedef enum {
     JA_TARGET_OUTBOUND,    /* the outbound exchange */
     JA_TARGET_REPLY_TO,    /* the default exchange, routing key = the inbound reply_to */
     JA_TARGET_DEAD_LETTER, /* the dead-letter exchange */
+    JA_TARGET_INBOUND,     /* the default exchange, routing key = the inbound queue: a renewal */
 } ja_publish_target;
 
 typedef enum {

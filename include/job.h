@@ -24,6 +24,8 @@ typedef enum {
     JA_JOB_NEW,         /* consumer -> worker: to be validated and sent to Jube */
     JA_JOB_RESPOND,     /* worker -> publisher: publish Jube's response */
     JA_JOB_DEAD_LETTER, /* worker -> publisher: publish to the dead-letter exchange */
+    JA_JOB_RENEW,       /* worker -> publisher: publish the message again to the inbound queue's
+                           tail, near the queue's delivery limit (delivery_limit.h) */
     JA_JOB_ACK,         /* publisher -> consumer: the outcome is confirmed; ack the delivery */
     JA_JOB_REQUEUE,     /* worker -> consumer: give the delivery back to the broker */
     JA_JOB_DROP,        /* its delivery belongs to a closed channel: just free it */
@@ -71,9 +73,11 @@ typedef struct ja_job {
     char instance_guid[JA_GUID_LEN + 1];
     uint64_t callback_deadline_ms;
     unsigned callback_polls;
-    char placeholder[512]; /* the placeholder, quoted for a dead letter's detail */
-    uint64_t body_size;    /* as the content header announced it; the body holds at most
-                              --max-body-bytes of it */
+    char placeholder[512];   /* the placeholder, quoted for a dead letter's detail */
+    uint64_t body_size;      /* as the content header announced it; the body holds at most
+                                --max-body-bytes of it */
+    uint32_t delivery_count; /* x-delivery-count: returns the queue's delivery limit counted */
+    uint32_t renewals;       /* x-jube-renewals: times the service published it again */
     ja_publishing publishing;
     /* --order-by: the message's key as found at delivery; ordered when it was found, and then
      * the consumer's key scheduler holds its place. */

@@ -23,6 +23,7 @@ typedef enum {
     JA_DL_UNPUBLISHABLE,
     JA_DL_IMPLICIT_ASYNC_INCOMPLETE,
     JA_DL_ORDER_KEY_MISSING,
+    JA_DL_DELIVERY_LIMIT,
     JA_DL_OTHER,
     JA_DL_REASONS
 } ja_dead_letter_reason;
@@ -57,15 +58,16 @@ typedef enum {
 } ja_callback_outcome;
 
 /* Where a publish goes, as a label (the order of ja_publish_target). */
-enum { JA_PUBLISH_TARGETS = 3 };
+enum { JA_PUBLISH_TARGETS = 4 };
 
 typedef struct {
     atomic_ulong consumed;
     atomic_ulong published;
     atomic_ulong dead_lettered[JA_DL_REASONS];
     atomic_ulong requeued;
-    atomic_ulong rejected;                       /* nothing of it could be published */
-    atomic_ulong publish_nacks;                  /* basic.nack from the broker */
+    atomic_ulong renewed;       /* published again to the inbound queue near its delivery limit */
+    atomic_ulong rejected;      /* nothing of it could be published */
+    atomic_ulong publish_nacks; /* basic.nack from the broker */
     atomic_ulong unroutable[JA_PUBLISH_TARGETS]; /* returned: no queue took the publish */
     atomic_long unroutable_held;                 /* publishes held for want of a queue */
     atomic_ulong retries;

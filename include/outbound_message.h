@@ -36,6 +36,17 @@ int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64
 int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
                               amqp_basic_properties_t *props);
 
+/* Renewal (delivery_limit.h): the inbound message again, as the producer sent it (less user_id,
+ * which the broker would refuse), persistent, its headers less the broker's x-delivery-count and
+ * x-acquired-count (and CC, BCC, x-jube-*), plus x-jube-renewals (one more than it carried) and
+ * x-jube-publish-seq. Returns 0 or -ENOMEM. */
+int ja_renewal_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
+                          amqp_basic_properties_t *props);
+
+/* True when a reply_to names RabbitMQ's direct reply-to (amq.rabbitmq.reply-to...): replies to it
+ * reach the requester's channel without a queue. */
+bool ja_is_direct_reply_to(amqp_bytes_t reply_to);
+
 /* True when props fit in one content-header frame of a connection with this frame_max; scratch
  * must hold frame_max bytes. */
 bool ja_properties_fit(const amqp_basic_properties_t *props, uint32_t frame_max,

@@ -27,7 +27,8 @@ typedef struct ja_service {
 
     ja_ring *work;         /* consumer -> workers; capacity >= prefetch, so a push never fails */
     ja_worker_bells bells; /* one per worker thread: wakes it for new work or a change below */
-    ja_inbox to_publisher; /* workers -> publisher: responses and dead letters to publish */
+    ja_inbox to_publisher; /* workers -> publisher: responses and dead letters to publish; and
+                              consumer -> publisher: deliveries to renew (delivery_limit.h) */
     ja_inbox to_consumer;  /* publisher and workers -> consumer: jobs to ack, requeue or free */
 
     /* The consumer connection whose deliveries can still be acked; 0 while it is down. A job

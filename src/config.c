@@ -124,6 +124,11 @@ static const option options[] = {
     INT_OPT("max-hold-ms", "JUBE_AMQP_MAX_HOLD_MS", max_hold_ms, "900000", 1000, 86400000,
             "Longest time a delivery is held while Jube is unavailable before it is returned to "
             "the queue; keep it below RabbitMQ's consumer_timeout (30 minutes by default)."),
+    INT_OPT("delivery-limit", "JUBE_AMQP_DELIVERY_LIMIT", delivery_limit, "20", 0, 1000000,
+            "The inbound queue's delivery limit (RabbitMQ 4.x quorum queues: 20 unless a policy "
+            "or x-delivery-limit says otherwise; 0 = the queue has none). A message redelivered "
+            "within a quarter of it is published again to the queue's tail and the old delivery "
+            "acked, so the broker never drops it."),
     INT_OPT("implicit-async-timeout-ms", "JUBE_AMQP_IMPLICIT_ASYNC_TIMEOUT_MS",
             implicit_async_timeout_ms, "60000", 100, 3600000,
             "When Jube answers with an Implicit Async placeholder, longest time to wait for the "
@@ -455,6 +460,12 @@ static int validate(ja_config *cfg, const value_source *sources, char *err, size
     if (cfg->reconnect_base_ms > cfg->reconnect_max_ms) {
         snprintf(err, err_size, "--reconnect-base-ms %d is larger than --reconnect-max-ms %d",
                  cfg->reconnect_base_ms, cfg->reconnect_max_ms);
+        return -EINVAL;
+    }
+    if (cfg->delivery_limit == 1) {
+        snprintf(err, err_size,
+                 "--delivery-limit 1 leaves no room to renew a message before the broker drops "
+                 "it; use 0 (no limit) or 2 and more");
         return -EINVAL;
     }
     if (cfg->ring_size != 0 && cfg->ring_size < cfg->prefetch) {

@@ -167,6 +167,18 @@ static void demote(ja_confirm_window *w, ja_job *job, ja_publish_target target, 
 {
     w->cb.event(w->cb.ctx, job, target, JA_PUBLISH_UNPUBLISHABLE);
     job->publishing.suspect = 0;
+    if (target == JA_TARGET_INBOUND) {
+        /* The message as it came cannot go back to the queue: keep it as a dead letter rather
+         * than let the broker's delivery limit drop it. */
+        ja_failure_set(&job->failure, "delivery_limit",
+                       "The message was delivered %u times, near the queue's delivery limit, and "
+                       "could not be published to the queue again: %s. Publish it to the queue "
+                       "again to replay it.",
+                       job->delivery_count + 1, reason);
+        job->state = JA_JOB_DEAD_LETTER;
+        ready_push_back(w, job, JA_TARGET_DEAD_LETTER);
+        return;
+    }
     if (target != JA_TARGET_DEAD_LETTER) {
         if (job->state != JA_JOB_DEAD_LETTER) {
             char answer[1100];
@@ -229,9 +241,10 @@ void ja_confirm_window_free(ja_confirm_window *w)
 void ja_confirm_window_submit(ja_confirm_window *w, ja_job *job)
 {
     job->publishing = (ja_publishing){.end = JA_JOB_ACK};
-    if (job->state == JA_JOB_DEAD_LETTER) {
+    if (job->state == JA_JOB_DEAD_LETTER || job->state == JA_JOB_RENEW) {
         job->publishing.open = 1;
-        ready_push_back(w, job, JA_TARGET_DEAD_LETTER);
+        ready_push_back(w, job,
+                        job->state == JA_JOB_RENEW ? JA_TARGET_INBOUND : JA_TARGET_DEAD_LETTER);
         return;
     }
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
@@ -327,7 +340,7 @@ static void settle_returned(ja_confirm_window *w, ja_job *job, ja_publish_target
                             uint64_t now)
 {
     bool hold =
-        target == JA_TARGET_DEAD_LETTER ||
+        target == JA_TARGET_DEAD_LETTER || target == JA_TARGET_INBOUND ||
         (target == JA_TARGET_OUTBOUND && w->policy.unroutable_responses == JA_UNROUTABLE_HOLD);
     if (!hold) {
         w->cb.event(w->cb.ctx, job, target, JA_PUBLISH_UNROUTABLE_ACCEPT);

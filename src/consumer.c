@@ -3,12 +3,14 @@
 #include "ack_window.h"
 #include "amqp_connection.h"
 #include "delivery.h"
+#include "delivery_limit.h"
 #include "key_scheduler.h"
 #include "log.h"
 #include "metrics.h"
 #include "nap.h"
 #include "reconnect.h"
 #include "topology.h"
+#include "validate.h"
 
 #include <amqp_framing.h>
 #include <stdlib.h>
@@ -243,6 +245,38 @@ static bool dispatch(consumer *c, ja_job *job)
     return false;
 }
 
+/* A delivery the broker has counted near the queue's delivery limit never goes back to it: one
+ * more return (a connection lost while Jube is down, say) could be the one it drops it on. It is
+ * published again to the queue's tail instead (a fresh count) and acked once that is stored;
+ * decided here, on arrival, since workers do not take jobs while Jube is unavailable. Returns
+ * true when the job went to the publisher for that. */
+static bool renew_near_the_limit(consumer *c, ja_job *job)
+{
+    const amqp_message_t *msg = &job->envelope.message;
+    ja_delivery_counts counts = ja_delivery_counts_of(&msg->properties);
+    job->delivery_count = counts.delivery_count;
+    job->renewals = counts.renewals;
+    if (!ja_delivery_limit_must_renew(c->cfg->delivery_limit, counts.delivery_count))
+        return false;
+    ja_log_fields fields = {.delivery_tag = job->envelope.delivery_tag};
+    /* A body cut at --max-body-bytes cannot be published again whole: it is dead-lettered, as
+     * a worker would. */
+    if (!ja_validate_body_size(job->body_size, msg->body.len, (size_t)c->cfg->max_body_bytes,
+                               &job->failure)) {
+        job->state = JA_JOB_DEAD_LETTER;
+    } else {
+        ja_log_warn_about(&fields,
+                          "delivered %u times (x-acquired-count %u), near --delivery-limit %d: "
+                          "publishing it again to the tail of queue '%s' before the broker "
+                          "drops it",
+                          counts.delivery_count, counts.acquired_count, c->cfg->delivery_limit,
+                          c->cfg->inbound_queue);
+        job->state = JA_JOB_RENEW;
+    }
+    ja_service_to_publisher(c->svc, job);
+    return true;
+}
+
 static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_size)
 {
     ja_job *job = new_job(c);
@@ -269,6 +303,8 @@ static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_
     ja_nap_event(&c->nap, ja_now_us());
     ja_count(&ja_stats.consumed);
     atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
+    if (renew_near_the_limit(c, job))
+        return;
     /* The broker never has more than prefetch deliveries out to us, and the ring (and the key
      * scheduler) hold at least that many, so this cannot fail. */
     if (!dispatch(c, job)) {

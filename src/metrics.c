@@ -21,17 +21,23 @@ void ja_metrics_set_nodes(const char *const *names, int count)
 static const double bucket_bounds[JA_HISTOGRAM_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-static const char *const reason_labels[JA_DL_REASONS] = {
-    "missing_model_guid", "invalid_model_guid",
-    "empty_body",         "body_too_large",
-    "invalid_json",       "http_4xx",
-    "http_5xx",           "response_too_large",
-    "unpublishable",      "implicit_async_incomplete",
-    "order_key_missing",  "other"};
+static const char *const reason_labels[JA_DL_REASONS] = {"missing_model_guid",
+                                                         "invalid_model_guid",
+                                                         "empty_body",
+                                                         "body_too_large",
+                                                         "invalid_json",
+                                                         "http_4xx",
+                                                         "http_5xx",
+                                                         "response_too_large",
+                                                         "unpublishable",
+                                                         "implicit_async_incomplete",
+                                                         "order_key_missing",
+                                                         "delivery_limit",
+                                                         "other"};
 static const char *const callback_labels[JA_CALLBACK_OUTCOMES] = {"answered", "not_ready",
                                                                   "not_found", "failed"};
-static const char *const target_labels[JA_PUBLISH_TARGETS] = {"outbound", "reply_to",
-                                                              "dead_letter"};
+static const char *const target_labels[JA_PUBLISH_TARGETS] = {"outbound", "reply_to", "dead_letter",
+                                                              "inbound"};
 
 static const char *const class_labels[JA_HTTP_CLASSES] = {"2xx", "3xx", "4xx", "5xx", "error"};
 static const char *const unordered_labels[4] = {"found", "missing", "not_scalar", "too_long"};
@@ -128,6 +134,9 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
     header(&w, "jube_amqp_messages_requeued_total", "counter",
            "Deliveries given back to the queue (shutdown, or held too long while Jube was down).");
     put(&w, "jube_amqp_messages_requeued_total %lu\n", get(&m->requeued));
+    header(&w, "jube_amqp_messages_renewed_total", "counter",
+           "Deliveries published again to the inbound queue's tail near its delivery limit.");
+    put(&w, "jube_amqp_messages_renewed_total %lu\n", get(&m->renewed));
     header(&w, "jube_amqp_messages_rejected_total", "counter",
            "Deliveries rejected because not even a bare dead letter of them could be published.");
     put(&w, "jube_amqp_messages_rejected_total %lu\n", get(&m->rejected));

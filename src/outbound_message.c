@@ -1,5 +1,6 @@
 #include "outbound_message.h"
 
+#include "delivery_limit.h"
 #include "validate.h"
 
 #include <amqp_framing.h>
@@ -19,17 +20,22 @@ static bool key_is(amqp_bytes_t key, const char *name)
  * would be stale or forged), and CC and BCC would add destinations to the publish
  * (sender-selected distribution: a producer could route replies into any queue, and a CC that is
  * not an array of strings makes the broker close the channel). A response also replaces the
- * model header with the validated, lower-case GUID. */
-static bool is_replaced(amqp_bytes_t key, bool replace_model_header)
+ * model header with the validated, lower-case GUID; a renewal drops the broker's counts of the
+ * old delivery, so the copy starts afresh. */
+typedef enum { COPY_FOR_RESPONSE, COPY_FOR_DEAD_LETTER, COPY_FOR_RENEWAL } copy_purpose;
+
+static bool is_replaced(amqp_bytes_t key, copy_purpose purpose)
 {
     return (key.len >= 7 && memcmp(key.bytes, "x-jube-", 7) == 0) || key_is(key, "CC") ||
-           key_is(key, "BCC") || (replace_model_header && key_is(key, JA_MODEL_HEADER));
+           key_is(key, "BCC") || (purpose == COPY_FOR_RESPONSE && key_is(key, JA_MODEL_HEADER)) ||
+           (purpose == COPY_FOR_RENEWAL &&
+            (key_is(key, JA_DELIVERY_COUNT_HEADER) || key_is(key, JA_ACQUIRED_COUNT_HEADER)));
 }
 
 /* Copies the inbound headers (none when bare), less those replaced, and leaves room for `extra`
  * more. */
 static int copy_inbound_headers(const ja_job *job, ja_header_scratch *scratch, size_t extra,
-                                bool replace_model_header, bool bare, amqp_table_t *out)
+                                copy_purpose purpose, bool bare, amqp_table_t *out)
 {
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
     size_t inbound =
@@ -44,7 +50,7 @@ static int copy_inbound_headers(const ja_job *job, ja_header_scratch *scratch, s
     }
     size_t n = 0;
     for (size_t i = 0; i < inbound; i++) {
-        if (!is_replaced(in->headers.entries[i].key, replace_model_header))
+        if (!is_replaced(in->headers.entries[i].key, purpose))
             scratch->entries[n++] = in->headers.entries[i];
     }
     out->entries = scratch->entries;
@@ -81,7 +87,7 @@ int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64
 {
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
     memset(props, 0, sizeof *props);
-    if (copy_inbound_headers(job, scratch, 4, true, false, &props->headers) != 0)
+    if (copy_inbound_headers(job, scratch, 4, COPY_FOR_RESPONSE, false, &props->headers) != 0)
         return -ENOMEM;
     add_string(&props->headers, JA_MODEL_HEADER, job->model_guid);
     /* The answer was collected from Implicit Async's Callback endpoint, not the invoke. */
@@ -110,7 +116,8 @@ int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uin
                               amqp_basic_properties_t *props)
 {
     *props = job->envelope.message.properties;
-    if (copy_inbound_headers(job, scratch, 7, false, job->publishing.bare, &props->headers) != 0)
+    if (copy_inbound_headers(job, scratch, 7, COPY_FOR_DEAD_LETTER, job->publishing.bare,
+                             &props->headers) != 0)
         return -ENOMEM;
     add_string(&props->headers, "x-jube-error", job->failure.code);
     add_string(&props->headers, "x-jube-error-detail", job->failure.detail);
@@ -138,6 +145,30 @@ int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uin
         props->app_id = amqp_cstring_bytes(APP_ID);
     }
     return 0;
+}
+
+int ja_renewal_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
+                          amqp_basic_properties_t *props)
+{
+    *props = job->envelope.message.properties;
+    if (copy_inbound_headers(job, scratch, 2, COPY_FOR_RENEWAL, false, &props->headers) != 0)
+        return -ENOMEM;
+    add_int(&props->headers, JA_RENEWALS_HEADER,
+            job->renewals < INT32_MAX ? (int)job->renewals + 1 : INT32_MAX);
+    add_long(&props->headers, JA_PUBLISH_SEQ_HEADER, publish_seq);
+    /* The producer's user_id is refused from this connection's login (see above); the copy is
+     * stored as durably as the service's own publishes. */
+    props->_flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props->_flags &= ~AMQP_BASIC_USER_ID_FLAG;
+    props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    return 0;
+}
+
+bool ja_is_direct_reply_to(amqp_bytes_t reply_to)
+{
+    static const char prefix[] = "amq.rabbitmq.reply-to";
+    return reply_to.len >= sizeof prefix - 1 &&
+           memcmp(reply_to.bytes, prefix, sizeof prefix - 1) == 0;
 }
 
 void ja_header_scratch_free(ja_header_scratch *scratch)

@@ -63,6 +63,7 @@ static const char *target_name(const publisher *p, ja_publish_target target)
 {
     return target == JA_TARGET_DEAD_LETTER ? p->cfg->dead_letter_exchange
            : target == JA_TARGET_OUTBOUND  ? p->cfg->outbound_exchange
+           : target == JA_TARGET_INBOUND   ? p->cfg->inbound_queue
                                            : "(reply_to)";
 }
 
@@ -79,7 +80,9 @@ static void on_finished(void *ctx, ja_job *job, ja_job_state state)
 {
     publisher *p = ctx;
     if (state == JA_JOB_ACK) {
-        if (job->state == JA_JOB_DEAD_LETTER)
+        if (job->state == JA_JOB_RENEW)
+            ja_count(&ja_stats.renewed);
+        else if (job->state == JA_JOB_DEAD_LETTER)
             ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of(job->failure.code)]);
         else
             ja_count(&ja_stats.published);
@@ -171,6 +174,11 @@ static void on_event(void *ctx, const ja_job *job, ja_publish_target target, ja_
             ja_log_warn("no queue is bound to exchange '%s': responses are acked and counted "
                         "(--unroutable-responses ack)",
                         p->cfg->outbound_exchange);
+    } else if (target == JA_TARGET_INBOUND) {
+        ja_log_warn_about(&fields,
+                          "no queue named '%s' took a message published to it again near its "
+                          "delivery limit; publishing it again with backoff",
+                          p->cfg->inbound_queue);
     } else if (target == JA_TARGET_DEAD_LETTER && !p->unroutable_dead_letter) {
         p->unroutable_dead_letter = true;
         ja_log_warn("a dead letter to exchange '%s' reached no queue: declaring '%s' again and "
@@ -188,6 +196,7 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     amqp_basic_properties_t props;
     const char *exchange;
     amqp_bytes_t routing_key;
+    bool mandatory = true;
     int rc;
     switch (pub->target) {
     case JA_TARGET_OUTBOUND:
@@ -198,7 +207,15 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     case JA_TARGET_REPLY_TO:
         exchange = ""; /* the default exchange routes by queue name */
         routing_key = msg->properties.reply_to;
+        /* RabbitMQ returns a mandatory publish to a direct reply-to name although it delivers it
+         * (no queue holds it); a requester that has gone is the feature's own contract. */
+        mandatory = !ja_is_direct_reply_to(routing_key);
         rc = ja_response_properties(job, &p->scratch, seq, &props);
+        break;
+    case JA_TARGET_INBOUND:
+        exchange = "";
+        routing_key = amqp_cstring_bytes(p->cfg->inbound_queue);
+        rc = ja_renewal_properties(job, &p->scratch, seq, &props);
         break;
     default:
         exchange = p->cfg->dead_letter_exchange;
@@ -210,15 +227,15 @@ static bool send_publish(publisher *p, const ja_publish *pub)
         ja_log_error("out of memory building a message");
         abort();
     }
-    amqp_bytes_t body = pub->target == JA_TARGET_DEAD_LETTER
+    amqp_bytes_t body = pub->target == JA_TARGET_DEAD_LETTER || pub->target == JA_TARGET_INBOUND
                             ? msg->body
                             : (amqp_bytes_t){.len = job->response.len, .bytes = job->response.data};
     uint32_t frame_max = (uint32_t)amqp_get_frame_max(p->conn);
     bool fits;
     if (p->own_framing) {
-        rc =
-            ja_frames_append_publish(&p->frames, JA_CHANNEL, frame_max,
-                                     amqp_cstring_bytes(exchange), routing_key, true, &props, body);
+        rc = ja_frames_append_publish(&p->frames, JA_CHANNEL, frame_max,
+                                      amqp_cstring_bytes(exchange), routing_key, mandatory, &props,
+                                      body);
         if (rc == AMQP_STATUS_NO_MEMORY) {
             ja_log_error("out of memory framing a message");
             abort();
@@ -242,8 +259,8 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     ja_confirm_window_sent(&p->window, pub, ja_now_ms());
     if (p->own_framing)
         return true; /* written by flush_frames */
-    rc = amqp_basic_publish(p->conn, JA_CHANNEL, amqp_cstring_bytes(exchange), routing_key, 1, 0,
-                            &props, body);
+    rc = amqp_basic_publish(p->conn, JA_CHANNEL, amqp_cstring_bytes(exchange), routing_key,
+                            mandatory, 0, &props, body);
     if (rc != AMQP_STATUS_OK) {
         snprintf(p->loss_reason, sizeof p->loss_reason, "publishing failed: %s",
                  amqp_error_string2(rc));

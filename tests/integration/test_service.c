@@ -295,7 +295,7 @@ TEST(reply_to_gets_the_response)
     amqp_connection_state_t conn = test_connect();
     const char *replies = "reply_to.replies";
     amqp_queue_delete(conn, 1, amqp_cstring_bytes(replies), 0, 0);
-    declare_queue(conn, replies, false);
+    declare_queue(conn, replies, true); /* RabbitMQ 4.3 refuses transient non-exclusive queues */
 
     char *body = sample_transaction("rt-1");
     test_header model = {.key = "EntityAnalysisModelGuid", .kind = 'S', .text = SAMPLE_MODEL};
