@@ -211,6 +211,42 @@ TEST(delivery_limit_long_jube_outage_loses_nothing)
     run_outage("dl_outage", "4", TRANSACTIONS);
 }
 
+/* The safety net the README recommends: one policy on the inbound queue with the leader locator,
+ * the service's dead-letter exchange and a delivery limit. A message the broker removes at the
+ * limit anyway (here a service told the queue has none, and a limit of 2) lands in the service's
+ * dead-letter queue with the broker's reason. */
+TEST(broker_dead_letters_at_its_limit_into_the_services_dead_letter_queue)
+{
+    const char *name = "dl_safety_net";
+    topology_names t = test_begin(name);
+    char args[1024];
+    snprintf(args, sizeof args,
+             "set_policy --apply-to queues '%s' '^%s$' "
+             "'{\"queue-leader-locator\":\"balanced\",\"dead-letter-exchange\":\"%s\","
+             "\"delivery-limit\":2}'",
+             t.inbound, t.inbound, t.dead_letter_exchange);
+    ASSERT_EQ(broker_ctl(args), 0);
+    stub_process stub = stub_start(NULL);
+    stub_stop(&stub);
+    service_process svc = start_service(name, &t, &stub, "0", NULL);
+    publish_range(t.inbound, name, 0, 1);
+    lose_connections(&t, 3);
+    amqp_connection_state_t conn = test_connect();
+    message_list dead = collect_messages(conn, t.dead_letter_queue, 1, 20000);
+    ASSERT_EQ(dead.count, 1);
+    const amqp_field_value_t *reason = header_of(&dead.items[0], "x-first-death-reason");
+    ASSERT(reason);
+    printf("dead-lettered by the broker: x-first-death-reason %.*s\n", (int)reason->value.bytes.len,
+           (const char *)reason->value.bytes.bytes);
+    ASSERT(header_text_is(&dead.items[0], "x-first-death-reason", "delivery_limit"));
+    ASSERT(header_text_is(&dead.items[0], "x-first-death-queue", t.inbound));
+    ASSERT(header_text_is(&dead.items[0], "EntityAnalysisModelGuid", SAMPLE_MODEL));
+    free_messages(&dead);
+    test_disconnect(conn);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    clear_policy(t.inbound);
+}
+
 /* A requester using RabbitMQ's direct reply-to: it consumes the pseudo-queue
  * amq.rabbitmq.reply-to (no-ack) on its own channel and sends the transaction with that reply_to.
  * The broker delivers the reply to that channel without a queue; published with mandatory it
@@ -290,6 +326,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(delivery_limit_connection_losses_lose_nothing),
         TEST_ENTRY(delivery_limit_drops_what_a_long_outage_gives_back_too_often),
         TEST_ENTRY(delivery_limit_long_jube_outage_loses_nothing),
+        TEST_ENTRY(broker_dead_letters_at_its_limit_into_the_services_dead_letter_queue),
         TEST_ENTRY(direct_reply_to_is_answered_quietly),
     };
     return RUN_TESTS(tests);

@@ -226,6 +226,51 @@ TEST(returned_dead_letter_is_held_and_the_topology_declared_again)
     ja_confirm_window_free(&w);
 }
 
+/* Near the delivery limit the message goes to the inbound queue's tail: held when no queue takes
+ * it (the consumer declares the queue again), a dead letter with reason delivery_limit when it
+ * cannot be published at all, acked once stored. */
+TEST(renewal_is_held_when_returned_and_dead_lettered_when_unpublishable)
+{
+    ja_confirm_window w;
+    record r;
+    ja_job jobs[2];
+    start(&w, &r, jobs, 2, NULL);
+    jobs[0].state = JA_JOB_RENEW;
+    jobs[1].state = JA_JOB_RENEW;
+    jobs[1].delivery_count = 15;
+    ja_confirm_window_submit(&w, &jobs[0]);
+    ja_publish sent[4];
+    ASSERT_EQ(send_all(&w, 0, sent, 4), 1);
+    ASSERT_EQ(sent[0].target, JA_TARGET_INBOUND);
+    ja_confirm_window_returned(&w, 1);
+    ja_confirm_window_confirm(&w, 1, false, true, 0);
+    ASSERT_EQ(r.finished[0], 0);
+    ASSERT_EQ(w.unroutable_held, 1);
+    ASSERT(!w.needs_redeclare);
+    uint64_t due = ja_confirm_window_next_due_ms(&w);
+    ASSERT_EQ(send_all(&w, due, sent, 4), 1);
+    ja_confirm_window_confirm(&w, 2, false, true, due);
+    ASSERT_EQ(r.finished[0], 1);
+    ASSERT_EQ(r.end[0], JA_JOB_ACK);
+
+    ja_confirm_window_submit(&w, &jobs[1]);
+    ja_publish p;
+    ASSERT(ja_confirm_window_next(&w, due, 1, &p));
+    ASSERT_EQ(p.target, JA_TARGET_INBOUND);
+    ja_confirm_window_unpublishable(&w, &p, "headers too large");
+    ASSERT(ja_confirm_window_next(&w, due, 1, &p));
+    ASSERT_EQ(p.target, JA_TARGET_DEAD_LETTER);
+    ASSERT_EQ(jobs[1].state, JA_JOB_DEAD_LETTER);
+    ASSERT_STR_EQ(jobs[1].failure.code, "delivery_limit");
+    ASSERT_CONTAINS(jobs[1].failure.detail, "delivered 16 times");
+    ASSERT_CONTAINS(jobs[1].failure.detail, "headers too large");
+    ja_confirm_window_sent(&w, &p, due);
+    ja_confirm_window_confirm(&w, 3, false, true, due);
+    ASSERT_EQ(r.finished[1], 1);
+    ASSERT_EQ(r.end[1], JA_JOB_ACK);
+    ja_confirm_window_free(&w);
+}
+
 TEST(returned_response_held_or_accepted_by_policy)
 {
     for (int accept = 0; accept <= 1; accept++) {
@@ -541,6 +586,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(nack_backs_off_then_publishes_again),
         TEST_ENTRY(a_refusing_broker_is_probed_one_publish_at_a_time),
         TEST_ENTRY(returned_dead_letter_is_held_and_the_topology_declared_again),
+        TEST_ENTRY(renewal_is_held_when_returned_and_dead_lettered_when_unpublishable),
         TEST_ENTRY(returned_response_held_or_accepted_by_policy),
         TEST_ENTRY(held_past_max_hold_goes_back_to_the_queue),
         TEST_ENTRY(lost_connection_sends_everything_unconfirmed_again_in_order),

@@ -137,6 +137,51 @@ TEST(dead_letter_properties)
     ja_header_scratch_free(&scratch);
 }
 
+/* A renewal is the producer's message again, with a fresh count. */
+TEST(renewal_properties)
+{
+    ja_job job = inbound_job();
+    amqp_basic_properties_t *in = &job.envelope.message.properties;
+    amqp_table_entry_t counted[8];
+    memcpy(counted, inbound_headers, 5 * sizeof *counted);
+    counted[5] = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-delivery-count"),
+                                      .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 15}};
+    counted[6] = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-acquired-count"),
+                                      .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = 30}};
+    in->headers = (amqp_table_t){.num_entries = 7, .entries = counted};
+    job.renewals = 2;
+    ja_header_scratch scratch = {0};
+    amqp_basic_properties_t props;
+    ASSERT_EQ(ja_renewal_properties(&job, &scratch, 5, &props), 0);
+    ASSERT(find(&props.headers, "x-delivery-count") == NULL);
+    ASSERT(find(&props.headers, "x-acquired-count") == NULL);
+    ASSERT(find(&props.headers, "CC") == NULL);
+    ASSERT(find(&props.headers, "BCC") == NULL);
+    ASSERT(find(&props.headers, "x-jube-error") == NULL);
+    const amqp_table_entry_t *e = find(&props.headers, "x-jube-renewals");
+    ASSERT(e && e->value.kind == AMQP_FIELD_KIND_I32);
+    ASSERT_EQ(e->value.value.i32, 3);
+    ASSERT_EQ(find(&props.headers, JA_PUBLISH_SEQ_HEADER)->value.value.i64, 5);
+    e = find(&props.headers, JA_MODEL_HEADER); /* as the producer sent it */
+    ASSERT(e && bytes_are(e->value.value.bytes, "90C425FD-101A-420B-91D1-CB7A24A969CC"));
+    ASSERT(find(&props.headers, "tenant"));
+    ASSERT(!(props._flags & AMQP_BASIC_USER_ID_FLAG));
+    ASSERT_EQ(props.delivery_mode, AMQP_DELIVERY_PERSISTENT);
+    ASSERT(bytes_are(props.content_type, "text/plain"));
+    ASSERT(bytes_are(props.message_id, "msg-1"));
+    ASSERT(bytes_are(props.reply_to, "replies"));
+    ASSERT(bytes_are(props.expiration, "60000"));
+    ja_header_scratch_free(&scratch);
+}
+
+TEST(direct_reply_to_is_recognised)
+{
+    ASSERT(ja_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply-to")));
+    ASSERT(ja_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply-to.g1h2AA==")));
+    ASSERT(!ja_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply")));
+    ASSERT(!ja_is_direct_reply_to(amqp_cstring_bytes("replies")));
+}
+
 TEST(no_inbound_headers)
 {
     ja_job job;
@@ -196,6 +241,8 @@ int main(int argc, char **argv)
     static const test_case tests[] = {
         TEST_ENTRY(response_properties),
         TEST_ENTRY(dead_letter_properties),
+        TEST_ENTRY(renewal_properties),
+        TEST_ENTRY(direct_reply_to_is_recognised),
         TEST_ENTRY(no_inbound_headers),
         TEST_ENTRY(bare_dead_letter_keeps_only_the_services_headers),
         TEST_ENTRY(properties_that_do_not_fit_a_frame_are_found),
