@@ -15,7 +15,8 @@
 /* The dead-letter exchange exists with a type other than fanout: the service's dead letters
  * (routing key = the inbound queue's name) would reach no queue. A restart cannot mend that. */
 #define JA_TOPOLOGY_WRONG_TYPE (-2)
-/* --single-active-consumer, and the inbound queue exists without x-single-active-consumer. */
+/* --single-active-consumer, and the inbound queue exists without x-single-active-consumer; or the
+ * broker refuses the service's user a declaration (403 ACCESS_REFUSED). */
 #define JA_TOPOLOGY_UNUSABLE (-3)
 
 /* The consumer's side: the inbound queue. */

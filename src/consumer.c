@@ -326,8 +326,9 @@ static bool handle_method(consumer *c, amqp_method_t *method)
     switch (method->id) {
     case AMQP_BASIC_CANCEL_METHOD:
         snprintf(why, sizeof why,
-                 "the broker cancelled the subscription to queue '%s' (deleted, or its node "
-                 "went down)",
+                 "the broker cancelled the subscription to queue '%s' (basic.cancel: the queue "
+                 "was deleted, its node went down, or on RabbitMQ 4.3 a delivery stayed unacked "
+                 "past the consumer timeout); consuming it again on a new connection",
                  c->cfg->inbound_queue);
         lose_connection(c, why);
         return false;

@@ -458,7 +458,7 @@ static bool connect_publisher(publisher *p)
                            sizeof err);
     if (p->conn) {
         int rc = ja_topology_declare_outbound(p->conn, JA_CHANNEL, p->cfg, err, sizeof err);
-        if (rc == JA_TOPOLOGY_WRONG_TYPE)
+        if (rc == JA_TOPOLOGY_WRONG_TYPE || rc == JA_TOPOLOGY_UNUSABLE)
             fail_fatally(p, err);
         if (rc == 0) {
             amqp_confirm_select(p->conn, JA_CHANNEL);
@@ -497,7 +497,7 @@ static bool declare_topology_again(publisher *p)
     char err[1024] = "";
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
         int rc = ja_topology_declare_outbound(p->conn, TOPOLOGY_CHANNEL, p->cfg, err, sizeof err);
-        if (rc == JA_TOPOLOGY_WRONG_TYPE) {
+        if (rc == JA_TOPOLOGY_WRONG_TYPE || rc == JA_TOPOLOGY_UNUSABLE) {
             fail_fatally(p, err);
             return false;
         }

@@ -24,11 +24,38 @@ static bool absent_and_channel_reopened(amqp_connection_state_t conn, amqp_chann
     return not_found;
 }
 
-static int fail_with(amqp_connection_state_t conn, const char *what, const char *name, char *err,
-                     size_t err_size)
+/* True when the broker refused an RPC for want of a permission (403 ACCESS_REFUSED closes the
+ * channel). No reconnect can mend that; the operator must grant the permission. */
+static bool access_refused(amqp_rpc_reply_t reply)
+{
+    return reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+           reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+           ((const amqp_channel_close_t *)reply.reply.decoded)->reply_code == AMQP_ACCESS_REFUSED;
+}
+
+static int refused(amqp_connection_state_t conn, amqp_channel_t channel, amqp_rpc_reply_t reply,
+                   const char *what, const char *name, char *err, size_t err_size)
 {
     char why[512];
-    ja_amqp_describe_reply(amqp_get_rpc_reply(conn), why, sizeof why);
+    ja_amqp_describe_reply(reply, why, sizeof why);
+    snprintf(err, err_size,
+             "could not %s '%s': %s. The service's user needs the 'configure' permission on it "
+             "(to declare it; RabbitMQ 4.2.6 and 4.3.0 ask for it even to look up one that "
+             "exists), 'read' on the inbound queue and 'write' on the exchanges it publishes to: "
+             "grant them with rabbitmqctl set_permissions",
+             what, name, why);
+    ja_amqp_answer_close(conn, channel, &reply.reply);
+    return JA_TOPOLOGY_UNUSABLE;
+}
+
+static int fail_with(amqp_connection_state_t conn, amqp_channel_t channel, const char *what,
+                     const char *name, char *err, size_t err_size)
+{
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
+    if (access_refused(reply))
+        return refused(conn, channel, reply, what, name, err, err_size);
+    char why[512];
+    ja_amqp_describe_reply(reply, why, sizeof why);
     snprintf(err, err_size, "could not %s '%s': %s", what, name, why);
     return -1;
 }
@@ -66,8 +93,11 @@ static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, co
         return 0;
     }
     err[0] = '\0';
-    if (!absent_and_channel_reopened(conn, channel, amqp_get_rpc_reply(conn), err, err_size))
-        return err[0] ? -1 : fail_with(conn, "look up queue", name, err, err_size);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
+    if (access_refused(reply))
+        return refused(conn, channel, reply, "look up queue", name, err, err_size);
+    if (!absent_and_channel_reopened(conn, channel, reply, err, err_size))
+        return err[0] ? -1 : fail_with(conn, channel, "look up queue", name, err, err_size);
 
     /* Only x-queue-type: every argument takes part in RabbitMQ's equivalence check, so a producer
      * that declares the queue with the usual arguments would be refused (406) if the service had
@@ -75,7 +105,7 @@ static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, co
     queue_arguments args;
     queue_arguments_of(&args, cfg->queue_type == JA_QUEUE_QUORUM, false);
     if (!amqp_queue_declare(conn, channel, queue, 0, 1, 0, 0, args.table))
-        return fail_with(conn, "create queue", name, err, err_size);
+        return fail_with(conn, channel, "create queue", name, err, err_size);
     ja_log_info("created durable %s queue '%s'",
                 cfg->queue_type == JA_QUEUE_QUORUM ? "quorum" : "classic", name);
     return 0;
@@ -91,10 +121,13 @@ static int ensure_fanout_exchange(amqp_connection_state_t conn, amqp_channel_t c
         return 0;
     }
     err[0] = '\0';
-    if (!absent_and_channel_reopened(conn, channel, amqp_get_rpc_reply(conn), err, err_size))
-        return err[0] ? -1 : fail_with(conn, "look up exchange", name, err, err_size);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
+    if (access_refused(reply))
+        return refused(conn, channel, reply, "look up exchange", name, err, err_size);
+    if (!absent_and_channel_reopened(conn, channel, reply, err, err_size))
+        return err[0] ? -1 : fail_with(conn, channel, "look up exchange", name, err, err_size);
     if (!amqp_exchange_declare(conn, channel, exchange, fanout, 0, 1, 0, 0, amqp_empty_table))
-        return fail_with(conn, "create exchange", name, err, err_size);
+        return fail_with(conn, channel, "create exchange", name, err, err_size);
     ja_log_info("created durable fanout exchange '%s'", name);
     return 0;
 }
@@ -104,7 +137,7 @@ static int bind_queue(amqp_connection_state_t conn, amqp_channel_t channel, cons
 {
     if (!amqp_queue_bind(conn, channel, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
                          amqp_empty_bytes, amqp_empty_table))
-        return fail_with(conn, "bind to its exchange the queue", queue, err, err_size);
+        return fail_with(conn, channel, "bind to its exchange the queue", queue, err, err_size);
     return 0;
 }
 
@@ -120,7 +153,7 @@ static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, co
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
         reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-        return fail_with(conn, "check the type of exchange", name, err, err_size);
+        return fail_with(conn, channel, "check the type of exchange", name, err, err_size);
     const amqp_channel_close_t *close = reply.reply.decoded;
     bool wrong_type = close->reply_code == AMQP_PRECONDITION_FAILED &&
                       memmem(close->reply_text.bytes, close->reply_text.len, "'type'", 6);
@@ -223,22 +256,21 @@ int ja_topology_declare_inbound(amqp_connection_state_t conn, amqp_channel_t cha
 int ja_topology_declare_outbound(amqp_connection_state_t conn, amqp_channel_t channel,
                                  const ja_config *cfg, char *err, size_t err_size)
 {
-    if (ensure_fanout_exchange(conn, channel, cfg->outbound_exchange, err, err_size) != 0)
-        return -1;
-    if (cfg->outbound_queue[0]) {
-        if (ensure_queue(conn, channel, cfg, cfg->outbound_queue, err, err_size) != 0 ||
-            bind_queue(conn, channel, cfg->outbound_queue, cfg->outbound_exchange, err, err_size) !=
-                0)
-            return -1;
+    int rc = ensure_fanout_exchange(conn, channel, cfg->outbound_exchange, err, err_size);
+    if (rc == 0 && cfg->outbound_queue[0]) {
+        rc = ensure_queue(conn, channel, cfg, cfg->outbound_queue, err, err_size);
+        if (rc == 0)
+            rc = bind_queue(conn, channel, cfg->outbound_queue, cfg->outbound_exchange, err,
+                            err_size);
     }
-    if (ensure_fanout_exchange(conn, channel, cfg->dead_letter_exchange, err, err_size) != 0)
-        return -1;
-    int rc = check_fanout(conn, channel, cfg->dead_letter_exchange, err, err_size);
-    if (rc != 0)
-        return rc;
-    if (ensure_queue(conn, channel, cfg, cfg->dead_letter_queue, err, err_size) != 0 ||
-        bind_queue(conn, channel, cfg->dead_letter_queue, cfg->dead_letter_exchange, err,
-                   err_size) != 0)
-        return -1;
-    return 0;
+    if (rc == 0)
+        rc = ensure_fanout_exchange(conn, channel, cfg->dead_letter_exchange, err, err_size);
+    if (rc == 0)
+        rc = check_fanout(conn, channel, cfg->dead_letter_exchange, err, err_size);
+    if (rc == 0)
+        rc = ensure_queue(conn, channel, cfg, cfg->dead_letter_queue, err, err_size);
+    if (rc == 0)
+        rc = bind_queue(conn, channel, cfg->dead_letter_queue, cfg->dead_letter_exchange, err,
+                        err_size);
+    return rc;
 }

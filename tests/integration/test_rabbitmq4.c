@@ -247,6 +247,27 @@ TEST(broker_dead_letters_at_its_limit_into_the_services_dead_letter_queue)
     clear_policy(t.inbound);
 }
 
+/* A user without the 'configure' permission is refused its declarations with 403 (on RabbitMQ
+ * 4.2.6 and 4.3.0 even the look-up of a queue that exists; on 3.10 the creation of one that does
+ * not): one clear error naming the permission and exit status 2, not a reconnect loop. */
+TEST(refused_declaration_names_the_permission_and_exits_2)
+{
+    const char *name = "no_configure";
+    topology_names t = test_begin(name);
+    broker_ctl("add_user jubenoconf secret");
+    ASSERT_EQ(broker_ctl("set_permissions -p / jubenoconf '^$' '.*' '.*'"), 0);
+    char uri[256];
+    snprintf(uri, sizeof uri, "amqp://jubenoconf:secret@127.0.0.1:%d/", broker_port());
+    const char *const as_user[] = {"--amqp-uri", uri, NULL};
+    service_process svc = service_launch(name, &t, NULL, as_user);
+    int status = service_wait_exit(&svc, 20000);
+    printf("exit status %d\n", status);
+    ASSERT_EQ(status, 2);
+    ASSERT(service_log_contains(&svc, "ACCESS_REFUSED"));
+    ASSERT(service_log_contains(&svc, "needs the 'configure' permission"));
+    broker_ctl("delete_user jubenoconf");
+}
+
 /* A requester using RabbitMQ's direct reply-to: it consumes the pseudo-queue
  * amq.rabbitmq.reply-to (no-ack) on its own channel and sends the transaction with that reply_to.
  * The broker delivers the reply to that channel without a queue; published with mandatory it
@@ -327,6 +348,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(delivery_limit_drops_what_a_long_outage_gives_back_too_often),
         TEST_ENTRY(delivery_limit_long_jube_outage_loses_nothing),
         TEST_ENTRY(broker_dead_letters_at_its_limit_into_the_services_dead_letter_queue),
+        TEST_ENTRY(refused_declaration_names_the_permission_and_exits_2),
         TEST_ENTRY(direct_reply_to_is_answered_quietly),
     };
     return RUN_TESTS(tests);

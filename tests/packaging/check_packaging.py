@@ -30,8 +30,10 @@ def check_compose(path):
     for name in ["rabbitmq", "jube-amqp", "jube-stub", "jube", "postgres", "redis"]:
         check("healthcheck" in services.get(name, {}), f"compose: '{name}' has no health check")
     rabbit = services.get("rabbitmq", {})
-    check(str(rabbit.get("image", "")).startswith("rabbitmq:3-management"),
-          "compose: rabbitmq is not rabbitmq:3-management")
+    # The RabbitMQ operators run: a pinned 4.3 management image (the 3.x images are frozen).
+    check(str(rabbit.get("image", "")).startswith("rabbitmq:4.3."), "compose: rabbitmq is not a 4.3 tag")
+    check(str(rabbit.get("image", "")).endswith("-management"),
+          "compose: rabbitmq is not a management image")
     amqp = services.get("jube-amqp", {})
     check("container_name" not in amqp, "compose: jube-amqp has a fixed container name (--scale)")
     check("ports" not in amqp, "compose: jube-amqp publishes a host port (--scale)")
@@ -52,13 +54,14 @@ def check_compose(path):
 
 def check_cluster_profile(services):
     """Three clustered RabbitMQ nodes and a jube-amqp that lists them all."""
+    rabbit_image = services.get("rabbitmq", {}).get("image")
     nodes = [f"rabbitmq-{n}" for n in (1, 2, 3)]
     cookies = set()
     for name in nodes:
         node = services.get(name, {})
         check("cluster" in node.get("profiles", []), f"compose: '{name}' not in the 'cluster' profile")
         check(node.get("hostname") == name, f"compose: '{name}' must have hostname {name}")
-        check(str(node.get("image", "")).startswith("rabbitmq:3"), f"compose: '{name}' image")
+        check(node.get("image") == rabbit_image, f"compose: '{name}' is not on {rabbit_image}")
         check("healthcheck" in node, f"compose: '{name}' has no health check")
         cookies.add(node.get("environment", {}).get("RABBITMQ_ERLANG_COOKIE"))
         mounts = [v.split(":")[0] for v in node.get("volumes", [])]
