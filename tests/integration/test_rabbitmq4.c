@@ -131,84 +131,77 @@ static void restart_stub(stub_process *stub)
     *stub = stub_start(again);
 }
 
-/* Jube down, 20 transactions held, every connection closed 24 times. */
-static void run_connection_losses(const char *name, const char *delivery_limit, int expect_out)
+/* Jube down with 20 transactions queued on a quorum queue with a delivery-limit policy; `fault`
+ * makes the broker count returns; then Jube comes back and every transaction must come out
+ * (answered, or dead-lettered with a reason), or with the rule off none, the broker having
+ * removed them. */
+static void run_held(const char *name, int policy_limit, const char *delivery_limit,
+                     const char *const *more, void (*fault)(const topology_names *),
+                     const char *fault_text, int expect_out)
 {
     topology_names t = test_begin(name);
-    set_delivery_limit(t.inbound, 20); /* RabbitMQ 4.0's default */
+    set_delivery_limit(t.inbound, policy_limit);
     stub_process stub = stub_start(NULL);
     stub_stop(&stub); /* Jube is down: its port refuses connections */
-    service_process svc = start_service(name, &t, &stub, delivery_limit, NULL);
+    service_process svc = start_service(name, &t, &stub, delivery_limit, more);
     publish_range(t.inbound, name, 0, TRANSACTIONS);
-    lose_connections(&t, 24);
+    fault(&t);
     double renewed = scrape_metric(metrics_port, "jube_amqp_messages_renewed_total");
+    double requeued = scrape_metric(metrics_port, "jube_amqp_messages_requeued_total");
     restart_stub(&stub);
     int out = transactions_out(&t, name, expect_out ? 30000 : 2000);
-    printf("--delivery-limit %s, 24 connection losses: %.0f renewals; %d of %d transactions "
-           "answered or dead-lettered once Jube was back\n",
-           delivery_limit, renewed, out, TRANSACTIONS);
+    printf("%s, policy delivery-limit %d, --delivery-limit %s: %.0f give-backs, %.0f renewals; "
+           "%d of %d transactions answered or dead-lettered once Jube was back\n",
+           fault_text, policy_limit, delivery_limit, requeued, renewed, out, TRANSACTIONS);
     ASSERT_EQ(out, expect_out);
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
     stub_stop(&stub);
     clear_policy(t.inbound);
 }
 
-/* The emulation drops what a service without the rule gives back 21 times... */
+static void lose_connections_24_times(const topology_names *t)
+{
+    lose_connections(t, 24);
+}
+
+/* The emulation of 4.0's default limit drops what a service without the rule gets back 21
+ * times... */
 TEST(delivery_limit_drops_what_connection_losses_return_too_often)
 {
-    run_connection_losses("dl_losses_unguarded", "0", 0);
+    run_held("dl_losses_unguarded", 20, "0", NULL, lose_connections_24_times,
+             "24 connection losses", 0);
 }
 
 /* ...and the service at the broker's limit keeps every one of them. */
 TEST(delivery_limit_connection_losses_lose_nothing)
 {
-    run_connection_losses("dl_losses", "20", TRANSACTIONS);
+    run_held("dl_losses", 20, "20", NULL, lose_connections_24_times, "24 connection losses",
+             TRANSACTIONS);
+}
+
+static void jube_outage_of_30_seconds(const topology_names *t)
+{
+    (void)t;
+    pause_ms(30 * 1000); /* the outage itself */
 }
 
 /* Jube down for 30 x --max-hold-ms: holds end with give-backs, which count. A message waits in
  * the ring until a worker thread looks at it, so each is given back only every few seconds here:
  * a delivery limit of 4 (renewed at 3) meets within 30 s what 4.0's 20 meets in a longer one. */
-static void run_outage(const char *name, const char *delivery_limit, int expect_out)
-{
-    topology_names t = test_begin(name);
-    set_delivery_limit(t.inbound, 4);
-    stub_process stub = stub_start(NULL);
-    stub_stop(&stub);
-    const char *const holds[] = {"--max-hold-ms",
-                                 "1000",
-                                 "--workers",
-                                 "20",
-                                 "--worker-threads",
-                                 "1",
-                                 "--retry-base-ms",
-                                 "1",
-                                 "--retry-max-ms",
-                                 "1",
-                                 NULL};
-    service_process svc = start_service(name, &t, &stub, delivery_limit, holds);
-    publish_range(t.inbound, name, 0, TRANSACTIONS);
-    pause_ms(30 * 1000); /* the outage itself */
-    double renewed = scrape_metric(metrics_port, "jube_amqp_messages_renewed_total");
-    double requeued = scrape_metric(metrics_port, "jube_amqp_messages_requeued_total");
-    restart_stub(&stub);
-    int out = transactions_out(&t, name, expect_out ? 30000 : 2000);
-    printf("--delivery-limit %s, Jube down 30 s with --max-hold-ms 1000: %.0f give-backs, %.0f "
-           "renewals; %d of %d transactions answered or dead-lettered once Jube was back\n",
-           delivery_limit, requeued, renewed, out, TRANSACTIONS);
-    ASSERT_EQ(out, expect_out);
-    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
-    stub_stop(&stub);
-    clear_policy(t.inbound);
-}
+static const char *const short_holds[] = {
+    "--max-hold-ms",  "1000", "--workers", "20", "--worker-threads", "1", "--retry-base-ms", "1",
+    "--retry-max-ms", "1",    NULL};
 
 TEST(delivery_limit_drops_what_a_long_outage_gives_back_too_often)
 {
-    run_outage("dl_outage_unguarded", "0", 0);
+    run_held("dl_outage_unguarded", 4, "0", short_holds, jube_outage_of_30_seconds,
+             "Jube down 30 s, --max-hold-ms 1000", 0);
 }
 
 TEST(delivery_limit_long_jube_outage_loses_nothing)
 {
-    run_outage("dl_outage", "4", TRANSACTIONS);
+    run_held("dl_outage", 4, "4", short_holds, jube_outage_of_30_seconds,
+             "Jube down 30 s, --max-hold-ms 1000", TRANSACTIONS);
 }
 
 /* The safety net the README recommends: one policy on the inbound queue with the leader locator,
