@@ -69,11 +69,6 @@ ja_order_node *ja_key_scheduler_finish(ja_key_scheduler *s, ja_order_node *node)
  * gone. */
 ja_order_node *ja_key_scheduler_give_back(ja_key_scheduler *s, ja_order_node *node);
 
-/* Takes the waiting messages of every key whose oldest waiting message arrived at or before
- * oldest_ms (they would be held too long), oldest first within each key, linked by next. Their
- * running messages stay. */
-ja_order_node *ja_key_scheduler_take_overdue(ja_key_scheduler *s, uint64_t oldest_ms);
-
 /* Forgets every key (the consumer connection is gone) and returns every waiting message, linked
  * by next. Running messages are no longer known to it. */
 ja_order_node *ja_key_scheduler_clear(ja_key_scheduler *s);

@@ -35,6 +35,9 @@ typedef struct {
     bool ordered;
     ja_key_scheduler keys;
     uint64_t next_order_check_ms;
+    /* --order-by, stopping: deliveries of keys left unacked for the channel's close, which
+     * returns them to the queue's head in delivery order (a nack may put them at its back). */
+    size_t parked;
     /* Acks wait for the next delivery while deliveries come close together (nap.h). */
     ja_nap nap;
 
@@ -83,32 +86,15 @@ static bool push_to_ring(consumer *c, ja_job *job)
     return true;
 }
 
-/* Gives a delivery back to the broker now and frees its job. */
-static int requeue_now(consumer *c, ja_job *job)
+/* Leaves deliveries that waited behind their key unacked, for the channel's close. */
+static void park_list(consumer *c, ja_order_node *list)
 {
-    ja_count(&ja_stats.requeued);
-    int rc = amqp_basic_nack(c->conn, JA_CHANNEL, job->envelope.delivery_tag, 0, 1);
-    ja_ack_window_settle(&c->acks, job->envelope.delivery_tag, true);
-    c->in_flight--;
-    recycle_job(c, job);
-    return rc;
-}
-
-/* Gives back messages that waited behind their key, in the order given (the key's delivery
- * order), so the broker keeps them in order. */
-static int requeue_list(consumer *c, ja_order_node *list)
-{
-    int rc = AMQP_STATUS_OK;
     while (list) {
         ja_order_node *next = list->next;
-        ja_job *job = job_of_order(list);
-        if (rc == AMQP_STATUS_OK)
-            rc = requeue_now(c, job);
-        else
-            recycle_job(c, job); /* the connection is failing: the broker requeues it */
+        c->parked++;
+        recycle_job(c, job_of_order(list));
         list = next;
     }
-    return rc;
 }
 
 static void lose_connection(consumer *c, const char *why)
@@ -120,6 +106,7 @@ static void lose_connection(consumer *c, const char *why)
     ja_amqp_destroy(c->conn);
     c->conn = NULL;
     c->in_flight = 0;
+    c->parked = 0;
     atomic_store(&ja_stats.in_flight, 0);
     atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], false);
     amqp_bytes_free(c->consumer_tag);
@@ -172,6 +159,7 @@ static bool connect_consumer(consumer *c)
             c->consumer_tag = amqp_bytes_malloc_dup(ok->consumer_tag);
             c->generation++;
             c->in_flight = 0;
+            c->parked = 0;
             c->cancelled = false;
             ja_ack_window_reset(&c->acks);
             atomic_store(&c->svc->live_generation, c->generation);
@@ -229,6 +217,13 @@ static bool dispatch(consumer *c, ja_job *job)
 {
     if (!c->ordered || !find_order_key(c, job))
         return push_to_ring(c, job);
+    if (atomic_load(&c->svc->stopping)) {
+        /* Nothing of a key starts once stopping: an earlier message of it may be parked. */
+        job->ordered = false;
+        c->parked++;
+        recycle_job(c, job);
+        return true;
+    }
     ja_order_decision decision = ja_key_scheduler_arrive(&c->keys, &job->order, job->order_key,
                                                          job->order_key_len, job->received_ms);
     if (decision == JA_ORDER_WAIT) {
@@ -401,29 +396,39 @@ static bool read_input(consumer *c)
     return true;
 }
 
-/* An ordered job is settled: the next message of its key runs, or (stopping) the key's waiting
- * messages go back to the queue now that nothing of the key is out. A job given back takes its
- * key's waiting messages with it, after it. */
-static int settle_order(consumer *c, ja_job *job, bool stopping)
+/* --order-by never gives a key's messages back one nack at a time: a quorum queue without a
+ * delivery limit puts a nacked message at its back, behind the key's later messages, and a
+ * same-key delivery already on its way would overtake those given back. Closing the channel
+ * instead returns every unacknowledged delivery to the head of the queue in delivery order, on
+ * every queue type and version; deliveries of other keys come back too (their answers, if
+ * already published, are published again: duplicates, never a reordering). */
+static void give_everything_back(consumer *c, const char *why)
 {
-    int rc = AMQP_STATUS_OK;
-    if (job->state == JA_JOB_REQUEUE || stopping) {
-        rc = requeue_list(c, ja_key_scheduler_give_back(&c->keys, &job->order));
+    atomic_fetch_add_explicit(&ja_stats.requeued, c->in_flight, memory_order_relaxed);
+    char reason[600];
+    snprintf(reason, sizeof reason,
+             "%s; with --order-by the channel is closed so that the broker returns every "
+             "unacknowledged delivery to the head of the queue in delivery order",
+             why);
+    lose_connection(c, reason);
+}
+
+/* An ordered job is settled: the next message of its key runs. Stopping, nothing of a key runs
+ * any more: its waiting messages are parked for the channel's close. */
+static void settle_order(consumer *c, ja_job *job, bool stopping)
+{
+    if (stopping) {
+        park_list(c, ja_key_scheduler_give_back(&c->keys, &job->order));
     } else {
         ja_order_node *next = ja_key_scheduler_finish(&c->keys, &job->order);
+        /* The ring holds the prefetch, so this push cannot fail. */
         if (next && !push_to_ring(c, job_of_order(next))) {
-            ja_job *stuck = job_of_order(next);
-            ja_log_error("the work ring is full: returning a key's waiting deliveries to the "
-                         "queue");
-            ja_order_node *rest = ja_key_scheduler_give_back(&c->keys, next);
-            rc = requeue_now(c, stuck);
-            int rest_rc = requeue_list(c, rest);
-            if (rc == AMQP_STATUS_OK)
-                rc = rest_rc;
+            ja_log_error("the work ring (capacity %zu) is full with %zu deliveries in flight",
+                         ja_ring_capacity(c->svc->work), c->in_flight);
+            abort();
         }
     }
     publish_order_gauges(c);
-    return rc;
 }
 
 /* Acks, requeues or frees every job handed back. Returns false when the connection failed. */
@@ -431,10 +436,22 @@ static bool settle_returned_jobs(consumer *c, bool stopping)
 {
     ja_inbox_node *node = ja_inbox_take_all(&c->svc->to_consumer);
     int rc = AMQP_STATUS_OK;
+    bool give_back_in_order = false;
     while (node) {
         ja_inbox_node *next = node->next;
         ja_job *job = ja_job_of(node);
-        if (c->conn && job->generation == c->generation && rc == AMQP_STATUS_OK) {
+        if (c->conn && job->generation == c->generation && rc == AMQP_STATUS_OK && job->ordered &&
+            job->state == JA_JOB_REQUEUE) {
+            /* Never a nack for a key's message (give_everything_back): stopping, it and its key's
+             * waiting messages are parked for the channel's close; otherwise the channel is
+             * closed once this pass has acked what it can. */
+            if (stopping) {
+                c->parked++;
+                settle_order(c, job, true);
+            } else {
+                give_back_in_order = true;
+            }
+        } else if (c->conn && job->generation == c->generation && rc == AMQP_STATUS_OK) {
             uint64_t tag = job->envelope.delivery_tag;
             if (job->state == JA_JOB_REQUEUE || job->state == JA_JOB_REJECT) {
                 bool requeue = job->state == JA_JOB_REQUEUE;
@@ -449,7 +466,7 @@ static bool settle_returned_jobs(consumer *c, bool stopping)
                                      (ja_now_ms() - job->received_ms) * 1000u);
             c->in_flight--;
             if (job->ordered && rc == AMQP_STATUS_OK)
-                rc = settle_order(c, job, stopping);
+                settle_order(c, job, stopping);
         }
         recycle_job(c, job);
         node = next;
@@ -465,13 +482,17 @@ static bool settle_returned_jobs(consumer *c, bool stopping)
         lose_connection(c, amqp_error_string2(rc));
         return false;
     }
+    if (give_back_in_order) {
+        give_everything_back(c, "a delivery of a key was held past --max-hold-ms");
+        return false;
+    }
     return true;
 }
 
 /* Once a second with --order-by: the longest wait for the metrics, and messages that waited
- * behind their key so long that holding them further would pass --max-hold-ms go back to the
- * queue (RabbitMQ closes the channel of a delivery unacked past its consumer_timeout). Returns
- * false when the connection failed. */
+ * behind their key so long that holding them further would pass --max-hold-ms are given back
+ * (RabbitMQ closes the channel of a delivery unacked past its consumer_timeout), in order, by
+ * closing the channel (give_everything_back). Returns false when the connection was closed. */
 static bool check_waiting(consumer *c, uint64_t now)
 {
     if (now < c->next_order_check_ms)
@@ -480,24 +501,15 @@ static bool check_waiting(consumer *c, uint64_t now)
     uint64_t oldest = ja_key_scheduler_oldest_wait(&c->keys);
     atomic_store_explicit(&ja_stats.order_oldest_wait_ms, oldest == UINT64_MAX ? 0 : oldest,
                           memory_order_relaxed);
-    uint64_t max_hold = (uint64_t)c->cfg->max_hold_ms;
-    if (oldest == UINT64_MAX || now - oldest < max_hold)
+    if (oldest == UINT64_MAX || now - oldest < (uint64_t)c->cfg->max_hold_ms)
         return true;
-    ja_order_node *overdue = ja_key_scheduler_take_overdue(&c->keys, now - max_hold);
-    size_t count = 0;
-    for (ja_order_node *n = overdue; n; n = n->next)
-        count++;
-    ja_log_warn("returning %zu deliveries to the queue that waited behind their keys for "
-                "--max-hold-ms %d (the key's message before them is still being processed)",
-                count, c->cfg->max_hold_ms);
-    int rc = requeue_list(c, overdue);
-    publish_order_gauges(c);
-    atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
-    if (rc != AMQP_STATUS_OK) {
-        lose_connection(c, amqp_error_string2(rc));
-        return false;
-    }
-    return true;
+    char why[200];
+    snprintf(why, sizeof why,
+             "%zu deliveries waited behind their keys for --max-hold-ms %d (the key's message "
+             "before them is still being processed)",
+             c->keys.waiting, c->cfg->max_hold_ms);
+    give_everything_back(c, why);
+    return false;
 }
 
 static void cancel_subscription(consumer *c)
@@ -556,12 +568,20 @@ void *ja_consumer_run(void *arg)
             if (!c.conn)
                 continue;
         }
-        if (stopping && c.in_flight == 0 && !amqp_frames_enqueued(c.conn) &&
+        if (stopping && c.in_flight == c.parked && !amqp_frames_enqueued(c.conn) &&
             !amqp_data_in_buffer(c.conn)) {
             ja_watch_attach(&c.svc->watch[JA_CONN_CONSUMER], -1, 0);
             ja_amqp_close(c.conn);
             c.conn = NULL;
-            ja_log_info("every delivery is settled; consumer connection closed");
+            if (c.parked > 0) {
+                atomic_fetch_add_explicit(&ja_stats.requeued, c.parked, memory_order_relaxed);
+                ja_log_info("every delivery is settled but %zu that waited behind their keys; "
+                            "consumer connection closed: the broker returns those to the head "
+                            "of the queue in delivery order",
+                            c.parked);
+            } else {
+                ja_log_info("every delivery is settled; consumer connection closed");
+            }
             break;
         }
         /* Napping, acks handed back lazily wait for the next delivery or the nap's end; while

@@ -167,19 +167,6 @@ ja_order_node *ja_key_scheduler_give_back(ja_key_scheduler *s, ja_order_node *no
     return list;
 }
 
-ja_order_node *ja_key_scheduler_take_overdue(ja_key_scheduler *s, uint64_t oldest_ms)
-{
-    ja_order_node *list = NULL, **end = &list;
-    for (ja_order_key *k = s->live; k; k = k->next_live) {
-        if (!k->head || k->head->arrived_ms > oldest_ms)
-            continue;
-        ja_order_node *tail = k->tail;
-        *end = take_waiting(s, k);
-        end = &tail->next;
-    }
-    return list;
-}
-
 ja_order_node *ja_key_scheduler_clear(ja_key_scheduler *s)
 {
     ja_order_node *list = NULL, **end = &list;
