@@ -40,4 +40,9 @@ bool ja_ack_window_settle(ja_ack_window *w, uint64_t tag, bool answered);
 /* Moves past every settled tag it can. Returns the tag to ack with "multiple", or 0 for none. */
 uint64_t ja_ack_window_advance(ja_ack_window *w);
 
+/* The first settled tag after `after` whose ack still waits for a multiple one, now to be acked
+ * on its own (it counts as answered); 0 when none. For a channel about to close with earlier
+ * deliveries left unacked on purpose: what was settled must not come back. */
+uint64_t ja_ack_window_take_deferred(ja_ack_window *w, uint64_t after);
+
 #endif

@@ -91,6 +91,20 @@ bool ja_ack_window_settle(ja_ack_window *w, uint64_t tag, bool answered)
     return false;
 }
 
+uint64_t ja_ack_window_take_deferred(ja_ack_window *w, uint64_t after)
+{
+    uint64_t tag = after > w->floor ? after + 1 : w->floor + 1;
+    for (; w->deferred > 0 && tag - w->floor < w->size; tag++) {
+        uint8_t *slot = &w->state[tag & (w->size - 1)];
+        if (*slot == DEFERRED) {
+            *slot = ANSWERED;
+            w->deferred--;
+            return tag;
+        }
+    }
+    return 0;
+}
+
 uint64_t ja_ack_window_advance(ja_ack_window *w)
 {
     uint64_t multiple = 0;

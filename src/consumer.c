@@ -570,6 +570,10 @@ void *ja_consumer_run(void *arg)
         }
         if (stopping && c.in_flight == c.parked && !amqp_frames_enqueued(c.conn) &&
             !amqp_data_in_buffer(c.conn)) {
+            /* Settled deliveries behind a parked one still wait for a multiple ack: ack them now,
+             * or the close would return them too and they would be answered twice. */
+            for (uint64_t tag = 0; (tag = ja_ack_window_take_deferred(&c.acks, tag)) != 0;)
+                amqp_basic_ack(c.conn, JA_CHANNEL, tag, 0);
             ja_watch_attach(&c.svc->watch[JA_CONN_CONSUMER], -1, 0);
             ja_amqp_close(c.conn);
             c.conn = NULL;

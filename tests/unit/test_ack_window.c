@@ -38,6 +38,25 @@ TEST(requeued_tag_in_the_middle)
     ja_ack_window_free(&w);
 }
 
+/* A channel closing with delivery 1 left unacked on purpose: 2 and 3, settled behind it, are
+ * acked one by one first, and a later multiple ack never covers 1 twice nor 2 and 3 again. */
+TEST(deferred_acks_are_taken_before_a_close)
+{
+    ja_ack_window w;
+    ASSERT_EQ(ja_ack_window_init(&w, 16), 0);
+    ASSERT(!ja_ack_window_settle(&w, 2, false));
+    ASSERT(!ja_ack_window_settle(&w, 3, false));
+    ASSERT_EQ(ja_ack_window_advance(&w), 0);
+    ASSERT_EQ(ja_ack_window_take_deferred(&w, 0), 2);
+    ASSERT_EQ(ja_ack_window_take_deferred(&w, 2), 3);
+    ASSERT_EQ(ja_ack_window_take_deferred(&w, 3), 0);
+    ASSERT_EQ(ja_ack_window_take_deferred(&w, 0), 0);
+    ASSERT(!ja_ack_window_settle(&w, 1, false));
+    ASSERT_EQ(ja_ack_window_advance(&w), 1); /* 2 and 3 were answered: folded over, not acked */
+    ASSERT_EQ(ja_ack_window_advance(&w), 0);
+    ja_ack_window_free(&w);
+}
+
 TEST(a_slow_delivery_cannot_fill_the_prefetch)
 {
     ja_ack_window w;
@@ -141,6 +160,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(in_order_is_one_multiple_ack),
         TEST_ENTRY(waits_for_the_earliest),
         TEST_ENTRY(requeued_tag_in_the_middle),
+        TEST_ENTRY(deferred_acks_are_taken_before_a_close),
         TEST_ENTRY(a_slow_delivery_cannot_fill_the_prefetch),
         TEST_ENTRY(far_past_the_window),
         TEST_ENTRY(random_orders_against_a_model_broker),
