@@ -336,13 +336,13 @@ static void report_survival(const char *what, const char *name, const topology_n
     ASSERT_EQ(inversions, inverted_keys); /* at most one per account */
     ASSERT_LE(order.rewinds, ACCOUNTS);
     ASSERT_EQ(order.rewinds, order.rewound_keys);
+    ASSERT_EQ(order.first_rewinds, 0);
 }
 
-TEST(sigkill_mid_stream)
+static void sigkill_mid_stream(const char *name, int kind)
 {
-    const char *name = "order_sigkill";
     topology_names t = test_begin(name);
-    publish_accounts(&t, name, 0, STREAM, CLASSIC);
+    publish_accounts(&t, name, 0, STREAM, kind);
     stub_process stub = stub_start(ordered_stub);
     const char *args[] = {"--workers",   "64", "--concurrency", "fixed", "--order-by",
                           "$.AccountId", NULL};
@@ -352,8 +352,19 @@ TEST(sigkill_mid_stream)
     svc = service_start(name, &t, &stub, args);
     wait_stream_done(&t);
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
-    report_survival("SIGKILL mid-stream", name, &t, &stub);
+    report_survival(kind & QUORUM ? "SIGKILL mid-stream, quorum queue" : "SIGKILL mid-stream", name,
+                    &t, &stub);
     stub_stop(&stub);
+}
+
+TEST(sigkill_mid_stream)
+{
+    sigkill_mid_stream("order_sigkill", CLASSIC);
+}
+
+TEST(sigkill_mid_stream_on_a_quorum_queue)
+{
+    sigkill_mid_stream("order_sigkill_quorum", QUORUM);
 }
 
 /* A rolling deploy with a backlog: SIGTERM three times while the stream runs, then a fourth run
@@ -410,11 +421,42 @@ TEST(graceful_stops_with_a_backlog_keep_the_order_on_a_quorum_queue)
     sigterm_three_times("order_sigterm_quorum", QUORUM);
 }
 
-TEST(standby_replica_takes_over_in_order)
+/* Lines of a service log that hold text. */
+static int log_lines_with(const service_process *svc, const char *text)
 {
-    const char *name = "order_standby";
+    FILE *f = fopen(svc->log_path, "r");
+    int n = 0;
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, text))
+            n++;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A quorum queue counts only its active consumer in a passive declare: there the replicas' log
+ * (one file for both) says when both consume. */
+static void wait_both_consuming(service_process *active, service_process *standby,
+                                const topology_names *t, int kind)
+{
+    if (!(kind & QUORUM)) {
+        service_process both[2] = {*active, *standby};
+        service_wait_consuming(both, 2, t);
+        return;
+    }
+    long long deadline = now_ms() + 20000;
+    while (log_lines_with(standby, "consuming queue") < 2) {
+        if (now_ms() > deadline)
+            FAIL("the standby did not consume %s within 20 s", t->inbound);
+        pause_ms(20);
+    }
+}
+
+static void standby_takes_over(const char *name, int kind)
+{
     topology_names t = test_begin(name);
-    publish_accounts(&t, name, 0, STREAM, SINGLE_ACTIVE);
+    publish_accounts(&t, name, 0, STREAM, SINGLE_ACTIVE | kind);
     stub_process stub = stub_start(ordered_stub);
     int standby_port = free_port();
     char listen[32];
@@ -439,8 +481,7 @@ TEST(standby_replica_takes_over_in_order)
                                   NULL};
     service_process active = service_start(name, &t, &stub, args);
     service_process standby = service_launch(name, &t, &stub, standby_args);
-    service_process both[2] = {active, standby};
-    service_wait_consuming(both, 2, &t);
+    wait_both_consuming(&active, &standby, &t, kind);
     wait_depth_at_least(t.outbound_queue, STREAM / 4, 120000);
     /* Only the active replica has consumed so far. */
     ASSERT_EQ(scrape_metric(standby_port, "jube_amqp_messages_consumed_total"), 0);
@@ -448,8 +489,20 @@ TEST(standby_replica_takes_over_in_order)
     wait_stream_done(&t);
     ASSERT(scrape_metric(standby_port, "jube_amqp_messages_consumed_total") >= STREAM / 2);
     ASSERT_EQ(service_stop(&standby, SIGTERM), 0);
-    report_survival("standby replica taking over after SIGKILL", name, &t, &stub);
+    report_survival(kind & QUORUM ? "standby replica taking over after SIGKILL, quorum queue"
+                                  : "standby replica taking over after SIGKILL",
+                    name, &t, &stub);
     stub_stop(&stub);
+}
+
+TEST(standby_replica_takes_over_in_order)
+{
+    standby_takes_over("order_standby", CLASSIC);
+}
+
+TEST(standby_replica_takes_over_in_order_on_a_quorum_queue)
+{
+    standby_takes_over("order_standby_quorum", QUORUM);
 }
 
 /* One account's first message cannot be answered for longer than --max-hold-ms: it goes back to
@@ -648,9 +701,11 @@ static const test_case tests[] = {
     TEST_ENTRY(a_dead_letter_in_the_middle_unblocks_its_key),
     TEST_ENTRY(messages_without_a_usable_key),
     TEST_ENTRY(sigkill_mid_stream),
+    TEST_ENTRY(sigkill_mid_stream_on_a_quorum_queue),
     TEST_ENTRY(graceful_stops_with_a_backlog_keep_the_order),
     TEST_ENTRY(graceful_stops_with_a_backlog_keep_the_order_on_a_quorum_queue),
     TEST_ENTRY(standby_replica_takes_over_in_order),
+    TEST_ENTRY(standby_replica_takes_over_in_order_on_a_quorum_queue),
     TEST_ENTRY(held_too_long_gives_back_the_key_in_order),
     TEST_ENTRY(held_too_long_gives_back_the_key_in_order_on_a_quorum_queue),
     TEST_ENTRY(partitions_by_consistent_hash),
