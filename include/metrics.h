@@ -87,6 +87,7 @@ typedef struct {
     atomic_long order_waiting;         /* messages waiting behind one of their key */
     atomic_ulong order_oldest_wait_ms; /* when the longest-waiting one arrived; 0: none */
     atomic_ulong order_unordered[4];   /* by ja_key_status (the first, found, unused) */
+    atomic_ulong order_priority;       /* ordered messages that carried a priority */
     /* --concurrency (set by the worker threads through jube_limit.c) */
     atomic_long jube_limit;            /* calls to Jube that may be under way */
     atomic_ulong jube_rtt_us;          /* the last judged window's mean round trip */

@@ -38,6 +38,7 @@ typedef struct {
     /* --order-by, stopping: deliveries of keys left unacked for the channel's close, which
      * returns them to the queue's head in delivery order (a nack may put them at its back). */
     size_t parked;
+    bool priority_seen; /* a message with a priority was logged */
     /* Acks wait for the next delivery while deliveries come close together (nap.h). */
     ja_nap nap;
 
@@ -208,6 +209,20 @@ static bool find_order_key(consumer *c, ja_job *job)
     job->ordered = status == JA_KEY_FOUND;
     if (!job->ordered)
         ja_count(&ja_stats.order_unordered[status]);
+    /* RabbitMQ 4.x quorum queues deliver higher priorities first, before earlier messages of the
+     * same key: the service cannot undo that, so it keeps delivery order and says so. */
+    if (job->ordered && (msg->properties._flags & AMQP_BASIC_PRIORITY_FLAG)) {
+        ja_count(&ja_stats.order_priority);
+        if (!c->priority_seen) {
+            c->priority_seen = true;
+            ja_log_warn("a message of an ordered queue carries priority %u: RabbitMQ 4.x quorum "
+                        "queues deliver higher priorities first, ahead of earlier messages of "
+                        "the same key; the service keeps the order it is delivered in (counted "
+                        "in jube_amqp_order_priority_messages_total). Producers of '%s' should "
+                        "not set priority",
+                        msg->properties.priority, c->cfg->inbound_queue);
+        }
+    }
     return job->ordered;
 }
 

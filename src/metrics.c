@@ -211,6 +211,9 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
         oldest && atomic_load(&m->order_waiting) > 0 && now > oldest
             ? (double)(now - oldest) / 1000.0
             : 0.0);
+    header(&w, "jube_amqp_order_priority_messages_total", "counter",
+           "With --order-by: ordered messages that carried a priority (kept in delivery order).");
+    put(&w, "jube_amqp_order_priority_messages_total %lu\n", get(&m->order_priority));
     header(&w, "jube_amqp_order_unordered_total", "counter",
            "With --order-by: messages without a usable key, by why (processed unordered, or "
            "dead-lettered with --order-key-missing dead-letter).");

@@ -682,6 +682,50 @@ TEST(partitions_by_consistent_hash)
     stub_stop(&stub);
 }
 
+/* The rule for a priority under --order-by: kept in delivery order, counted, the first logged. */
+TEST(a_priority_is_kept_in_delivery_order_and_counted)
+{
+    enum { COUNT = 6 };
+    const char *name = "order_priority";
+    topology_names t = test_begin(name);
+    stub_process stub = stub_start(ordered_stub);
+    int port = free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *args[] = {"--order-by", "$.AccountId", "--metrics-listen", listen, NULL};
+    service_process svc = service_start(name, &t, &stub, args);
+    amqp_connection_state_t conn = test_connect();
+    amqp_table_entry_t model = {
+        .key = amqp_cstring_bytes("EntityAnalysisModelGuid"),
+        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(SAMPLE_MODEL)}};
+    for (long n = 0; n < COUNT; n++) {
+        char *body = transaction(name, n * ACCOUNTS); /* one account */
+        amqp_basic_properties_t props = {._flags = AMQP_BASIC_HEADERS_FLAG |
+                                                   (n % 2 ? AMQP_BASIC_PRIORITY_FLAG : 0),
+                                         .headers = {.num_entries = 1, .entries = &model},
+                                         .priority = (uint8_t)(n % 2 ? 9 : 0)};
+        ASSERT_EQ(amqp_basic_publish(conn, 1, amqp_empty_bytes, amqp_cstring_bytes(t.inbound), 0, 0,
+                                     &props, amqp_cstring_bytes(body)),
+                  AMQP_STATUS_OK);
+        free(body);
+    }
+    wait_confirms(conn);
+    message_list got = collect_messages(conn, t.outbound_queue, COUNT, 20000);
+    ASSERT_EQ(got.count, COUNT);
+    for (size_t i = 0; i < got.count; i++) {
+        char *id = response_entry_id(&got.items[i]);
+        ASSERT_EQ(strtol(id + strlen(name) + 1, NULL, 10), (long)i * ACCOUNTS);
+        free(id);
+    }
+    free_messages(&got);
+    ASSERT_EQ(scrape_metric(port, "jube_amqp_order_priority_messages_total"), COUNT / 2);
+    ASSERT(service_log_contains(&svc, "carries priority 9"));
+    ASSERT_EQ(stub_stat(&stub, "order_inversions"), 0);
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
 TEST(single_active_consumer_refuses_a_queue_without_it)
 {
     const char *name = "order_sac_refused";
@@ -709,6 +753,7 @@ static const test_case tests[] = {
     TEST_ENTRY(held_too_long_gives_back_the_key_in_order),
     TEST_ENTRY(held_too_long_gives_back_the_key_in_order_on_a_quorum_queue),
     TEST_ENTRY(partitions_by_consistent_hash),
+    TEST_ENTRY(a_priority_is_kept_in_delivery_order_and_counted),
     TEST_ENTRY(single_active_consumer_refuses_a_queue_without_it),
 };
 
