@@ -35,7 +35,10 @@ typedef struct ja_service {
      * from another generation can no longer be acked, so nobody spends work on it. */
     _Atomic uint64_t live_generation;
 
-    atomic_bool stopping;     /* shutdown requested: stop consuming, finish what is in flight */
+    atomic_bool stopping; /* shutdown requested: stop consuming, finish what is in flight */
+    /* Once stopping: until when a message may still wait for its Implicit Async answer, leaving
+     * time within --shutdown-timeout to dead-letter it if the answer does not come. */
+    _Atomic uint64_t settle_by_ms;
     atomic_bool threads_exit; /* the consumer is done: workers and publisher may exit */
     atomic_bool consumer_done;
     atomic_bool jube_available; /* for logging the changes only */

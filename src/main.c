@@ -86,6 +86,10 @@ static bool wait_for_shutdown(ja_service *svc, const sigset_t *signals)
     ja_log_info("received %s: stopping consumption and finishing the messages in flight "
                 "(at most %d s)",
                 strsignal(sig), svc->cfg->shutdown_timeout_s);
+    /* A quarter of the time (at most 5 s) is kept for what cannot finish to be settled. */
+    uint64_t timeout_ms = (uint64_t)svc->cfg->shutdown_timeout_s * 1000u;
+    uint64_t reserve_ms = timeout_ms / 4 < 5000 ? timeout_ms / 4 : 5000;
+    atomic_store(&svc->settle_by_ms, ja_now_ms() + timeout_ms - reserve_ms);
     atomic_store(&svc->stopping, true);
     ja_service_wake_sleepers(svc);
     ja_inbox_wake(&svc->to_consumer);

@@ -162,6 +162,15 @@ static bool stopping(const worker *w)
     return atomic_load(&w->svc->stopping);
 }
 
+/* Stopping, a job waiting for its Implicit Async answer keeps waiting while the shutdown leaves
+ * time: giving it back would post the transaction to Jube again, so once that time is up it is
+ * dead-lettered with where the answer may still be collected. */
+static bool waits_for_its_answer_while_stopping(const worker *w, const ja_job *job, uint64_t now)
+{
+    return job->instance_guid[0] && ja_service_is_live(w->svc, job->generation) &&
+           now < atomic_load(&w->svc->settle_by_ms);
+}
+
 /* This thread's share of the calls to Jube that may be under way (concurrency_limit.h). */
 static int share_of(const worker *w)
 {
@@ -187,6 +196,12 @@ static bool takes_jobs(const worker *w, uint64_t now)
 static void wait_or_give_back(worker *w, call_slot *slot, uint64_t now, uint64_t due_ms)
 {
     ja_job *job = slot->job;
+    if (stopping(w) && waits_for_its_answer_while_stopping(w, job, now)) {
+        uint64_t settle_by = atomic_load(&w->svc->settle_by_ms);
+        slot->state = SLOT_WAITING;
+        slot->due_ms = due_ms < settle_by ? due_ms : settle_by;
+        return;
+    }
     if (stopping(w) || !ja_service_is_live(w->svc, job->generation)) {
         give_back(w, job);
         free_slot(slot);
@@ -334,17 +349,25 @@ static void start_calls(worker *w, uint64_t now)
     }
 }
 
-/* Waiting jobs go back to the broker when the service stops or their channel is gone. */
+/* Waiting jobs go back to the broker when the service stops or their channel is gone; stopping,
+ * one waiting for its Implicit Async answer is polled until the shutdown's settle-by time. */
 static void release_waiting(worker *w)
 {
     bool stop = stopping(w);
+    uint64_t now = ja_now_ms();
+    uint64_t settle_by = atomic_load(&w->svc->settle_by_ms);
     for (int i = 0; i < w->slot_count; i++) {
         call_slot *slot = &w->slots[i];
-        if (slot->state == SLOT_WAITING &&
-            (stop || !ja_service_is_live(w->svc, slot->job->generation))) {
-            give_back(w, slot->job);
-            free_slot(slot);
+        if (slot->state != SLOT_WAITING ||
+            (!stop && ja_service_is_live(w->svc, slot->job->generation)))
+            continue;
+        if (stop && waits_for_its_answer_while_stopping(w, slot->job, now)) {
+            if (slot->due_ms > settle_by)
+                slot->due_ms = settle_by;
+            continue;
         }
+        give_back(w, slot->job);
+        free_slot(slot);
     }
 }
 
@@ -560,6 +583,10 @@ static int wait_timeout_ms(const worker *w, uint64_t now)
         if (due < soonest)
             soonest = due;
     }
+    /* Stopping: what still waits for its Implicit Async answer is settled at this time. */
+    uint64_t settle_by = atomic_load(&w->svc->settle_by_ms);
+    if (stopping(w) && settle_by > now && settle_by < soonest)
+        soonest = settle_by;
     return soonest <= now ? 0 : (int)(soonest - now);
 }
 

@@ -129,15 +129,47 @@ TEST(limit_passed_is_dead_lettered)
     ASSERT_CONTAINS(detail, "not ready within --implicit-async-timeout-ms 1000");
 }
 
-/* Giving the delivery back would post it to Jube again: it is dead-lettered with the instance
- * GUID instead, so nothing is lost and nothing is processed twice. */
+/* A graceful stop keeps polling for an answer that is on its way: here ready 1.5 s after the
+ * placeholder, well within --shutdown-timeout. The answer is published, nothing dead-lettered,
+ * and the transaction was posted once. */
+TEST(shutdown_waits_for_an_answer_on_its_way)
+{
+    topology_names t = test_begin("implicit_async_stop_waits");
+    const char *stub_args[] = {"--implicit-async-every", "1", "--callback-delay-ms", "1500", NULL};
+    stub_process stub = stub_start(stub_args);
+    service_process svc = service_start("implicit_async_stop_waits", &t, &stub, NULL);
+    publish_range(t.inbound, "waits", 0, 1);
+    long long deadline = now_ms() + 10000;
+    while (stub_stat(&stub, "callback_not_ready") < 1) {
+        ASSERT(now_ms() < deadline);
+        pause_ms(20);
+    }
+    long long stopped_at = now_ms();
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    printf("stopped %lld ms after the first poll answered 408\n", now_ms() - stopped_at);
+    amqp_connection_state_t conn = test_connect();
+    message_list out = collect_messages(conn, t.outbound_queue, 1, 5000);
+    ASSERT_EQ(out.count, 1);
+    ASSERT(header_text_is(&out.items[0], "x-jube-implicit-async", "callback"));
+    free_messages(&out);
+    ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
+    ASSERT_EQ(queue_messages_total(t.inbound), 0);
+    ASSERT_EQ(stub_stat(&stub, "requests"), 1);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
+/* An answer that is not ready by the shutdown's settle-by time (--shutdown-timeout 4: 3 s):
+ * giving the delivery back would post it to Jube again, so it is dead-lettered with the instance
+ * GUID instead; nothing is lost and nothing is processed twice. */
 TEST(shutdown_while_awaiting_the_answer_loses_nothing)
 {
     topology_names t = test_begin("implicit_async_stop");
     const char *stub_args[] = {"--implicit-async-every", "1", "--callback-delay-ms", "600000",
                                NULL};
     stub_process stub = stub_start(stub_args);
-    service_process svc = service_start("implicit_async_stop", &t, &stub, NULL);
+    const char *args[] = {"--shutdown-timeout", "4", NULL};
+    service_process svc = service_start("implicit_async_stop", &t, &stub, args);
     publish_range(t.inbound, "stop", 0, 1);
     long long deadline = now_ms() + 10000;
     while (stub_stat(&stub, "callback_not_ready") < 1) {
@@ -166,6 +198,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(not_ready_then_ready),
         TEST_ENTRY(callbacks_off_is_dead_lettered),
         TEST_ENTRY(limit_passed_is_dead_lettered),
+        TEST_ENTRY(shutdown_waits_for_an_answer_on_its_way),
         TEST_ENTRY(shutdown_while_awaiting_the_answer_loses_nothing),
     };
     return RUN_TESTS(tests);
