@@ -441,6 +441,8 @@ TEST(metrics_count_what_was_sent)
     test_disconnect(conn);
 }
 
+/* RabbitMQ 3.x only: 4.3 refuses to declare a non-durable, non-exclusive queue (541), so there
+ * Jube's own declaration fails and nothing is left to adopt. */
 TEST(adopts_jube_style_topology)
 {
     topology_names t = test_begin("adopt");
