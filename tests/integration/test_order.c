@@ -587,7 +587,7 @@ TEST(held_too_long_gives_back_the_key_in_order_on_a_quorum_queue)
 }
 
 /* The README's partitioning recipe in its 3.x form (rabbitmqadmin v1: Debian 12 has no v2) against
- * the test broker's management API): a consistent-hash exchange spreads the accounts over two
+ * the test broker's management API: a consistent-hash exchange spreads the accounts over two
  * single-active-consumer queues, one service consumes each, and each account's messages stay in
  * order. */
 static int run_admin(const char *command)
