@@ -26,6 +26,11 @@ void ja_amqp_close(amqp_connection_state_t conn);
 /* Frees a connection known to be dead, without talking to the broker. */
 void ja_amqp_destroy(amqp_connection_state_t conn);
 
+/* A broker that blocked publishing (a resource alarm) reads nothing and advertises no room on
+ * purpose; the kernel's user time-out (two heartbeats, against a send that never ends) would
+ * fail the socket under a write that waits for the unblock. Off while blocked, on again after. */
+void ja_amqp_socket_blocked(amqp_connection_state_t conn, int heartbeat_s, bool blocked);
+
 /* Re-opens a channel after the broker closed it (the close-ok must already be sent). */
 bool ja_amqp_reopen_channel(amqp_connection_state_t conn, amqp_channel_t channel, char *err,
                             size_t err_size);

@@ -30,4 +30,18 @@ int ja_frames_append_publish(ja_frame_buffer *buffer, amqp_channel_t channel, ui
 
 void ja_frame_buffer_free(ja_frame_buffer *buffer);
 
+/* What the broker last said of blocking in bytes peeked from the socket, unread by rabbitmq-c:
+ * RabbitMQ sends connection.blocked and then stops reading a publishing connection, so a
+ * publisher whose write cannot finish looks for it without reading (rabbitmq-c may send a
+ * heartbeat while it reads, which must not land inside a half-written frame). The bytes may start
+ * inside a frame whose beginning rabbitmq-c already holds, so the frames are found by their
+ * exact bytes, not by walking frame headers. */
+typedef enum {
+    JA_PEEK_NOTHING,   /* neither frame is there */
+    JA_PEEK_BLOCKED,   /* connection.blocked, not followed by connection.unblocked */
+    JA_PEEK_UNBLOCKED, /* connection.unblocked last */
+} ja_peek_blocking;
+
+ja_peek_blocking ja_frames_peek_blocking(const uint8_t *bytes, size_t len);
+
 #endif

@@ -21,6 +21,15 @@
 /* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out,
  * upstream issue #780): the kernel now fails the socket once data stays unacknowledged for two
  * heartbeats, and probes an idle one. */
+void ja_amqp_socket_blocked(amqp_connection_state_t conn, int heartbeat_s, bool blocked)
+{
+    unsigned int user_timeout_ms = blocked ? 0 : (unsigned int)heartbeat_s * 2000u;
+    int fd = amqp_get_sockfd(conn);
+    if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+                              sizeof user_timeout_ms) != 0)
+        ja_log_warn("could not set the TCP user time-out on the AMQP socket: %s", strerror(errno));
+}
+
 static void set_socket_timeouts(int fd, int heartbeat_s)
 {
     int on = 1;

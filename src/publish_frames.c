@@ -110,6 +110,25 @@ int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_
     return 0;
 }
 
+ja_peek_blocking ja_frames_peek_blocking(const uint8_t *bytes, size_t len)
+{
+    /* A method frame on channel 0 (type 1, channel 0, payload size), then class 10 and method
+     * 60 (blocked, with a reason) or 61 (unblocked, a 4-byte payload and the frame end). */
+    static const uint8_t method_on_channel_0[] = {AMQP_FRAME_METHOD, 0, 0};
+    ja_peek_blocking last = JA_PEEK_NOTHING;
+    for (size_t i = 0; i + 11 <= len; i++) {
+        const uint8_t *f = bytes + i;
+        if (memcmp(f, method_on_channel_0, 3) != 0 || f[7] != 0 || f[8] != 10 || f[9] != 0)
+            continue;
+        uint32_t size = (uint32_t)f[3] << 24 | (uint32_t)f[4] << 16 | (uint32_t)f[5] << 8 | f[6];
+        if (f[10] == 60 && size >= 5)
+            last = JA_PEEK_BLOCKED;
+        else if (f[10] == 61 && size == 4 && i + 12 <= len && f[11] == AMQP_FRAME_END)
+            last = JA_PEEK_UNBLOCKED;
+    }
+    return last;
+}
+
 void ja_frame_buffer_free(ja_frame_buffer *b)
 {
     free(b->data);

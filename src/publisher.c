@@ -30,6 +30,9 @@
 /* Framed publishes are written once this many bytes wait, and at the end of each pass. */
 #define FRAMES_FLUSH_BYTES (256 * 1024)
 
+/* What a write that cannot finish looks at of the broker's unread input (publish_frames.h). */
+#define PEEK_BYTES (64 * 1024)
+
 typedef struct {
     ja_service *svc;
     const ja_config *cfg;
@@ -44,6 +47,7 @@ typedef struct {
      * (publish_frames.h); with TLS it leaves that to amqp_basic_publish. */
     bool own_framing;
     ja_frame_buffer frames;
+    uint8_t *peek; /* PEEK_BYTES */
     /* Confirms wait for the next result while results come close together (nap.h), and the
      * acks they allow wait for the consumer's next delivery likewise. */
     ja_nap nap;
@@ -269,6 +273,58 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     return true;
 }
 
+/* Waits until the socket takes data again, while a write is under way. A broker that takes
+ * nothing for two heartbeats is gone, unless it said it blocked publishing (a resource alarm):
+ * RabbitMQ sends connection.blocked and stops reading, so the write waits for
+ * connection.unblocked instead, found in the unread input without reading it (publish_frames.h),
+ * or until the service exits. Returns false when the connection is to be dropped. */
+static bool wait_writable(publisher *p, int fd)
+{
+    uint64_t give_up_ms = ja_now_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
+    ja_watched_connection *watch = &p->svc->watch[JA_CONN_PUBLISHER];
+    for (;;) {
+        if (atomic_load(&p->svc->threads_exit)) {
+            snprintf(p->loss_reason, sizeof p->loss_reason, "stopping");
+            return false;
+        }
+        if (!p->blocked && ja_now_ms() >= give_up_ms) {
+            snprintf(p->loss_reason, sizeof p->loss_reason,
+                     "publishing failed: the broker took no data for %d s",
+                     p->cfg->heartbeat_s * 2);
+            return false;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT | POLLIN};
+        int ready = poll(&pfd, 1, 100);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready > 0 && (pfd.revents & POLLOUT))
+            return true;
+        if (ready <= 0 || !(pfd.revents & POLLIN))
+            continue;
+        ssize_t n = recv(fd, p->peek, PEEK_BYTES, MSG_PEEK | MSG_DONTWAIT);
+        ja_peek_blocking said =
+            n > 0 ? ja_frames_peek_blocking(p->peek, (size_t)n) : JA_PEEK_NOTHING;
+        if (said == JA_PEEK_BLOCKED && !p->blocked) {
+            p->blocked = true;
+            atomic_store(&ja_stats.blocked, true);
+            ja_log_warn("the broker blocked publishing while a write was under way; waiting "
+                        "for it to unblock");
+            ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
+            ja_watch_idle(watch); /* waiting on the broker, not stuck in a send */
+        } else if (said == JA_PEEK_UNBLOCKED && p->blocked) {
+            /* read_frames logs the unblock once the write is done. */
+            ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
+            give_up_ms = ja_now_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
+            ja_watch_busy(watch, ja_now_ms());
+        }
+        /* The input stays unread: wait for room to write only, or the next look would come at
+         * once. */
+        struct pollfd out = {.fd = fd, .events = POLLOUT};
+        if (poll(&out, 1, 100) > 0 && (out.revents & POLLOUT))
+            return true;
+    }
+}
+
 /* Writes the publishes framed so far. Returns false when the connection is no longer usable
  * (they are unconfirmed then, and go out again on the next one). */
 static bool flush_frames(publisher *p)
@@ -285,15 +341,8 @@ static bool flush_frames(publisher *p)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* The broker reads slowly (or has stopped: a block it has not told of yet). A broker
-             * that takes nothing for two heartbeats is gone. */
-            struct pollfd out = {.fd = fd, .events = POLLOUT};
-            int ready = poll(&out, 1, p->cfg->heartbeat_s * 2000);
-            if (ready > 0 || (ready < 0 && errno == EINTR))
-                continue;
-            snprintf(p->loss_reason, sizeof p->loss_reason,
-                     "publishing failed: the broker took no data for %d s",
-                     p->cfg->heartbeat_s * 2);
+            if (wait_writable(p, fd))
+                continue; /* wait_writable said why otherwise */
         } else {
             snprintf(p->loss_reason, sizeof p->loss_reason, "publishing failed: %s",
                      n == 0 ? "nothing written" : strerror(errno));
@@ -390,14 +439,20 @@ static bool read_frames(publisher *p)
         }
         case AMQP_CONNECTION_BLOCKED_METHOD: {
             const amqp_connection_blocked_t *b = method->decoded;
+            bool noticed = p->blocked; /* already, by a write that had to wait */
+            if (!noticed)
+                ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
             p->blocked = true;
             atomic_store(&ja_stats.blocked, true);
-            ja_log_warn("the broker blocked publishing (%.*s); holding results until it "
-                        "unblocks",
-                        (int)b->reason.len, (const char *)b->reason.bytes);
+            if (!noticed)
+                ja_log_warn("the broker blocked publishing (%.*s); holding results until it "
+                            "unblocks",
+                            (int)b->reason.len, (const char *)b->reason.bytes);
             break;
         }
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
+            if (p->blocked)
+                ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
             p->blocked = false;
             ja_confirm_window_restart_clock(&p->window, ja_now_ms());
             atomic_store(&ja_stats.blocked, false);
@@ -608,8 +663,9 @@ void *ja_publisher_run(void *arg)
     bool ordered = p->cfg->order_spec.source != JA_ORDER_OFF;
     ja_nap_init(&p->nap, ordered ? 0 : (uint64_t)p->cfg->ack_linger_ms * 1000u);
     p->encode_scratch = amqp_bytes_malloc(AMQP_DEFAULT_FRAME_SIZE);
+    p->peek = malloc(PEEK_BYTES);
     if (ja_confirm_window_init(&p->window, &policy, &callbacks, seed) != 0 ||
-        !p->encode_scratch.bytes) {
+        !p->encode_scratch.bytes || !p->peek) {
         ja_log_error("out of memory starting the publisher");
         abort();
     }
@@ -649,6 +705,7 @@ void *ja_publisher_run(void *arg)
     ja_header_scratch_free(&p->scratch);
     amqp_bytes_free(p->encode_scratch);
     ja_frame_buffer_free(&p->frames);
+    free(p->peek);
     free(p);
     return NULL;
 }

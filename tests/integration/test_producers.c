@@ -244,7 +244,8 @@ TEST(unroutable_response_is_acked_and_counted_when_asked)
 /* 20 messages of 20 MB with prefetch 64: the service keeps at most --max-body-bytes of each. */
 TEST(large_bodies_are_read_through_a_bounded_buffer)
 {
-    enum { COUNT = 20, SIZE = 20 * 1024 * 1024, MAX_BODY = 1024 * 1024 };
+    /* 15 MiB: under RabbitMQ 4.x's default max_message_size of 16 MiB. */
+    enum { COUNT = 20, SIZE = 15 * 1024 * 1024, MAX_BODY = 1024 * 1024 };
     topology_names t = test_begin("large_bodies");
     stub_process stub = stub_start(NULL);
     const char *args[] = {"--prefetch", "64", "--max-body-bytes", "1048576", NULL};
@@ -351,6 +352,59 @@ TEST(dead_letter_exchange_of_the_wrong_type_is_refused)
     test_disconnect(conn);
 }
 
+/* A resource alarm while the publisher writes more than the socket holds: RabbitMQ sends
+ * connection.blocked and stops reading, and the write cannot finish. The publisher sees the block
+ * (between writes, or in its unread input while a write waits) and waits for
+ * connection.unblocked, instead of taking the broker for gone after two heartbeats (its own
+ * check, or the kernel's user time-out on the unsent data) and reconnecting, and blocking again,
+ * in a loop. */
+TEST(memory_alarm_during_a_large_write_waits_for_the_unblock)
+{
+    enum { COUNT = 30, SIZE = 900 * 1024, HEARTBEAT_S = 2 };
+    topology_names t = test_begin("alarm_mid_write");
+    stub_process stub = stub_start(NULL);
+    amqp_connection_state_t conn = test_connect();
+    declare_queue(conn, t.inbound, true);
+    char *body = malloc(SIZE);
+    ASSERT(body);
+    memset(body, 'x', SIZE);
+    /* No model header: each is dead-lettered with its 900 KiB body, 27 MB in all. */
+    test_properties props = {.message_id = "alarm"};
+    for (int i = 0; i < COUNT; i++)
+        publish_message(conn, t.inbound, body, SIZE, &props);
+    wait_confirms(conn);
+    test_disconnect(conn);
+    ASSERT_EQ(broker_ctl("set_vm_memory_high_watermark 0.0000001"), 0);
+    int port;
+    const char *more[] = {"--heartbeat", "2", NULL};
+    service_process svc = start_with_metrics("alarm_mid_write", &t, &stub, &port, more);
+    long long deadline = now_ms() + 20000;
+    /* Seen between writes, or by a write that cannot finish. */
+    while (!service_log_contains(&svc, "the broker blocked publishing")) {
+        if (now_ms() > deadline) {
+            broker_ctl("set_vm_memory_high_watermark 0.4");
+            FAIL("the publisher did not see the block within 20 s");
+        }
+        pause_ms(20);
+    }
+    pause_ms(3 * HEARTBEAT_S * 1000); /* the alarm lasts longer than two heartbeats */
+    ASSERT_EQ(broker_ctl("set_vm_memory_high_watermark 0.4"), 0);
+    conn = test_connect();
+    message_list dead = collect_messages(conn, t.dead_letter_queue, COUNT, 60000);
+    double reconnects = scrape_metric(port, "jube_amqp_reconnects_total{connection=\"publisher\"}");
+    printf("%zu of %d dead letters of %d bytes after an alarm of %d s during the write; "
+           "publisher reconnects: %.0f\n",
+           dead.count, COUNT, SIZE, 3 * HEARTBEAT_S, reconnects);
+    ASSERT_EQ(dead.count, COUNT);
+    free_messages(&dead);
+    ASSERT_EQ(reconnects, 0);
+    ASSERT(!service_log_contains(&svc, "took no data"));
+    ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
+    free(body);
+    test_disconnect(conn);
+    stub_stop(&stub);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case tests[] = {
@@ -362,6 +416,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(large_bodies_are_read_through_a_bounded_buffer),
         TEST_ENTRY(refused_dead_letters_back_off_and_go_back_to_the_queue),
         TEST_ENTRY(dead_letter_exchange_of_the_wrong_type_is_refused),
+        TEST_ENTRY(memory_alarm_during_a_large_write_waits_for_the_unblock),
     };
     return RUN_TESTS(tests);
 }

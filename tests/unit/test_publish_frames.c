@@ -180,6 +180,58 @@ TEST(several_publishes_follow_each_other_in_one_buffer)
     close_wire(&w);
 }
 
+/* connection.blocked with a reason, and connection.unblocked, as RabbitMQ frames them. */
+static size_t blocked_frame(uint8_t *out, const char *reason)
+{
+    size_t r = strlen(reason);
+    uint32_t size = (uint32_t)(4 + 1 + r);
+    uint8_t head[] = {1,
+                      0,
+                      0,
+                      (uint8_t)(size >> 24),
+                      (uint8_t)(size >> 16),
+                      (uint8_t)(size >> 8),
+                      (uint8_t)size,
+                      0,
+                      10,
+                      0,
+                      60,
+                      (uint8_t)r};
+    memcpy(out, head, sizeof head);
+    memcpy(out + sizeof head, reason, r);
+    out[sizeof head + r] = AMQP_FRAME_END;
+    return sizeof head + r + 1;
+}
+
+static const uint8_t unblocked[] = {1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 61, AMQP_FRAME_END};
+/* The end of a basic.ack (channel 1) whose beginning rabbitmq-c already read, then a heartbeat. */
+static const uint8_t ack_tail[] = {
+    0, 0, 0, 0, 0, 0, 0, 7, 0, AMQP_FRAME_END, 8, 0, 0, 0, 0, 0, 0, AMQP_FRAME_END};
+
+TEST(blocking_is_found_in_unread_input_wherever_it_starts)
+{
+    uint8_t in[512] = {0};
+    size_t n = 0;
+    ASSERT_EQ(ja_frames_peek_blocking(in, 0), JA_PEEK_NOTHING);
+    memcpy(in, ack_tail, sizeof ack_tail);
+    n = sizeof ack_tail;
+    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_NOTHING);
+    n += blocked_frame(in + n, "low on memory");
+    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_BLOCKED);
+    memcpy(in + n, unblocked, sizeof unblocked);
+    /* Not whole yet: the frame end has not arrived. */
+    ASSERT_EQ(ja_frames_peek_blocking(in, n + sizeof unblocked - 1), JA_PEEK_BLOCKED);
+    n += sizeof unblocked;
+    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_UNBLOCKED);
+    n += blocked_frame(in + n, "low on disk");
+    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_BLOCKED);
+    /* The same methods on another channel are not the connection's. */
+    uint8_t other[sizeof unblocked];
+    memcpy(other, unblocked, sizeof other);
+    other[2] = 1;
+    ASSERT_EQ(ja_frames_peek_blocking(other, sizeof other), JA_PEEK_NOTHING);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case tests[] = {
@@ -187,6 +239,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(bodies_of_every_size_split_at_frame_max_as_rabbitmq_c_splits_them),
         TEST_ENTRY(properties_too_large_for_a_frame_append_nothing),
         TEST_ENTRY(several_publishes_follow_each_other_in_one_buffer),
+        TEST_ENTRY(blocking_is_found_in_unread_input_wherever_it_starts),
     };
     return RUN_TESTS(tests);
 }
