@@ -1,6 +1,8 @@
 #ifndef JA_DELIVERY_H
 #define JA_DELIVERY_H
 
+#include "watchdog.h"
+
 #include <amqp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,12 +21,13 @@
 
 /* Reads the content header and body frames that follow the basic.deliver frame `deliver` (whose
  * decoded method is not valid afterwards: take its delivery tag first),
- * waiting at most timeout_ms for each. Fills *out (freed with amqp_destroy_envelope) and
- * *body_size (the size announced; out->message.body holds at most max_body bytes of it).
- * Returns 0, JA_DELIVERY_CLOSED, JA_DELIVERY_NO_MEMORY, or a negative AMQP_STATUS_* after which the
- * connection is unusable. */
+ * waiting at most timeout_ms for each, and telling `watch` (may be NULL) of the progress each
+ * frame is, so a large body arriving slowly is not taken for a stuck connection. Fills *out (freed
+ * with amqp_destroy_envelope) and *body_size (the size announced; out->message.body holds at most
+ * max_body bytes of it). Returns 0, JA_DELIVERY_CLOSED, JA_DELIVERY_NO_MEMORY, or a negative
+ * AMQP_STATUS_* after which the connection is unusable. */
 int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, size_t max_body,
-                     int timeout_ms, amqp_envelope_t *out, uint64_t *body_size,
-                     amqp_method_t *closed);
+                     int timeout_ms, ja_watched_connection *watch, amqp_envelope_t *out,
+                     uint64_t *body_size, amqp_method_t *closed);
 
 #endif

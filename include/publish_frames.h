@@ -30,6 +30,10 @@ int ja_frames_append_publish(ja_frame_buffer *buffer, amqp_channel_t channel, ui
 
 void ja_frame_buffer_free(ja_frame_buffer *buffer);
 
+/* An empty buffer grown past `keep` bytes (by one large publish: a 16 MiB response, a dead letter
+ * with a 128 MiB body) gives its memory back; the next publish grows it again as needed. */
+void ja_frame_buffer_trim(ja_frame_buffer *buffer, size_t keep);
+
 /* What the broker last said of blocking in bytes peeked from the socket, unread by rabbitmq-c:
  * RabbitMQ sends connection.blocked and then stops reading a publishing connection, so a
  * publisher whose write cannot finish looks for it without reading (rabbitmq-c may send a

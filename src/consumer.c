@@ -366,7 +366,8 @@ static bool read_delivery(consumer *c, const amqp_frame_t *deliver)
     /* The header and body follow the method at once; a broker silent for two heartbeats is
      * gone. */
     int rc = ja_delivery_read(c->conn, deliver, (size_t)c->cfg->max_body_bytes,
-                              c->cfg->heartbeat_s * 2000, &envelope, &body_size, &closed);
+                              c->cfg->heartbeat_s * 2000, &c->svc->watch[JA_CONN_CONSUMER],
+                              &envelope, &body_size, &closed);
     switch (rc) {
     case 0:
         take_delivery(c, &envelope, body_size);

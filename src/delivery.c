@@ -1,5 +1,7 @@
 #include "delivery.h"
 
+#include "job.h"
+
 #include <amqp_framing.h>
 #include <stdbool.h>
 #include <string.h>
@@ -71,8 +73,8 @@ static int clone_properties(const amqp_basic_properties_t *in, amqp_basic_proper
 }
 
 int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, size_t max_body,
-                     int timeout_ms, amqp_envelope_t *out, uint64_t *body_size,
-                     amqp_method_t *closed)
+                     int timeout_ms, ja_watched_connection *watch, amqp_envelope_t *out,
+                     uint64_t *body_size, amqp_method_t *closed)
 {
     const amqp_basic_deliver_t *d = deliver->payload.method.decoded;
     memset(out, 0, sizeof *out);
@@ -130,6 +132,8 @@ int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, 
             memcpy((char *)out->message.body.bytes + read, frame.payload.body_fragment.bytes, part);
         }
         read += len;
+        if (watch)
+            ja_watch_busy(watch, ja_now_ms());
         /* Frames already passed on are not needed again: let the library reuse their memory. */
         amqp_maybe_release_buffers_on_channel(conn, deliver->channel);
     }

@@ -129,6 +129,12 @@ ja_peek_blocking ja_frames_peek_blocking(const uint8_t *bytes, size_t len)
     return last;
 }
 
+void ja_frame_buffer_trim(ja_frame_buffer *buffer, size_t keep)
+{
+    if (buffer->len == 0 && buffer->capacity > keep)
+        ja_frame_buffer_free(buffer);
+}
+
 void ja_frame_buffer_free(ja_frame_buffer *b)
 {
     free(b->data);

@@ -351,6 +351,7 @@ static bool flush_frames(publisher *p)
         return false;
     }
     p->frames.len = 0;
+    ja_frame_buffer_trim(&p->frames, 4 * FRAMES_FLUSH_BYTES);
     return true;
 }
 

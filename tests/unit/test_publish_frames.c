@@ -180,6 +180,26 @@ TEST(several_publishes_follow_each_other_in_one_buffer)
     close_wire(&w);
 }
 
+TEST(a_grown_buffer_gives_its_memory_back_once_empty)
+{
+    ja_frame_buffer b = {0};
+    static char big[2 * 1024 * 1024];
+    amqp_basic_properties_t props = {0};
+    ASSERT_EQ(ja_frames_append_publish(&b, 1, 131072, amqp_cstring_bytes("x"), amqp_empty_bytes,
+                                       true, &props, (amqp_bytes_t){sizeof big, big}),
+              0);
+    ASSERT(b.capacity >= sizeof big);
+    ja_frame_buffer_trim(&b, 1024 * 1024); /* not empty yet: kept */
+    ASSERT(b.data != NULL);
+    b.len = 0;                                 /* written */
+    ja_frame_buffer_trim(&b, 4 * 1024 * 1024); /* small enough: kept */
+    ASSERT(b.data != NULL);
+    ja_frame_buffer_trim(&b, 1024 * 1024);
+    ASSERT(b.data == NULL);
+    ASSERT_EQ(b.capacity, 0);
+    ja_frame_buffer_free(&b);
+}
+
 /* connection.blocked with a reason, and connection.unblocked, as RabbitMQ frames them. */
 static size_t blocked_frame(uint8_t *out, const char *reason)
 {
@@ -240,6 +260,7 @@ int main(int argc, char **argv)
         TEST_ENTRY(properties_too_large_for_a_frame_append_nothing),
         TEST_ENTRY(several_publishes_follow_each_other_in_one_buffer),
         TEST_ENTRY(blocking_is_found_in_unread_input_wherever_it_starts),
+        TEST_ENTRY(a_grown_buffer_gives_its_memory_back_once_empty),
     };
     return RUN_TESTS(tests);
 }
