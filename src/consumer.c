@@ -531,6 +531,16 @@ static bool check_waiting(consumer *c, uint64_t now)
 static void cancel_subscription(consumer *c)
 {
     c->cancelled = true;
+    if (c->ordered) {
+        /* RabbitMQ 3.10's quorum queue puts the unacknowledged deliveries of a cancelled consumer
+         * at its back when the channel closes (without a delivery limit); a consumer that is
+         * still subscribed gets them returned to the head, in order. Later deliveries are parked
+         * (dispatch), and the prefetch bounds them. */
+        ja_log_info("stopping: no key starts a message any more; waiting for %zu deliveries in "
+                    "flight",
+                    c->in_flight);
+        return;
+    }
     amqp_basic_cancel(c->conn, JA_CHANNEL, c->consumer_tag);
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
