@@ -36,6 +36,21 @@ static char *transaction(const char *name, long n)
     return out;
 }
 
+/* The outbound queue holds exactly the answers to transactions 0, ACCOUNTS, 2 x ACCOUNTS, ...
+ * (one account's), in that order. */
+static void expect_one_account_in_order(amqp_connection_state_t conn, const topology_names *t,
+                                        const char *name, long count, int timeout_ms)
+{
+    message_list got = collect_messages(conn, t->outbound_queue, (size_t)count, timeout_ms);
+    ASSERT_EQ(got.count, count);
+    for (size_t i = 0; i < got.count; i++) {
+        char *id = response_entry_id(&got.items[i]);
+        ASSERT_EQ(strtol(id + strlen(name) + 1, NULL, 10), (long)i * ACCOUNTS);
+        free(id);
+    }
+    free_messages(&got);
+}
+
 /* How publish_accounts declares the inbound queue. */
 enum { CLASSIC = 0, SINGLE_ACTIVE = 1, QUORUM = 2 };
 
@@ -564,14 +579,7 @@ static void held_too_long(const char *name, int kind)
         pause_ms(20);
     }
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
-    message_list got = collect_messages(conn, t.outbound_queue, COUNT, 10000);
-    ASSERT_EQ(got.count, COUNT);
-    for (size_t i = 0; i < got.count; i++) {
-        char *id = response_entry_id(&got.items[i]);
-        ASSERT_EQ(strtol(id + strlen(name) + 1, NULL, 10), (long)i * ACCOUNTS);
-        free(id);
-    }
-    free_messages(&got);
+    expect_one_account_in_order(conn, &t, name, COUNT, 10000);
     test_disconnect(conn);
     stub_stop(&stub);
 }
@@ -711,14 +719,7 @@ TEST(a_priority_is_kept_in_delivery_order_and_counted)
         free(body);
     }
     wait_confirms(conn);
-    message_list got = collect_messages(conn, t.outbound_queue, COUNT, 20000);
-    ASSERT_EQ(got.count, COUNT);
-    for (size_t i = 0; i < got.count; i++) {
-        char *id = response_entry_id(&got.items[i]);
-        ASSERT_EQ(strtol(id + strlen(name) + 1, NULL, 10), (long)i * ACCOUNTS);
-        free(id);
-    }
-    free_messages(&got);
+    expect_one_account_in_order(conn, &t, name, COUNT, 20000);
     ASSERT_EQ(scrape_metric(port, "jube_amqp_order_priority_messages_total"), COUNT / 2);
     ASSERT(service_log_contains(&svc, "carries priority 9"));
     ASSERT_EQ(stub_stat(&stub, "order_inversions"), 0);
