@@ -14,10 +14,13 @@
 # DIR/broker.env is written on start: JA_TEST_AMQP_PORT=..., JA_TEST_TLS_PORT=... and
 # JA_TEST_NODE=.... With JA_BROKER_MANAGEMENT=1 (remembered for later starts of the same DIR) the
 # node also serves RabbitMQ's management UI and HTTP API on 127.0.0.1, port JA_TEST_MANAGEMENT_PORT
-# (the AMQP port plus 200), login guest/guest. Every node has the consistent-hash exchange (for the
-# partitioning recipe in README.md) and also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP port plus
-# 100, on 127.0.0.1) with the certificates scripts/tls-certs.sh makes in DIR/tls: its certificate
-# is for the host name localhost, and it requires a client certificate from the same CA.
+# (the AMQP port plus 200), login guest/guest. Without PORT the node takes the first free port
+# from JA_BROKER_PORT_HINT (20100 unless set) on. JA_BROKER_NO_BUSY_WAIT=1 (remembered too) keeps
+# its schedulers from spinning while idle, for nodes that share the machine's cores. Every node has the consistent-hash exchange (for
+# the partitioning recipe in README.md) and also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP
+# port plus 100, on 127.0.0.1) with the certificates scripts/tls-certs.sh makes in DIR/tls: its
+# certificate is for the host name localhost, and it requires a client certificate from the same
+# CA.
 set -euo pipefail
 
 command=${1:?usage: broker.sh start|fresh|stop|kill|ctl DIR [ARGS]}
@@ -39,9 +42,11 @@ port_in_use() {
 pick_port() {
     # The Erlang distribution port is the AMQP port plus 20000, and rabbitmqctl takes ports
     # from the AMQP port plus 30000, so a node port must stay below 35535 and clear of
-    # 35672 (where the CLI tools of a default node live).
-    local port
-    for port in $(seq 20100 20199); do
+    # 35672 (where the CLI tools of a default node live). The search starts at
+    # JA_BROKER_PORT_HINT: nodes started side by side (the test programs') each get a hint of
+    # their own, so two of them never take the same free port before either listens on it.
+    local port hint=${JA_BROKER_PORT_HINT:-20100}
+    for port in $(seq "$hint" 20199) $(seq 20100 $((hint - 1))); do
         if ! port_in_use "$port" && ! port_in_use $((port + 20000)) &&
             ! port_in_use $((port + 100)) && ! port_in_use $((port + 200)); then
             echo "$port"
@@ -91,6 +96,14 @@ start)
     mkdir -p "$dir/mnesia" "$dir/log"
     if [ "${JA_BROKER_MANAGEMENT:-0}" = 1 ]; then
         touch "$dir/management"
+    fi
+    # Nodes that share two cores with other nodes (the suite runs several side by side) do not
+    # spin their schedulers waiting for work, which Erlang does by default.
+    if [ "${JA_BROKER_NO_BUSY_WAIT:-0}" = 1 ]; then
+        touch "$dir/no-busy-wait"
+    fi
+    if [ -f "$dir/no-busy-wait" ]; then
+        export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"
     fi
     management_port=
     if [ -f "$dir/management" ]; then

@@ -221,6 +221,17 @@ long queue_messages_total(const char *queue)
     return total;
 }
 
+void wait_queue_empty_and_acked(const char *queue, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    /* Each look is a rabbitmqctl call (a second of CPU): a pause between them. */
+    while (queue_messages_total(queue) != 0) {
+        if (now_ms() > deadline)
+            FAIL("%s still has unacknowledged messages after %d ms", queue, timeout_ms);
+        pause_ms(500);
+    }
+}
+
 int broker_close_connections(const char *name)
 {
     char filter[512];

@@ -56,6 +56,8 @@ int broker_close_connections(const char *name);
 /* Ready plus unacknowledged messages of a queue, from rabbitmqctl (about a second); -1 when the
  * broker does not list it. */
 long queue_messages_total(const char *queue);
+/* Waits (bounded) until a queue holds nothing, unacknowledged messages included. */
+void wait_queue_empty_and_acked(const char *queue, int timeout_ms);
 /* The process id of the broker's VM. */
 pid_t broker_pid(void);
 /* The node's amqps:// listener (127.0.0.1, certificate for "localhost", client certificate

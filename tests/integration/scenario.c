@@ -112,10 +112,7 @@ void run_scenario_with(const char *name, const scenario_options *o, fault_fn fau
     wait_depth_at_least(s.t.outbound_queue, STREAM, 180000);
     /* Duplicates can fill the outbound queue to STREAM before the last deliveries are answered:
      * the stream is done once the inbound queue holds nothing, unacknowledged included. */
-    long long deadline = now_ms() + 180000;
-    while (queue_messages_total(s.t.inbound) != 0)
-        if (now_ms() > deadline)
-            FAIL("%s still has unacknowledged messages after 180 s", s.t.inbound);
+    wait_queue_empty_and_acked(s.t.inbound, 180000);
     long long done = now_ms();
     if (s.svc.pid) /* settles what is still in flight */
         ASSERT_EQ(service_stop(&s.svc, SIGTERM), 0);

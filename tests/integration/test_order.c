@@ -153,10 +153,7 @@ static void wait_answers(const topology_names *t, long count, int timeout_ms)
 static void wait_stream_done(const topology_names *t)
 {
     wait_depth_at_least(t->outbound_queue, STREAM, 180000);
-    long long deadline = now_ms() + 180000;
-    while (queue_messages_total(t->inbound) != 0)
-        if (now_ms() > deadline)
-            FAIL("%s still has unacknowledged messages after 180 s", t->inbound);
+    wait_queue_empty_and_acked(t->inbound, 180000);
 }
 
 /* Runs the stream through one service and returns its messages per second (publishing done
