@@ -1,6 +1,8 @@
 #ifndef JA_ACK_WINDOW_H
 #define JA_ACK_WINDOW_H
 
+#include "buffer.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,8 +24,8 @@ typedef struct {
     size_t size;     /* a power of two */
     size_t deferred; /* settled tags waiting for a multiple ack */
     size_t max_deferred;
-    ja_tag_range *alone; /* settled tags past the window, already answered one by one */
-    size_t alone_count, alone_capacity;
+    ja_buffer alone; /* ja_tag_range items, sorted: settled tags past the window, already
+                        answered one by one */
 } ja_ack_window;
 
 /* prefetch bounds the deliveries outstanding at once. Returns 0 or -ENOMEM. */

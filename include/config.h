@@ -102,7 +102,7 @@ void ja_config_describe(const ja_config *cfg, char *out, size_t out_size);
 
 /* Writes url with the password of its user information (scheme://user:password@host) replaced,
  * so it can be logged. */
-void ja_redact_url(const char *url, char *out, size_t size);
+void ja_config_redact_url(const char *url, char *out, size_t size);
 
 /* The capacity of the consumer-to-worker ring: --ring-size, or the prefetch when 0. */
 size_t ja_config_ring_capacity(const ja_config *cfg);

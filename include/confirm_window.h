@@ -108,8 +108,7 @@ typedef struct {
     ja_publish *ready; /* circular deque of publishes to send now, oldest first */
     size_t ready_capacity, ready_start, ready_count;
 
-    ja_delayed_publish *delayed;
-    size_t delayed_count, delayed_capacity;
+    ja_buffer delayed;      /* ja_delayed_publish items, in no order */
     size_t unroutable_held; /* delayed entries held because no queue took them */
 
     uint64_t alone_seq;     /* a suspect publish in flight alone, or 0 */

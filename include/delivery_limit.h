@@ -31,7 +31,7 @@ typedef struct {
 
 /* Reads the counts from a delivery's headers; a missing header, or one that is not a
  * non-negative integer, counts 0. */
-ja_delivery_counts ja_delivery_counts_of(const amqp_basic_properties_t *props);
+ja_delivery_counts ja_delivery_limit_counts(const amqp_basic_properties_t *props);
 
 /* The delivery count from which a message is renewed: limit - ceil(limit / 4), leaving a quarter
  * of the limit for the returns the service cannot prevent (connections lost before the renewal is

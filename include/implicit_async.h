@@ -21,6 +21,6 @@ typedef enum {
  * Jube's formats differ in case) without allocating. guid receives the instance GUID, lower
  * case, for JA_ANSWER_PLACEHOLDER. Anything that is not a JSON object is JA_ANSWER_COMPLETE:
  * this only tells placeholders apart. */
-ja_answer_kind ja_answer_kind_of(const char *body, size_t len, char guid[JA_GUID_LEN + 1]);
+ja_answer_kind ja_implicit_async_kind_of(const char *body, size_t len, char guid[JA_GUID_LEN + 1]);
 
 #endif

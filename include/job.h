@@ -1,6 +1,8 @@
 #ifndef JA_JOB_H
 #define JA_JOB_H
 
+#include "buffer.h"
+#include "failure.h"
 #include "inbox.h"
 #include "key_scheduler.h"
 
@@ -16,9 +18,7 @@
  * that took it from the ring, then the publisher, then the consumer again through its inbox.
  * No two threads ever touch a job at the same time. */
 
-/* The longest x-jube-error-detail: a sentence plus at most 1 KiB of Jube's answer. */
-#define JA_ERROR_DETAIL_MAX 1400
-#define JA_GUID_LEN         36
+#define JA_GUID_LEN 36
 
 typedef enum {
     JA_JOB_NEW,         /* consumer -> worker: to be validated and sent to Jube */
@@ -31,19 +31,6 @@ typedef enum {
     JA_JOB_DROP,        /* its delivery belongs to a closed channel: just free it */
     JA_JOB_REJECT,      /* publisher -> consumer: nothing of it can be published; reject it */
 } ja_job_state;
-
-/* What was wrong with a message, as written into its dead letter. */
-typedef struct {
-    char code[40];                    /* x-jube-error, e.g. "invalid_json", "http_404" */
-    char detail[JA_ERROR_DETAIL_MAX]; /* x-jube-error-detail: a sentence for a person */
-} ja_failure;
-
-/* A growable byte buffer that keeps its memory between uses. */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} ja_buf;
 
 /* The publisher's bookkeeping for a job (confirm_window.c). */
 typedef struct {
@@ -66,7 +53,7 @@ typedef struct ja_job {
     int http_status;                  /* Jube's last status, 0 when none */
     int attempts;                     /* calls made to Jube */
     ja_failure failure;
-    ja_buf response;
+    ja_buffer response;
     /* Implicit Async (implicit_async.h): once Jube answered with a placeholder, the instance
      * GUID whose full answer is collected from the Callback endpoint (never by posting again),
      * until callback_deadline_ms. "" otherwise. */
@@ -92,25 +79,5 @@ static inline ja_job *ja_job_of(ja_inbox_node *node)
 {
     return (ja_job *)((char *)node - offsetof(ja_job, node));
 }
-
-/* Milliseconds on the monotonic clock. */
-uint64_t ja_now_ms(void);
-/* Microseconds on the same clock. */
-uint64_t ja_now_us(void);
-
-/* The length of text[0..len) without a UTF-8 character cut off at its end. */
-size_t ja_utf8_cut(const char *text, size_t len);
-
-/* Sets failure to code and a printf-formatted detail (cut on a character boundary). */
-void ja_failure_set(ja_failure *failure, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Appends n bytes unless the buffer would grow past limit. Returns 0 or -ENOMEM / -EMSGSIZE. */
-int ja_buf_append(ja_buf *buf, const void *data, size_t n, size_t limit);
-void ja_buf_free(ja_buf *buf);
-
-/* Writes at most max_in bytes of in, with quotes, backslashes and non-printable bytes escaped,
- * so any value can be quoted in a log line or an error detail. Always NUL-terminates. */
-void ja_escape_for_text(const void *in, size_t in_len, size_t max_in, char *out, size_t out_size);
 
 #endif

@@ -97,15 +97,15 @@ typedef struct {
 
 extern ja_metrics ja_stats;
 
-static inline void ja_count(atomic_ulong *counter)
+static inline void ja_metrics_count(atomic_ulong *counter)
 {
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
-void ja_histogram_observe(ja_histogram *h, uint64_t microseconds);
+void ja_metrics_observe(ja_histogram *h, uint64_t microseconds);
 
-ja_dead_letter_reason ja_dead_letter_reason_of(const char *failure_code);
-ja_http_class ja_http_class_of(long status, bool answered);
+ja_dead_letter_reason ja_metrics_dead_letter_reason(const char *failure_code);
+ja_http_class ja_metrics_http_class(long status, bool answered);
 
 /* Names the nodes (host:port) for the node label; the strings must outlive the metrics. */
 void ja_metrics_set_nodes(const char *const *names, int count);

@@ -35,7 +35,7 @@ typedef enum {
 
 /* Parses "" (off), "$.Name[.Name...]" or "header:NAME". Returns 0, or -1 with a sentence for a
  * person in err that quotes the value and says what is allowed. */
-int ja_order_spec_parse(const char *text, ja_order_spec *spec, char *err, size_t err_size);
+int ja_order_key_parse_spec(const char *text, ja_order_spec *spec, char *err, size_t err_size);
 
 /* Finds the key of a message. key receives *key_len bytes (not NUL-terminated) when found. */
 ja_key_status ja_order_key_of(const ja_order_spec *spec, const void *body, size_t body_len,
@@ -43,6 +43,6 @@ ja_key_status ja_order_key_of(const ja_order_spec *spec, const void *body, size_
                               size_t *key_len);
 
 /* A label for metrics and dead letters: "missing", "not_scalar", "too_long". */
-const char *ja_key_status_name(ja_key_status status);
+const char *ja_order_key_status_name(ja_key_status status);
 
 #endif

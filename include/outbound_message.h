@@ -25,33 +25,33 @@ typedef struct {
  * and headers (less CC and BCC), plus EntityAnalysisModelGuid, x-jube-http-status,
  * x-jube-publish-seq and, for an answer collected after an Implicit Async placeholder,
  * x-jube-implicit-async: callback. Returns 0 or -ENOMEM. */
-int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
-                           amqp_basic_properties_t *props);
+int ja_outbound_message_response(const ja_job *job, ja_header_scratch *scratch,
+                                 uint64_t publish_seq, amqp_basic_properties_t *props);
 
 /* Dead letter: the inbound properties (without an expiration, which would silently drop it, and
  * without user_id, which the broker would refuse), persistent, the inbound headers (less CC and
  * BCC; none at all once job->publishing.bare), plus x-jube-error, x-jube-error-detail,
  * x-jube-http-status, x-jube-attempts, x-jube-publish-seq and, for a body cut at
  * --max-body-bytes, x-jube-body-size. Returns 0 or -ENOMEM. */
-int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
-                              amqp_basic_properties_t *props);
+int ja_outbound_message_dead_letter(const ja_job *job, ja_header_scratch *scratch,
+                                    uint64_t publish_seq, amqp_basic_properties_t *props);
 
 /* Renewal (delivery_limit.h): the inbound message again, as the producer sent it (less user_id,
  * which the broker would refuse), persistent, its headers less the broker's x-delivery-count and
  * x-acquired-count (and CC, BCC, x-jube-*), plus x-jube-renewals (one more than it carried) and
  * x-jube-publish-seq. Returns 0 or -ENOMEM. */
-int ja_renewal_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
-                          amqp_basic_properties_t *props);
+int ja_outbound_message_renewal(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
+                                amqp_basic_properties_t *props);
 
 /* True when a reply_to names RabbitMQ's direct reply-to (amq.rabbitmq.reply-to...): replies to it
  * reach the requester's channel without a queue. */
-bool ja_is_direct_reply_to(amqp_bytes_t reply_to);
+bool ja_outbound_message_is_direct_reply_to(amqp_bytes_t reply_to);
 
 /* True when props fit in one content-header frame of a connection with this frame_max; scratch
  * must hold frame_max bytes. */
-bool ja_properties_fit(const amqp_basic_properties_t *props, uint32_t frame_max,
-                       amqp_bytes_t scratch);
+bool ja_outbound_message_fits(const amqp_basic_properties_t *props, uint32_t frame_max,
+                              amqp_bytes_t scratch);
 
-void ja_header_scratch_free(ja_header_scratch *scratch);
+void ja_outbound_message_scratch_free(ja_header_scratch *scratch);
 
 #endif

@@ -19,13 +19,4 @@ ja_outcome ja_outcome_classify(bool transport_ok, long http_status, size_t body_
 
 const char *ja_outcome_name(ja_outcome outcome);
 
-/* The delay before attempt number `attempt` (1 for the first retry): exponential from base_ms,
- * capped at max_ms, with equal jitter (half fixed, half random) so that many workers never
- * retry in step. rng is the caller's own xorshift state, never 0. */
-uint64_t ja_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms, uint64_t *rng);
-
-/* Parses a Retry-After header value (seconds, or an HTTP date relative to now). Returns the
- * delay in milliseconds, or -1 when the value is neither. */
-int64_t ja_retry_after_ms(const char *value, time_t now);
-
 #endif

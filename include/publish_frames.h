@@ -1,6 +1,8 @@
 #ifndef JA_PUBLISH_FRAMES_H
 #define JA_PUBLISH_FRAMES_H
 
+#include "buffer.h"
+
 #include <amqp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,26 +15,15 @@
  * and the properties is still rabbitmq-c's (amqp_encode_method, amqp_encode_properties); only the
  * framing around it is here. With TLS the publisher keeps using amqp_basic_publish.
  *
- * Pure: a buffer owned by the publisher, no I/O. */
-
-typedef struct {
-    uint8_t *data;
-    size_t len, capacity;
-} ja_frame_buffer;
+ * Pure: a buffer owned by the publisher (buffer.h), no I/O. */
 
 /* Appends the frames of one publish (method, content header, body split at frame_max).
  * Returns 0; AMQP_STATUS_TABLE_TOO_BIG when the properties do not fit in one frame (nothing is
  * appended: rabbitmq-c would have sent the method frame alone, breaking the connection's
  * framing); AMQP_STATUS_NO_MEMORY. */
-int ja_frames_append_publish(ja_frame_buffer *buffer, amqp_channel_t channel, uint32_t frame_max,
+int ja_publish_frames_append(ja_buffer *buffer, amqp_channel_t channel, uint32_t frame_max,
                              amqp_bytes_t exchange, amqp_bytes_t routing_key, bool mandatory,
                              const amqp_basic_properties_t *properties, amqp_bytes_t body);
-
-void ja_frame_buffer_free(ja_frame_buffer *buffer);
-
-/* An empty buffer grown past `keep` bytes (by one large publish: a 16 MiB response, a dead letter
- * with a 128 MiB body) gives its memory back; the next publish grows it again as needed. */
-void ja_frame_buffer_trim(ja_frame_buffer *buffer, size_t keep);
 
 /* What the broker last said of blocking in bytes peeked from the socket, unread by rabbitmq-c:
  * RabbitMQ sends connection.blocked and then stops reading a publishing connection, so a
@@ -46,6 +37,6 @@ typedef enum {
     JA_PEEK_UNBLOCKED, /* connection.unblocked last */
 } ja_peek_blocking;
 
-ja_peek_blocking ja_frames_peek_blocking(const uint8_t *bytes, size_t len);
+ja_peek_blocking ja_publish_frames_peek_blocking(const uint8_t *bytes, size_t len);
 
 #endif

@@ -8,7 +8,7 @@
 #include "ring.h"
 #include "metrics.h"
 #include "watchdog.h"
-#include "worker_bell.h"
+#include "worker_bells.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

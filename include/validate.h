@@ -14,7 +14,7 @@
 #define JA_MODEL_HEADER "EntityAnalysisModelGuid"
 
 /* True for 8-4-4-4-12 hexadecimal digits, either case. */
-bool ja_guid_is_valid(const char *s, size_t len);
+bool ja_validate_guid(const char *s, size_t len);
 
 /* Finds the EntityAnalysisModelGuid header (an AMQP long string 'S' or byte array 'x'), checks
  * it is a GUID and writes it in lower case to guid. */
@@ -27,7 +27,8 @@ bool ja_validate_model_header(const amqp_basic_properties_t *props, char guid[JA
 /* Copies a valid W3C traceparent header (long string or byte array) into out, or leaves out
  * empty when there is none or it is malformed: trace context is best effort and never a
  * reason to refuse a message, and only a well-formed value may go into an HTTP header. */
-void ja_find_traceparent(const amqp_basic_properties_t *props, char out[JA_TRACEPARENT_LEN + 1]);
+void ja_validate_traceparent(const amqp_basic_properties_t *props,
+                             char out[JA_TRACEPARENT_LEN + 1]);
 
 /* Checks the body size the content header announced. The consumer keeps at most max_bytes of a
  * body (kept), so a larger one is dead-lettered with what was kept of it. */
@@ -35,10 +36,5 @@ bool ja_validate_body_size(uint64_t announced, size_t kept, size_t max_bytes, ja
 
 /* Checks the body is not empty, at most max_bytes long, and one JSON object (RFC 8259). */
 bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure *why);
-
-/* The JSON check alone: returns NULL when text is exactly one valid JSON value (with optional
- * surrounding white space), else a description of the first problem, with its byte offset
- * written to error_offset. */
-const char *ja_json_check(const char *text, size_t len, size_t *error_offset, bool *is_object);
 
 #endif

@@ -21,26 +21,26 @@ typedef struct {
     _Atomic uint64_t busy_since; /* ms; 0 while the owner waits for input */
 } ja_watched_connection;
 
-void ja_watch_init(ja_watched_connection *w, const char *name);
-void ja_watch_destroy(ja_watched_connection *w);
+void ja_watchdog_init(ja_watched_connection *w, const char *name);
+void ja_watchdog_destroy(ja_watched_connection *w);
 
 /* The owner made a connection on socket fd (busy from now on), or is about to free it (fd -1). */
-void ja_watch_attach(ja_watched_connection *w, int fd, uint64_t now);
+void ja_watchdog_attach(ja_watched_connection *w, int fd, uint64_t now);
 
 /* The owner leaves its wait, or made progress (now in ms, never 0), or goes back to waiting. */
-static inline void ja_watch_busy(ja_watched_connection *w, uint64_t now)
+static inline void ja_watchdog_busy(ja_watched_connection *w, uint64_t now)
 {
     atomic_store_explicit(&w->busy_since, now, memory_order_relaxed);
 }
-static inline void ja_watch_idle(ja_watched_connection *w)
+static inline void ja_watchdog_idle(ja_watched_connection *w)
 {
     atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
 }
 
 /* True when an owner busy since busy_since is stuck at now. */
-bool ja_watch_is_stuck(uint64_t busy_since, uint64_t now, uint64_t limit_ms);
+bool ja_watchdog_is_stuck(uint64_t busy_since, uint64_t now, uint64_t limit_ms);
 
 /* Shuts the socket down when its owner is stuck. Returns true when it did. */
-bool ja_watch_check(ja_watched_connection *w, uint64_t now, uint64_t limit_ms);
+bool ja_watchdog_check(ja_watched_connection *w, uint64_t now, uint64_t limit_ms);
 
 #endif

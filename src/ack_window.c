@@ -10,6 +10,16 @@ enum {
     ANSWERED = 2, /* settled and already answered on its own */
 };
 
+static ja_tag_range *alone(const ja_ack_window *w)
+{
+    return (ja_tag_range *)(void *)w->alone.data;
+}
+
+static size_t alone_count(const ja_ack_window *w)
+{
+    return w->alone.len / sizeof(ja_tag_range);
+}
+
 int ja_ack_window_init(ja_ack_window *w, unsigned prefetch)
 {
     memset(w, 0, sizeof *w);
@@ -25,7 +35,7 @@ int ja_ack_window_init(ja_ack_window *w, unsigned prefetch)
 void ja_ack_window_free(ja_ack_window *w)
 {
     free(w->state);
-    free(w->alone);
+    ja_buffer_free(&w->alone);
     memset(w, 0, sizeof *w);
 }
 
@@ -34,39 +44,34 @@ void ja_ack_window_reset(ja_ack_window *w)
     memset(w->state, 0, w->size);
     w->floor = 0;
     w->deferred = 0;
-    w->alone_count = 0;
+    w->alone.len = 0;
 }
 
 /* Keeps the ranges sorted and merged; tags mostly arrive in order, so this is cheap. */
 static bool add_alone(ja_ack_window *w, uint64_t tag)
 {
-    size_t i = w->alone_count;
-    while (i > 0 && w->alone[i - 1].lo > tag)
+    size_t count = alone_count(w);
+    size_t i = count;
+    while (i > 0 && alone(w)[i - 1].lo > tag)
         i--;
-    if (i > 0 && w->alone[i - 1].hi + 1 == tag) {
-        w->alone[i - 1].hi = tag;
-        if (i < w->alone_count && w->alone[i].lo == tag + 1) { /* closes a gap */
-            w->alone[i - 1].hi = w->alone[i].hi;
-            memmove(&w->alone[i], &w->alone[i + 1], (w->alone_count - i - 1) * sizeof *w->alone);
-            w->alone_count--;
+    if (i > 0 && alone(w)[i - 1].hi + 1 == tag) {
+        alone(w)[i - 1].hi = tag;
+        if (i < count && alone(w)[i].lo == tag + 1) { /* closes a gap */
+            alone(w)[i - 1].hi = alone(w)[i].hi;
+            memmove(&alone(w)[i], &alone(w)[i + 1], (count - i - 1) * sizeof(ja_tag_range));
+            w->alone.len -= sizeof(ja_tag_range);
         }
         return true;
     }
-    if (i < w->alone_count && w->alone[i].lo == tag + 1) {
-        w->alone[i].lo = tag;
+    if (i < count && alone(w)[i].lo == tag + 1) {
+        alone(w)[i].lo = tag;
         return true;
     }
-    if (w->alone_count == w->alone_capacity) {
-        size_t capacity = w->alone_capacity ? w->alone_capacity * 2 : 16;
-        ja_tag_range *grown = realloc(w->alone, capacity * sizeof *grown);
-        if (!grown)
-            return false;
-        w->alone = grown;
-        w->alone_capacity = capacity;
-    }
-    memmove(&w->alone[i + 1], &w->alone[i], (w->alone_count - i) * sizeof *w->alone);
-    w->alone[i] = (ja_tag_range){tag, tag};
-    w->alone_count++;
+    if (ja_buffer_reserve(&w->alone, sizeof(ja_tag_range)) != 0)
+        return false;
+    memmove(&alone(w)[i + 1], &alone(w)[i], (count - i) * sizeof(ja_tag_range));
+    alone(w)[i] = (ja_tag_range){tag, tag};
+    w->alone.len += sizeof(ja_tag_range);
     return true;
 }
 
@@ -115,12 +120,12 @@ uint64_t ja_ack_window_advance(ja_ack_window *w)
             multiple = next;
             w->deferred--;
         } else if (*slot == OPEN) {
-            if (w->alone_count == 0 || w->alone[0].lo != next)
+            if (alone_count(w) == 0 || alone(w)[0].lo != next)
                 break;
             /* A run answered alone: jump over it. Its tags never used the window's slots. */
-            w->floor = w->alone[0].hi;
-            memmove(&w->alone[0], &w->alone[1], (w->alone_count - 1) * sizeof *w->alone);
-            w->alone_count--;
+            w->floor = alone(w)[0].hi;
+            w->alone.len -= sizeof(ja_tag_range);
+            memmove(&alone(w)[0], &alone(w)[1], w->alone.len);
             continue;
         }
         *slot = OPEN;

@@ -21,7 +21,7 @@
 /* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out,
  * upstream issue #780): the kernel now fails the socket once data stays unacknowledged for two
  * heartbeats, and probes an idle one. */
-void ja_amqp_socket_blocked(amqp_connection_state_t conn, int heartbeat_s, bool blocked)
+void ja_amqp_connection_socket_blocked(amqp_connection_state_t conn, int heartbeat_s, bool blocked)
 {
     unsigned int user_timeout_ms = blocked ? 0 : (unsigned int)heartbeat_s * 2000u;
     int fd = amqp_get_sockfd(conn);
@@ -121,8 +121,8 @@ static void describe_open_failure(const struct amqp_connection_info *info, int r
                  amqp_error_string2(rc));
 }
 
-amqp_connection_state_t ja_amqp_open(const ja_config *cfg, int broker, const char *name, char *err,
-                                     size_t err_size)
+amqp_connection_state_t ja_amqp_connection_open(const ja_config *cfg, int broker, const char *name,
+                                                char *err, size_t err_size)
 {
     const struct amqp_connection_info *info = &cfg->brokers[broker].amqp;
     amqp_connection_state_t conn = amqp_new_connection();
@@ -186,7 +186,7 @@ amqp_connection_state_t ja_amqp_open(const ja_config *cfg, int broker, const cha
         AMQP_SASL_METHOD_PLAIN, info->user, info->password);
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[512];
-        ja_amqp_describe_reply(reply, why, sizeof why);
+        ja_amqp_connection_describe_reply(reply, why, sizeof why);
         /* A broker that requires a client certificate ends the TLS session only now, when the
          * handshake is over from the client's side; say what is the likely cause. */
         bool maybe_client_cert = info->ssl && !cfg->tls_cert[0] &&
@@ -203,7 +203,7 @@ amqp_connection_state_t ja_amqp_open(const ja_config *cfg, int broker, const cha
     reply = amqp_get_rpc_reply(conn);
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[512];
-        ja_amqp_describe_reply(reply, why, sizeof why);
+        ja_amqp_connection_describe_reply(reply, why, sizeof why);
         snprintf(err, err_size, "could not open a channel: %s", why);
         goto fail;
     }
@@ -213,7 +213,7 @@ fail:
     return NULL;
 }
 
-void ja_amqp_close(amqp_connection_state_t conn)
+void ja_amqp_connection_close(amqp_connection_state_t conn)
 {
     if (!conn)
         return;
@@ -222,26 +222,26 @@ void ja_amqp_close(amqp_connection_state_t conn)
     amqp_destroy_connection(conn);
 }
 
-void ja_amqp_destroy(amqp_connection_state_t conn)
+void ja_amqp_connection_destroy(amqp_connection_state_t conn)
 {
     if (conn)
         amqp_destroy_connection(conn);
 }
 
-bool ja_amqp_reopen_channel(amqp_connection_state_t conn, amqp_channel_t channel, char *err,
-                            size_t err_size)
+bool ja_amqp_connection_reopen_channel(amqp_connection_state_t conn, amqp_channel_t channel,
+                                       char *err, size_t err_size)
 {
     amqp_channel_open(conn, channel);
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     if (reply.reply_type == AMQP_RESPONSE_NORMAL)
         return true;
     char why[512];
-    ja_amqp_describe_reply(reply, why, sizeof why);
+    ja_amqp_connection_describe_reply(reply, why, sizeof why);
     snprintf(err, err_size, "could not re-open the channel: %s", why);
     return false;
 }
 
-void ja_amqp_describe_reply(amqp_rpc_reply_t reply, char *out, size_t out_size)
+void ja_amqp_connection_describe_reply(amqp_rpc_reply_t reply, char *out, size_t out_size)
 {
     switch (reply.reply_type) {
     case AMQP_RESPONSE_NORMAL:
@@ -271,8 +271,8 @@ void ja_amqp_describe_reply(amqp_rpc_reply_t reply, char *out, size_t out_size)
     snprintf(out, out_size, "unknown reply type %d", (int)reply.reply_type);
 }
 
-void ja_amqp_answer_close(amqp_connection_state_t conn, amqp_channel_t channel,
-                          const amqp_method_t *method)
+void ja_amqp_connection_answer_close(amqp_connection_state_t conn, amqp_channel_t channel,
+                                     const amqp_method_t *method)
 {
     if (method->id == AMQP_CHANNEL_CLOSE_METHOD) {
         amqp_channel_close_ok_t ok = {0};
@@ -283,7 +283,8 @@ void ja_amqp_answer_close(amqp_connection_state_t conn, amqp_channel_t channel,
     }
 }
 
-int ja_amqp_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms, bool watch_socket)
+int ja_amqp_connection_wait(amqp_connection_state_t conn, int extra_fd, int timeout_ms,
+                            bool watch_socket)
 {
     /* Input the library already read would never wake poll(): look there first. */
     int ready = 0;

@@ -517,7 +517,7 @@ static int validate(ja_config *cfg, const value_source *sources, char *err, size
     }
     if (!has_prefix(cfg->jube_url, "http://") && !has_prefix(cfg->jube_url, "https://")) {
         char shown[600];
-        ja_redact_url(cfg->jube_url, shown, sizeof shown);
+        ja_config_redact_url(cfg->jube_url, shown, sizeof shown);
         snprintf(err, err_size, "--jube-url: '%s' does not start with http:// or https://", shown);
         return -EINVAL;
     }
@@ -541,7 +541,7 @@ static int validate(ja_config *cfg, const value_source *sources, char *err, size
         }
     }
 
-    if (ja_order_spec_parse(cfg->order_by, &cfg->order_spec, err, err_size) != 0)
+    if (ja_order_key_parse_spec(cfg->order_by, &cfg->order_spec, err, err_size) != 0)
         return -EINVAL;
 
     rc = parse_brokers(cfg, err, err_size);
@@ -673,7 +673,7 @@ static void redact_uri(const ja_config *cfg, char *out, size_t size)
     }
 }
 
-void ja_redact_url(const char *url, char *out, size_t size)
+void ja_config_redact_url(const char *url, char *out, size_t size)
 {
     const char *scheme_end = strstr(url, "://");
     const char *authority = scheme_end ? scheme_end + 3 : url;
@@ -700,7 +700,7 @@ void ja_config_describe(const ja_config *cfg, char *out, size_t out_size)
         if (opt->offset == offsetof(ja_config, amqp_uri)) {
             redact_uri(cfg, value, sizeof value);
         } else if (opt->offset == offsetof(ja_config, jube_url)) {
-            ja_redact_url(cfg->jube_url, value, sizeof value);
+            ja_config_redact_url(cfg->jube_url, value, sizeof value);
         } else if (opt->type == OPT_INT) {
             snprintf(value, sizeof value, "%d", *(const int *)const_field_of(cfg, opt));
         } else if (opt->type == OPT_CHOICE) {

@@ -1,6 +1,8 @@
 #include "confirm_window.h"
 
-#include "outcome.h"
+#include "oom.h"
+#include "backoff.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,31 +10,33 @@
 #include <string.h>
 
 /* Memory for the window grows with the traffic; running out after start-up ends the process
- * (a half-tracked publish would be worse than a restart, which loses nothing). */
-static void *grow(void *array, size_t count, size_t size)
+ * (oom.h: a half-tracked publish would be worse than a restart, which loses nothing). */
+
+/* A circular array of `count` items of `size` bytes from `start` in `capacity`, copied in order
+ * to the front of a new one twice as large (or of `first` items when empty). */
+static void *grow_circular(void *items, size_t *start, size_t count, size_t *capacity, size_t first,
+                           size_t size)
 {
-    void *grown = realloc(array, count * size);
-    if (!grown) {
-        fprintf(stderr, "jube-amqp: out of memory tracking publishes\n");
-        abort();
-    }
-    return grown;
+    size_t grown_capacity = *capacity ? *capacity * 2 : first;
+    ja_buffer grown = {0};
+    if (ja_buffer_reserve(&grown, grown_capacity * size) != 0)
+        ja_oom("tracking publishes");
+    size_t head = *capacity - *start < count ? *capacity - *start : count;
+    memcpy(grown.data, (char *)items + *start * size, head * size);
+    memcpy(grown.data + head * size, items, (count - head) * size);
+    free(items);
+    *start = 0;
+    *capacity = grown_capacity;
+    return grown.data;
 }
 
 /* ---- the ready deque ---- */
 
 static void ready_reserve(ja_confirm_window *w)
 {
-    if (w->ready_count < w->ready_capacity)
-        return;
-    size_t capacity = w->ready_capacity ? w->ready_capacity * 2 : 256;
-    ja_publish *grown = grow(NULL, capacity, sizeof *grown);
-    for (size_t i = 0; i < w->ready_count; i++)
-        grown[i] = w->ready[(w->ready_start + i) & (w->ready_capacity - 1)];
-    free(w->ready);
-    w->ready = grown;
-    w->ready_capacity = capacity;
-    w->ready_start = 0;
+    if (w->ready_count == w->ready_capacity)
+        w->ready = grow_circular(w->ready, &w->ready_start, w->ready_count, &w->ready_capacity, 256,
+                                 sizeof *w->ready);
 }
 
 static void ready_push_back(ja_confirm_window *w, ja_job *job, ja_publish_target target)
@@ -68,16 +72,9 @@ static ja_sent_publish *sent_at(const ja_confirm_window *w, uint64_t seq)
 
 static void sent_reserve(ja_confirm_window *w)
 {
-    if (w->sent_count < w->sent_capacity)
-        return;
-    size_t capacity = w->sent_capacity ? w->sent_capacity * 2 : 1024;
-    ja_sent_publish *grown = grow(NULL, capacity, sizeof *grown);
-    for (size_t i = 0; i < w->sent_count; i++)
-        grown[i] = w->sent[(w->sent_start + i) & (w->sent_capacity - 1)];
-    free(w->sent);
-    w->sent = grown;
-    w->sent_capacity = capacity;
-    w->sent_start = 0;
+    if (w->sent_count == w->sent_capacity)
+        w->sent = grow_circular(w->sent, &w->sent_start, w->sent_count, &w->sent_capacity, 1024,
+                                sizeof *w->sent);
 }
 
 static void drop_settled_head(ja_confirm_window *w)
@@ -144,21 +141,30 @@ static void delay(ja_confirm_window *w, ja_job *job, ja_publish_target target, u
         release(w, job, JA_JOB_REQUEUE);
         return;
     }
-    if (w->delayed_count == w->delayed_capacity) {
-        w->delayed_capacity = w->delayed_capacity ? w->delayed_capacity * 2 : 64;
-        w->delayed = grow(w->delayed, w->delayed_capacity, sizeof *w->delayed);
-    }
-    w->delayed[w->delayed_count++] =
-        (ja_delayed_publish){.job = job, .target = target, .due_ms = due, .unroutable = unroutable};
+    ja_delayed_publish entry = {
+        .job = job, .target = target, .due_ms = due, .unroutable = unroutable};
+    if (ja_buffer_append(&w->delayed, &entry, sizeof entry, SIZE_MAX) != 0)
+        ja_oom("tracking publishes");
     if (unroutable)
         w->unroutable_held++;
 }
 
+static ja_delayed_publish *delayed(const ja_confirm_window *w)
+{
+    return (ja_delayed_publish *)(void *)w->delayed.data;
+}
+
+static size_t delayed_count(const ja_confirm_window *w)
+{
+    return w->delayed.len / sizeof(ja_delayed_publish);
+}
+
 static void remove_delayed(ja_confirm_window *w, size_t i)
 {
-    if (w->delayed[i].unroutable)
+    if (delayed(w)[i].unroutable)
         w->unroutable_held--;
-    w->delayed[i] = w->delayed[--w->delayed_count];
+    w->delayed.len -= sizeof(ja_delayed_publish);
+    delayed(w)[i] = delayed(w)[delayed_count(w)];
 }
 
 /* The publish broke the channel on its own (or could not be encoded): the next, plainer form of
@@ -182,7 +188,7 @@ static void demote(ja_confirm_window *w, ja_job *job, ja_publish_target target, 
     if (target != JA_TARGET_DEAD_LETTER) {
         if (job->state != JA_JOB_DEAD_LETTER) {
             char answer[1100];
-            ja_escape_for_text(job->response.data, job->response.len, 1024, answer, sizeof answer);
+            ja_text_escape(job->response.data, job->response.len, 1024, answer, sizeof answer);
             ja_failure_set(&job->failure, "unpublishable",
                            "Jube answered HTTP %d, but its response could not be published: %s. "
                            "Jube answered: \"%s\"",
@@ -234,7 +240,7 @@ void ja_confirm_window_free(ja_confirm_window *w)
 {
     free(w->sent);
     free(w->ready);
-    free(w->delayed);
+    ja_buffer_free(&w->delayed);
     memset(w, 0, sizeof *w);
 }
 
@@ -258,12 +264,12 @@ void ja_confirm_window_submit(ja_confirm_window *w, ja_job *job)
 /* Moves every delayed publish that is due to the back of the ready deque. */
 static void promote_due(ja_confirm_window *w, uint64_t now)
 {
-    for (size_t i = 0; i < w->delayed_count;) {
-        if (w->delayed[i].due_ms > now) {
+    for (size_t i = 0; i < delayed_count(w);) {
+        if (delayed(w)[i].due_ms > now) {
             i++;
             continue;
         }
-        ready_push_back(w, w->delayed[i].job, w->delayed[i].target);
+        ready_push_back(w, delayed(w)[i].job, delayed(w)[i].target);
         remove_delayed(w, i);
     }
 }
@@ -424,8 +430,8 @@ void ja_confirm_window_sweep(ja_confirm_window *w, uint64_t now, uint64_t live_g
         else
             ready_push_back(w, p.job, p.target);
     }
-    for (size_t i = 0; i < w->delayed_count;) {
-        ja_delayed_publish d = w->delayed[i];
+    for (size_t i = 0; i < delayed_count(w);) {
+        ja_delayed_publish d = delayed(w)[i];
         ja_job_state end = must_not_send(w, d.job, now, live_generation, true);
         if (end == JA_JOB_ACK) {
             i++;
@@ -455,9 +461,9 @@ uint64_t ja_confirm_window_next_due_ms(const ja_confirm_window *w)
     uint64_t soonest = UINT64_MAX;
     /* While a confirm is awaited nothing goes out, whatever is due: no wake-up for it. */
     if (!waits_for_a_confirm(w)) {
-        for (size_t i = 0; i < w->delayed_count; i++)
-            if (w->delayed[i].due_ms < soonest)
-                soonest = w->delayed[i].due_ms;
+        for (size_t i = 0; i < delayed_count(w); i++)
+            if (delayed(w)[i].due_ms < soonest)
+                soonest = delayed(w)[i].due_ms;
         /* Nor before the next probe of a refusing broker may go out. */
         if (refusing(w) && (w->ready_count > 0 || soonest < w->probe_due_ms))
             soonest = w->probe_due_ms;

@@ -1,5 +1,6 @@
 #include "consumer.h"
 
+#include "clock.h"
 #include "ack_window.h"
 #include "amqp_connection.h"
 #include "delivery.h"
@@ -61,7 +62,7 @@ static void recycle_job(consumer *c, ja_job *job)
         c->spare[c->spare_count++] = job; /* keeps its response buffer too */
         return;
     }
-    ja_buf_free(&job->response);
+    ja_buffer_free(&job->response);
     free(job);
 }
 
@@ -103,8 +104,8 @@ static void lose_connection(consumer *c, const char *why)
     ja_log_warn("consumer connection to node %s lost: %s; %zu unacknowledged deliveries will be "
                 "redelivered by the broker",
                 c->cfg->brokers[ja_reconnect_node(&c->reconnect)].name, why, c->in_flight);
-    ja_watch_attach(&c->svc->watch[JA_CONN_CONSUMER], -1, 0);
-    ja_amqp_destroy(c->conn);
+    ja_watchdog_attach(&c->svc->watch[JA_CONN_CONSUMER], -1, 0);
+    ja_amqp_connection_destroy(c->conn);
     c->conn = NULL;
     c->in_flight = 0;
     c->parked = 0;
@@ -130,7 +131,7 @@ static void lose_connection(consumer *c, const char *why)
         publish_order_gauges(c);
     }
     /* A connection that dies soon after it was made does not reset the backoff. */
-    uint64_t delay = ja_reconnect_lost(&c->reconnect, c->cfg, ja_now_ms());
+    uint64_t delay = ja_reconnect_lost(&c->reconnect, c->cfg, ja_clock_ms());
     if (delay > 0)
         ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
 }
@@ -139,8 +140,8 @@ static bool connect_consumer(consumer *c)
 {
     char err[1024];
     const char *queue = c->cfg->inbound_queue;
-    c->conn = ja_amqp_open(c->cfg, ja_reconnect_node(&c->reconnect), "jube-amqp consumer", err,
-                           sizeof err);
+    c->conn = ja_amqp_connection_open(c->cfg, ja_reconnect_node(&c->reconnect),
+                                      "jube-amqp consumer", err, sizeof err);
     int topology =
         c->conn ? ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err, sizeof err) : -1;
     if (topology == JA_TOPOLOGY_UNUSABLE) {
@@ -166,20 +167,20 @@ static bool connect_consumer(consumer *c)
             atomic_store(&c->svc->live_generation, c->generation);
             ja_reconnect_succeeded(&c->reconnect, c->cfg);
             if (c->generation > 1)
-                ja_count(&ja_stats.reconnects[JA_CONN_CONSUMER]);
+                ja_metrics_count(&ja_stats.reconnects[JA_CONN_CONSUMER]);
             atomic_store(&ja_stats.node[JA_CONN_CONSUMER], ja_reconnect_node(&c->reconnect));
             atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], true);
-            ja_watch_attach(&c->svc->watch[JA_CONN_CONSUMER], amqp_get_sockfd(c->conn),
-                            ja_now_ms());
+            ja_watchdog_attach(&c->svc->watch[JA_CONN_CONSUMER], amqp_get_sockfd(c->conn),
+                               ja_clock_ms());
             ja_log_info("consuming queue '%s' with prefetch %d", queue, c->cfg->prefetch);
             return true;
         }
         char why[512];
-        ja_amqp_describe_reply(reply, why, sizeof why);
+        ja_amqp_connection_describe_reply(reply, why, sizeof why);
         snprintf(err, sizeof err, "could not consume queue '%s': %s", queue, why);
     }
     if (c->conn)
-        ja_amqp_destroy(c->conn);
+        ja_amqp_connection_destroy(c->conn);
     c->conn = NULL;
     uint64_t delay = ja_reconnect_failed(&c->reconnect, c->cfg, err);
     ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
@@ -208,11 +209,11 @@ static bool find_order_key(consumer *c, ja_job *job)
     job->order_key_len = (unsigned short)len;
     job->ordered = status == JA_KEY_FOUND;
     if (!job->ordered)
-        ja_count(&ja_stats.order_unordered[status]);
+        ja_metrics_count(&ja_stats.order_unordered[status]);
     /* RabbitMQ 4.x quorum queues deliver higher priorities first, before earlier messages of the
      * same key: the service cannot undo that, so it keeps delivery order and says so. */
     if (job->ordered && (msg->properties._flags & AMQP_BASIC_PRIORITY_FLAG)) {
-        ja_count(&ja_stats.order_priority);
+        ja_metrics_count(&ja_stats.order_priority);
         if (!c->priority_seen) {
             c->priority_seen = true;
             ja_log_warn("a message of an ordered queue carries priority %u: RabbitMQ 4.x quorum "
@@ -263,7 +264,7 @@ static bool dispatch(consumer *c, ja_job *job)
 static bool renew_near_the_limit(consumer *c, ja_job *job)
 {
     const amqp_message_t *msg = &job->envelope.message;
-    ja_delivery_counts counts = ja_delivery_counts_of(&msg->properties);
+    ja_delivery_counts counts = ja_delivery_limit_counts(&msg->properties);
     job->delivery_count = counts.delivery_count;
     job->renewals = counts.renewals;
     if (!ja_delivery_limit_must_renew(c->cfg->delivery_limit, counts.delivery_count))
@@ -298,7 +299,7 @@ static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_
     job->envelope = *envelope;
     job->body_size = body_size;
     job->generation = c->generation;
-    job->received_ms = ja_now_ms();
+    job->received_ms = ja_clock_ms();
     job->state = JA_JOB_NEW;
     job->http_status = 0;
     job->attempts = 0;
@@ -310,8 +311,8 @@ static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_
     job->order_key_status = JA_KEY_FOUND;
     job->order_key_len = 0;
     c->in_flight++;
-    ja_nap_event(&c->nap, ja_now_us());
-    ja_count(&ja_stats.consumed);
+    ja_nap_event(&c->nap, ja_clock_us());
+    ja_metrics_count(&ja_stats.consumed);
     atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
     if (renew_near_the_limit(c, job))
         return;
@@ -345,8 +346,8 @@ static bool handle_method(consumer *c, amqp_method_t *method)
     case AMQP_CHANNEL_CLOSE_METHOD:
     case AMQP_CONNECTION_CLOSE_METHOD: {
         amqp_rpc_reply_t reply = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION, .reply = *method};
-        ja_amqp_describe_reply(reply, why, sizeof why);
-        ja_amqp_answer_close(c->conn, JA_CHANNEL, method);
+        ja_amqp_connection_describe_reply(reply, why, sizeof why);
+        ja_amqp_connection_answer_close(c->conn, JA_CHANNEL, method);
         lose_connection(c, why);
         return false;
     }
@@ -371,10 +372,10 @@ static bool read_delivery(consumer *c, const amqp_frame_t *deliver)
     switch (rc) {
     case 0:
         take_delivery(c, &envelope, body_size);
-        ja_watch_busy(&c->svc->watch[JA_CONN_CONSUMER], ja_now_ms());
+        ja_watchdog_busy(&c->svc->watch[JA_CONN_CONSUMER], ja_clock_ms());
         return true;
     case JA_DELIVERY_NO_MEMORY:
-        ja_count(&ja_stats.consumed);
+        ja_metrics_count(&ja_stats.consumed);
         return_at_once(c, tag, "out of memory");
         return true;
     case JA_DELIVERY_CLOSED:
@@ -471,15 +472,15 @@ static bool settle_returned_jobs(consumer *c, bool stopping)
             uint64_t tag = job->envelope.delivery_tag;
             if (job->state == JA_JOB_REQUEUE || job->state == JA_JOB_REJECT) {
                 bool requeue = job->state == JA_JOB_REQUEUE;
-                ja_count(requeue ? &ja_stats.requeued : &ja_stats.rejected);
+                ja_metrics_count(requeue ? &ja_stats.requeued : &ja_stats.rejected);
                 rc = amqp_basic_nack(c->conn, JA_CHANNEL, tag, 0, requeue);
                 ja_ack_window_settle(&c->acks, tag, true);
             } else if (ja_ack_window_settle(&c->acks, tag, false)) {
                 rc = amqp_basic_ack(c->conn, JA_CHANNEL, tag, 0);
             }
             if (job->state == JA_JOB_ACK)
-                ja_histogram_observe(&ja_stats.end_to_end_seconds,
-                                     (ja_now_ms() - job->received_ms) * 1000u);
+                ja_metrics_observe(&ja_stats.end_to_end_seconds,
+                                   (ja_clock_ms() - job->received_ms) * 1000u);
             c->in_flight--;
             if (job->ordered && rc == AMQP_STATUS_OK)
                 settle_order(c, job, stopping);
@@ -545,7 +546,7 @@ static void cancel_subscription(consumer *c)
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
     if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[600];
-        ja_amqp_describe_reply(reply, why, sizeof why);
+        ja_amqp_connection_describe_reply(reply, why, sizeof why);
         lose_connection(c, why);
         return;
     }
@@ -587,7 +588,7 @@ void *ja_consumer_run(void *arg)
         }
         if (!settle_returned_jobs(&c, stopping))
             continue;
-        if (c.ordered && !check_waiting(&c, ja_now_ms()))
+        if (c.ordered && !check_waiting(&c, ja_clock_ms()))
             continue;
         if (stopping && !c.cancelled) {
             cancel_subscription(&c);
@@ -600,8 +601,8 @@ void *ja_consumer_run(void *arg)
              * or the close would return them too and they would be answered twice. */
             for (uint64_t tag = 0; (tag = ja_ack_window_take_deferred(&c.acks, tag)) != 0;)
                 amqp_basic_ack(c.conn, JA_CHANNEL, tag, 0);
-            ja_watch_attach(&c.svc->watch[JA_CONN_CONSUMER], -1, 0);
-            ja_amqp_close(c.conn);
+            ja_watchdog_attach(&c.svc->watch[JA_CONN_CONSUMER], -1, 0);
+            ja_amqp_connection_close(c.conn);
             c.conn = NULL;
             if (c.parked > 0) {
                 atomic_fetch_add_explicit(&ja_stats.requeued, c.parked, memory_order_relaxed);
@@ -617,15 +618,15 @@ void *ja_consumer_run(void *arg)
         /* Napping, acks handed back lazily wait for the next delivery or the nap's end; while
          * sleeping for long, they wake the consumer (inbox.h). */
         ja_inbox *inbox = &c.svc->to_consumer;
-        bool nap = !stopping && c.in_flight > 0 && ja_nap_may(&c.nap, ja_now_us());
+        bool nap = !stopping && c.in_flight > 0 && ja_nap_may(&c.nap, ja_clock_us());
         ja_inbox_set_napping(inbox, nap);
         if (!nap && ja_inbox_has_nodes(inbox))
             continue; /* handed back lazily while the consumer still napped */
         ja_watched_connection *watch = &c.svc->watch[JA_CONN_CONSUMER];
-        ja_watch_idle(watch);
-        int ready = ja_amqp_wait(c.conn, ja_inbox_fd(inbox),
-                                 nap ? ja_nap_timeout_ms(&c.nap) : wait_ms, true);
-        ja_watch_busy(watch, ja_now_ms());
+        ja_watchdog_idle(watch);
+        int ready = ja_amqp_connection_wait(c.conn, ja_inbox_fd(inbox),
+                                            nap ? ja_nap_timeout_ms(&c.nap) : wait_ms, true);
+        ja_watchdog_busy(watch, ja_clock_ms());
         if (ready & JA_WAIT_EXTRA)
             ja_inbox_woken(inbox);
         /* Read even when nothing arrived: that is when rabbitmq-c sends heartbeats. */
@@ -636,7 +637,7 @@ void *ja_consumer_run(void *arg)
     atomic_store(&c.svc->live_generation, 0);
     settle_returned_jobs(&c, true); /* frees anything handed back meanwhile */
     for (size_t i = 0; i < c.spare_count; i++) {
-        ja_buf_free(&c.spare[i]->response);
+        ja_buffer_free(&c.spare[i]->response);
         free(c.spare[i]);
     }
     free(c.spare);

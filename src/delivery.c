@@ -1,5 +1,6 @@
 #include "delivery.h"
 
+#include "clock.h"
 #include "job.h"
 
 #include <amqp_framing.h>
@@ -133,7 +134,7 @@ int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, 
         }
         read += len;
         if (watch)
-            ja_watch_busy(watch, ja_now_ms());
+            ja_watchdog_busy(watch, ja_clock_ms());
         /* Frames already passed on are not needed again: let the library reuse their memory. */
         amqp_maybe_release_buffers_on_channel(conn, deliver->channel);
     }

@@ -43,7 +43,7 @@ static uint32_t count_of(const amqp_field_value_t *v)
     return n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
-ja_delivery_counts ja_delivery_counts_of(const amqp_basic_properties_t *props)
+ja_delivery_counts ja_delivery_limit_counts(const amqp_basic_properties_t *props)
 {
     ja_delivery_counts counts = {0, 0, 0};
     if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))

@@ -1,6 +1,6 @@
 #include "implicit_async.h"
 
-#include "json_scan.h"
+#include "json.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -26,7 +26,7 @@ static bool look_at_member(const char *name, size_t name_len, ja_json_cursor val
     } else if (key_is(name, name_len, "EntityAnalysisModelInstanceEntryGuid")) {
         const char *s;
         size_t n;
-        if (ja_json_read_string(&value, &s, &n) && ja_guid_is_valid(s, n)) {
+        if (ja_json_read_string(&value, &s, &n) && ja_validate_guid(s, n)) {
             for (size_t i = 0; i < n; i++)
                 scan->guid[i] = (char)tolower((unsigned char)s[i]);
             scan->guid[n] = '\0';
@@ -35,7 +35,7 @@ static bool look_at_member(const char *name, size_t name_len, ja_json_cursor val
     return true;
 }
 
-ja_answer_kind ja_answer_kind_of(const char *body, size_t len, char guid[JA_GUID_LEN + 1])
+ja_answer_kind ja_implicit_async_kind_of(const char *body, size_t len, char guid[JA_GUID_LEN + 1])
 {
     ja_json_cursor c = {body, body + len};
     placeholder_scan scan = {.guid = guid};

@@ -1,6 +1,6 @@
 #include "jube_gate.h"
 
-#include "outcome.h"
+#include "backoff.h"
 
 #include <string.h>
 
@@ -55,8 +55,7 @@ ja_gate_event ja_jube_gate_answered(ja_jube_gate *g, bool was_probe, bool unavai
         return JA_GATE_UNCHANGED;
     g->unavailable_streak++;
     uint64_t delay = ja_backoff_ms(g->unavailable_streak, g->base_ms, g->max_ms, &g->rng);
-    if (retry_after_ms > 0 && (uint64_t)retry_after_ms > delay)
-        delay = (uint64_t)retry_after_ms < g->max_ms ? (uint64_t)retry_after_ms : g->max_ms;
+    delay = ja_backoff_with_retry_after(delay, retry_after_ms, g->max_ms);
     g->open_at_ms = now_ms + delay;
     return was_probe ? JA_GATE_OUTAGE : JA_GATE_CLOSED;
 }

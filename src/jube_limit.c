@@ -1,5 +1,6 @@
 #include "jube_limit.h"
 
+#include "clock.h"
 #include "job.h"
 #include "log.h"
 #include "metrics.h"
@@ -7,7 +8,7 @@
 void ja_jube_limit_init(ja_jube_limit *l, bool adaptive, int floor, int ceiling)
 {
     pthread_mutex_init(&l->lock, NULL);
-    ja_concurrency_limit_init(&l->limit, adaptive, floor, ceiling, ja_now_ms());
+    ja_concurrency_limit_init(&l->limit, adaptive, floor, ceiling, ja_clock_ms());
     l->logged = ja_concurrency_limit_current(&l->limit);
     atomic_init(&l->current, l->logged);
     atomic_init(&l->calls, 0);
@@ -40,7 +41,7 @@ bool ja_jube_limit_sample(ja_jube_limit *l, uint64_t rtt_us, bool overload, int 
 {
     if (!l->limit.adaptive)
         return false;
-    uint64_t now = ja_now_ms();
+    uint64_t now = ja_clock_ms();
     pthread_mutex_lock(&l->lock);
     ja_concurrency_limit *c = &l->limit;
     int before = ja_concurrency_limit_current(c);

@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include "text.h"
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -59,7 +60,7 @@ static void appendf(line_buf *line, const char *fmt, ...)
 
 /* Appends text as the inside of a JSON string: quotes, backslashes and control bytes escaped.
  * Bytes >= 0x80 pass through; the service's messages quote untrusted bytes through
- * ja_escape_for_text, which leaves only printable ASCII. A string too long for the line ends
+ * ja_text_escape, which leaves only printable ASCII. A string too long for the line ends
  * before the escape that does not fit, never inside it. */
 static void append_json_string(line_buf *line, const char *text)
 {

@@ -5,6 +5,7 @@
  * runs the graceful shutdown. */
 
 #include "config.h"
+#include "clock.h"
 #include "consumer.h"
 #include "log.h"
 #include "publisher.h"
@@ -76,7 +77,7 @@ static bool wait_for_shutdown(ja_service *svc, const sigset_t *signals)
     int sig;
     while ((sig = sigtimedwait(signals, NULL, &second)) < 0) {
         for (int i = 0; i < JA_CONNECTIONS; i++)
-            ja_watch_check(&svc->watch[i], ja_now_ms(), stuck_limit_ms);
+            ja_watchdog_check(&svc->watch[i], ja_clock_ms(), stuck_limit_ms);
     }
     int code = atomic_load(&svc->exit_code);
     if (code != 0) {
@@ -89,7 +90,7 @@ static bool wait_for_shutdown(ja_service *svc, const sigset_t *signals)
     /* A quarter of the time (at most 5 s) is kept for what cannot finish to be settled. */
     uint64_t timeout_ms = (uint64_t)svc->cfg->shutdown_timeout_s * 1000u;
     uint64_t reserve_ms = timeout_ms / 4 < 5000 ? timeout_ms / 4 : 5000;
-    atomic_store(&svc->settle_by_ms, ja_now_ms() + timeout_ms - reserve_ms);
+    atomic_store(&svc->settle_by_ms, ja_clock_ms() + timeout_ms - reserve_ms);
     atomic_store(&svc->stopping, true);
     ja_service_wake_sleepers(svc);
     ja_inbox_wake(&svc->to_consumer);

@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include "clock.h"
 #include "job.h"
 
 #include <stdarg.h>
@@ -43,7 +44,7 @@ static const char *const class_labels[JA_HTTP_CLASSES] = {"2xx", "3xx", "4xx", "
 static const char *const unordered_labels[4] = {"found", "missing", "not_scalar", "too_long"};
 static const char *const connection_labels[JA_CONNECTIONS] = {"consumer", "publisher"};
 
-void ja_histogram_observe(ja_histogram *h, uint64_t microseconds)
+void ja_metrics_observe(ja_histogram *h, uint64_t microseconds)
 {
     double seconds = (double)microseconds / 1e6;
     for (int i = 0; i < JA_HISTOGRAM_BUCKETS; i++) {
@@ -56,7 +57,7 @@ void ja_histogram_observe(ja_histogram *h, uint64_t microseconds)
     atomic_fetch_add_explicit(&h->sum_us, microseconds, memory_order_relaxed);
 }
 
-ja_dead_letter_reason ja_dead_letter_reason_of(const char *code)
+ja_dead_letter_reason ja_metrics_dead_letter_reason(const char *code)
 {
     for (int i = 0; i < JA_DL_REASONS; i++)
         if (strcmp(code, reason_labels[i]) == 0)
@@ -68,7 +69,7 @@ ja_dead_letter_reason ja_dead_letter_reason_of(const char *code)
     return JA_DL_OTHER;
 }
 
-ja_http_class ja_http_class_of(long status, bool answered)
+ja_http_class ja_metrics_http_class(long status, bool answered)
 {
     if (!answered || status < 200 || status > 599)
         return JA_HTTP_ERROR;
@@ -206,7 +207,7 @@ size_t ja_metrics_render(char *out, size_t size, long ring_depth)
            "With --order-by: how long the longest-waiting of those has waited (looked at once a "
            "second).");
     uint64_t oldest = atomic_load(&m->order_oldest_wait_ms);
-    uint64_t now = ja_now_ms();
+    uint64_t now = ja_clock_ms();
     put(&w, "jube_amqp_order_longest_wait_seconds %.3f\n",
         oldest && atomic_load(&m->order_waiting) > 0 && now > oldest
             ? (double)(now - oldest) / 1000.0

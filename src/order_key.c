@@ -1,6 +1,6 @@
 #include "order_key.h"
 
-#include "json_scan.h"
+#include "json.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -9,7 +9,7 @@
 
 #define HEADER_PREFIX "header:"
 
-int ja_order_spec_parse(const char *text, ja_order_spec *spec, char *err, size_t err_size)
+int ja_order_key_parse_spec(const char *text, ja_order_spec *spec, char *err, size_t err_size)
 {
     memset(spec, 0, sizeof *spec);
     size_t len = strlen(text);
@@ -210,7 +210,7 @@ ja_key_status ja_order_key_of(const ja_order_spec *spec, const void *body, size_
     }
 }
 
-const char *ja_key_status_name(ja_key_status status)
+const char *ja_order_key_status_name(ja_key_status status)
 {
     switch (status) {
     case JA_KEY_FOUND:

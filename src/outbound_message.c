@@ -82,8 +82,8 @@ static void add_long(amqp_table_t *table, const char *key, uint64_t value)
     e->value.value.i64 = (int64_t)value;
 }
 
-int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
-                           amqp_basic_properties_t *props)
+int ja_outbound_message_response(const ja_job *job, ja_header_scratch *scratch,
+                                 uint64_t publish_seq, amqp_basic_properties_t *props)
 {
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
     memset(props, 0, sizeof *props);
@@ -112,8 +112,8 @@ int ja_response_properties(const ja_job *job, ja_header_scratch *scratch, uint64
     return 0;
 }
 
-int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
-                              amqp_basic_properties_t *props)
+int ja_outbound_message_dead_letter(const ja_job *job, ja_header_scratch *scratch,
+                                    uint64_t publish_seq, amqp_basic_properties_t *props)
 {
     *props = job->envelope.message.properties;
     if (copy_inbound_headers(job, scratch, 7, COPY_FOR_DEAD_LETTER, job->publishing.bare,
@@ -147,8 +147,8 @@ int ja_dead_letter_properties(const ja_job *job, ja_header_scratch *scratch, uin
     return 0;
 }
 
-int ja_renewal_properties(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
-                          amqp_basic_properties_t *props)
+int ja_outbound_message_renewal(const ja_job *job, ja_header_scratch *scratch, uint64_t publish_seq,
+                                amqp_basic_properties_t *props)
 {
     *props = job->envelope.message.properties;
     if (copy_inbound_headers(job, scratch, 2, COPY_FOR_RENEWAL, false, &props->headers) != 0)
@@ -164,22 +164,22 @@ int ja_renewal_properties(const ja_job *job, ja_header_scratch *scratch, uint64_
     return 0;
 }
 
-bool ja_is_direct_reply_to(amqp_bytes_t reply_to)
+bool ja_outbound_message_is_direct_reply_to(amqp_bytes_t reply_to)
 {
     static const char prefix[] = "amq.rabbitmq.reply-to";
     return reply_to.len >= sizeof prefix - 1 &&
            memcmp(reply_to.bytes, prefix, sizeof prefix - 1) == 0;
 }
 
-void ja_header_scratch_free(ja_header_scratch *scratch)
+void ja_outbound_message_scratch_free(ja_header_scratch *scratch)
 {
     free(scratch->entries);
     scratch->entries = NULL;
     scratch->capacity = 0;
 }
 
-bool ja_properties_fit(const amqp_basic_properties_t *props, uint32_t frame_max,
-                       amqp_bytes_t scratch)
+bool ja_outbound_message_fits(const amqp_basic_properties_t *props, uint32_t frame_max,
+                              amqp_bytes_t scratch)
 {
     /* A frame is 7 bytes of frame header and 1 of end marker around the payload, and a content
      * header's payload starts with class, weight and body size (12 bytes). */

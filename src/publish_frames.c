@@ -28,39 +28,24 @@ static void put64(uint8_t *at, uint64_t v)
     put32(at + 4, (uint32_t)v);
 }
 
-static bool reserve(ja_frame_buffer *b, size_t more)
-{
-    if (b->capacity - b->len >= more)
-        return true;
-    size_t capacity = b->capacity ? b->capacity : 4096;
-    while (capacity - b->len < more)
-        capacity *= 2;
-    uint8_t *grown = realloc(b->data, capacity);
-    if (!grown)
-        return false;
-    b->data = grown;
-    b->capacity = capacity;
-    return true;
-}
-
 /* The payload of the next frame, written by the caller before it closes the frame. */
-static uint8_t *next_payload(const ja_frame_buffer *b)
+static uint8_t *next_payload(const ja_buffer *b)
 {
-    return b->data + b->len + FRAME_HEADER_SIZE;
+    return (uint8_t *)b->data + b->len + FRAME_HEADER_SIZE;
 }
 
 /* Puts the header and the end marker around the size bytes of payload written at next_payload. */
-static void close_frame(ja_frame_buffer *b, uint8_t type, amqp_channel_t channel, size_t size)
+static void close_frame(ja_buffer *b, uint8_t type, amqp_channel_t channel, size_t size)
 {
-    uint8_t *at = b->data + b->len;
+    uint8_t *at = (uint8_t *)b->data + b->len;
     at[0] = type;
     put16(at + 1, channel);
     put32(at + 3, (uint32_t)size);
     b->len += FRAME_HEADER_SIZE + size;
-    b->data[b->len++] = FRAME_END;
+    b->data[b->len++] = (char)FRAME_END;
 }
 
-int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_t frame_max,
+int ja_publish_frames_append(ja_buffer *b, amqp_channel_t channel, uint32_t frame_max,
                              amqp_bytes_t exchange, amqp_bytes_t routing_key, bool mandatory,
                              const amqp_basic_properties_t *properties, amqp_bytes_t body)
 {
@@ -68,7 +53,7 @@ int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_
     size_t start = b->len;
     /* The method and the header each fit in a frame; reserving two whole frames keeps the
      * encoders' output within the buffer without measuring it first. */
-    if (!reserve(b, 2 * (size_t)frame_max))
+    if (ja_buffer_reserve(b, 2 * (size_t)frame_max) != 0)
         return AMQP_STATUS_NO_MEMORY;
 
     amqp_basic_publish_t method = {.ticket = 0,
@@ -98,7 +83,7 @@ int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_
     close_frame(b, AMQP_FRAME_HEADER, channel, (size_t)n + CONTENT_HEADER_FIXED);
 
     size_t frames = (body.len + max_payload - 1) / max_payload;
-    if (!reserve(b, body.len + frames * (FRAME_HEADER_SIZE + 1))) {
+    if (ja_buffer_reserve(b, body.len + frames * (FRAME_HEADER_SIZE + 1)) != 0) {
         b->len = start;
         return AMQP_STATUS_NO_MEMORY;
     }
@@ -110,7 +95,7 @@ int ja_frames_append_publish(ja_frame_buffer *b, amqp_channel_t channel, uint32_
     return 0;
 }
 
-ja_peek_blocking ja_frames_peek_blocking(const uint8_t *bytes, size_t len)
+ja_peek_blocking ja_publish_frames_peek_blocking(const uint8_t *bytes, size_t len)
 {
     /* A method frame on channel 0 (type 1, channel 0, payload size), then class 10 and method
      * 60 (blocked, with a reason) or 61 (unblocked, a 4-byte payload and the frame end). */
@@ -127,16 +112,4 @@ ja_peek_blocking ja_frames_peek_blocking(const uint8_t *bytes, size_t len)
             last = JA_PEEK_UNBLOCKED;
     }
     return last;
-}
-
-void ja_frame_buffer_trim(ja_frame_buffer *buffer, size_t keep)
-{
-    if (buffer->len == 0 && buffer->capacity > keep)
-        ja_frame_buffer_free(buffer);
-}
-
-void ja_frame_buffer_free(ja_frame_buffer *b)
-{
-    free(b->data);
-    *b = (ja_frame_buffer){0};
 }

@@ -1,12 +1,13 @@
 #include "publisher.h"
 
+#include "text.h"
+#include "clock.h"
 #include "amqp_connection.h"
 #include "confirm_window.h"
 #include "log.h"
 #include "metrics.h"
 #include "nap.h"
 #include "outbound_message.h"
-#include "outcome.h"
 #include "publish_frames.h"
 #include "reconnect.h"
 #include "topology.h"
@@ -46,7 +47,7 @@ typedef struct {
     /* On plain TCP the publisher frames publishes itself and writes a pass's in one send()
      * (publish_frames.h); with TLS it leaves that to amqp_basic_publish. */
     bool own_framing;
-    ja_frame_buffer frames;
+    ja_buffer frames;
     uint8_t *peek; /* PEEK_BYTES */
     /* Confirms wait for the next result while results come close together (nap.h), and the
      * acks they allow wait for the consumer's next delivery likewise. */
@@ -85,20 +86,21 @@ static void on_finished(void *ctx, ja_job *job, ja_job_state state)
     publisher *p = ctx;
     if (state == JA_JOB_ACK) {
         if (job->state == JA_JOB_RENEW)
-            ja_count(&ja_stats.renewed);
+            ja_metrics_count(&ja_stats.renewed);
         else if (job->state == JA_JOB_DEAD_LETTER)
-            ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of(job->failure.code)]);
+            ja_metrics_count(
+                &ja_stats.dead_lettered[ja_metrics_dead_letter_reason(job->failure.code)]);
         else
-            ja_count(&ja_stats.published);
+            ja_metrics_count(&ja_stats.published);
     } else if (state == JA_JOB_REJECT) {
         const amqp_basic_properties_t *in = &job->envelope.message.properties;
         char message_id[200] = "", correlation_id[200] = "";
         if (in->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-            ja_escape_for_text(in->message_id.bytes, in->message_id.len, 128, message_id,
-                               sizeof message_id);
+            ja_text_escape(in->message_id.bytes, in->message_id.len, 128, message_id,
+                           sizeof message_id);
         if (in->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
-            ja_escape_for_text(in->correlation_id.bytes, in->correlation_id.len, 128,
-                               correlation_id, sizeof correlation_id);
+            ja_text_escape(in->correlation_id.bytes, in->correlation_id.len, 128, correlation_id,
+                           sizeof correlation_id);
         ja_log_fields fields = fields_of(job);
         ja_log_error_about(&fields,
                            "rejecting the delivery (message_id \"%s\", correlation_id \"%s\"): not "
@@ -136,7 +138,7 @@ static void on_event(void *ctx, const ja_job *job, ja_publish_target target, ja_
         }
         return;
     case JA_PUBLISH_NACKED:
-        ja_count(&ja_stats.publish_nacks);
+        ja_metrics_count(&ja_stats.publish_nacks);
         if (!p->refusing) {
             p->refusing = true;
             ja_log_warn_about(&fields,
@@ -147,7 +149,7 @@ static void on_event(void *ctx, const ja_job *job, ja_publish_target target, ja_
         return;
     case JA_PUBLISH_UNROUTABLE_HELD:
     case JA_PUBLISH_UNROUTABLE_ACCEPT:
-        ja_count(&ja_stats.unroutable[target]);
+        ja_metrics_count(&ja_stats.unroutable[target]);
         break;
     case JA_PUBLISH_UNPUBLISHABLE:
         ja_log_warn_about(
@@ -206,25 +208,25 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     case JA_TARGET_OUTBOUND:
         exchange = p->cfg->outbound_exchange;
         routing_key = amqp_cstring_bytes(p->cfg->routing_key);
-        rc = ja_response_properties(job, &p->scratch, seq, &props);
+        rc = ja_outbound_message_response(job, &p->scratch, seq, &props);
         break;
     case JA_TARGET_REPLY_TO:
         exchange = ""; /* the default exchange routes by queue name */
         routing_key = msg->properties.reply_to;
         /* RabbitMQ returns a mandatory publish to a direct reply-to name although it delivers it
          * (no queue holds it); a requester that has gone is the feature's own contract. */
-        mandatory = !ja_is_direct_reply_to(routing_key);
-        rc = ja_response_properties(job, &p->scratch, seq, &props);
+        mandatory = !ja_outbound_message_is_direct_reply_to(routing_key);
+        rc = ja_outbound_message_response(job, &p->scratch, seq, &props);
         break;
     case JA_TARGET_INBOUND:
         exchange = "";
         routing_key = amqp_cstring_bytes(p->cfg->inbound_queue);
-        rc = ja_renewal_properties(job, &p->scratch, seq, &props);
+        rc = ja_outbound_message_renewal(job, &p->scratch, seq, &props);
         break;
     default:
         exchange = p->cfg->dead_letter_exchange;
         routing_key = amqp_cstring_bytes(p->cfg->inbound_queue);
-        rc = ja_dead_letter_properties(job, &p->scratch, seq, &props);
+        rc = ja_outbound_message_dead_letter(job, &p->scratch, seq, &props);
         break;
     }
     if (rc != 0) {
@@ -237,7 +239,7 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     uint32_t frame_max = (uint32_t)amqp_get_frame_max(p->conn);
     bool fits;
     if (p->own_framing) {
-        rc = ja_frames_append_publish(&p->frames, JA_CHANNEL, frame_max,
+        rc = ja_publish_frames_append(&p->frames, JA_CHANNEL, frame_max,
                                       amqp_cstring_bytes(exchange), routing_key, mandatory, &props,
                                       body);
         if (rc == AMQP_STATUS_NO_MEMORY) {
@@ -248,7 +250,7 @@ static bool send_publish(publisher *p, const ja_publish *pub)
     } else {
         /* rabbitmq-c sends the method frame before it encodes the header: a header that does
          * not fit would break the connection's framing, so it is checked first. */
-        fits = ja_properties_fit(&props, frame_max, p->encode_scratch);
+        fits = ja_outbound_message_fits(&props, frame_max, p->encode_scratch);
     }
     if (!fits) {
         snprintf(p->loss_reason, sizeof p->loss_reason,
@@ -260,7 +262,7 @@ static bool send_publish(publisher *p, const ja_publish *pub)
         return true;
     }
     /* Tracked before sending: if the send fails it is unconfirmed, and goes out again. */
-    ja_confirm_window_sent(&p->window, pub, ja_now_ms());
+    ja_confirm_window_sent(&p->window, pub, ja_clock_ms());
     if (p->own_framing)
         return true; /* written by flush_frames */
     rc = amqp_basic_publish(p->conn, JA_CHANNEL, amqp_cstring_bytes(exchange), routing_key,
@@ -280,14 +282,14 @@ static bool send_publish(publisher *p, const ja_publish *pub)
  * or until the service exits. Returns false when the connection is to be dropped. */
 static bool wait_writable(publisher *p, int fd)
 {
-    uint64_t give_up_ms = ja_now_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
+    uint64_t give_up_ms = ja_clock_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
     ja_watched_connection *watch = &p->svc->watch[JA_CONN_PUBLISHER];
     for (;;) {
         if (atomic_load(&p->svc->threads_exit)) {
             snprintf(p->loss_reason, sizeof p->loss_reason, "stopping");
             return false;
         }
-        if (!p->blocked && ja_now_ms() >= give_up_ms) {
+        if (!p->blocked && ja_clock_ms() >= give_up_ms) {
             snprintf(p->loss_reason, sizeof p->loss_reason,
                      "publishing failed: the broker took no data for %d s",
                      p->cfg->heartbeat_s * 2);
@@ -303,19 +305,19 @@ static bool wait_writable(publisher *p, int fd)
             continue;
         ssize_t n = recv(fd, p->peek, PEEK_BYTES, MSG_PEEK | MSG_DONTWAIT);
         ja_peek_blocking said =
-            n > 0 ? ja_frames_peek_blocking(p->peek, (size_t)n) : JA_PEEK_NOTHING;
+            n > 0 ? ja_publish_frames_peek_blocking(p->peek, (size_t)n) : JA_PEEK_NOTHING;
         if (said == JA_PEEK_BLOCKED && !p->blocked) {
             p->blocked = true;
             atomic_store(&ja_stats.blocked, true);
             ja_log_warn("the broker blocked publishing while a write was under way; waiting "
                         "for it to unblock");
-            ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
-            ja_watch_idle(watch); /* waiting on the broker, not stuck in a send */
+            ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
+            ja_watchdog_idle(watch); /* waiting on the broker, not stuck in a send */
         } else if (said == JA_PEEK_UNBLOCKED && p->blocked) {
             /* read_frames logs the unblock once the write is done. */
-            ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
-            give_up_ms = ja_now_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
-            ja_watch_busy(watch, ja_now_ms());
+            ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
+            give_up_ms = ja_clock_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
+            ja_watchdog_busy(watch, ja_clock_ms());
         }
         /* The input stays unread: wait for room to write only, or the next look would come at
          * once. */
@@ -351,7 +353,7 @@ static bool flush_frames(publisher *p)
         return false;
     }
     p->frames.len = 0;
-    ja_frame_buffer_trim(&p->frames, 4 * FRAMES_FLUSH_BYTES);
+    ja_buffer_trim(&p->frames, 4 * FRAMES_FLUSH_BYTES);
     return true;
 }
 
@@ -359,12 +361,12 @@ static bool publish_ready(publisher *p)
 {
     ja_publish pub;
     uint64_t live = atomic_load(&p->svc->live_generation);
-    while (ja_confirm_window_next(&p->window, ja_now_ms(), live, &pub)) {
+    while (ja_confirm_window_next(&p->window, ja_clock_ms(), live, &pub)) {
         if (!send_publish(p, &pub))
             return false;
         if (p->frames.len >= FRAMES_FLUSH_BYTES && !flush_frames(p))
             return false;
-        ja_watch_busy(&p->svc->watch[JA_CONN_PUBLISHER], ja_now_ms());
+        ja_watchdog_busy(&p->svc->watch[JA_CONN_PUBLISHER], ja_clock_ms());
     }
     return flush_frames(p);
 }
@@ -417,13 +419,13 @@ static bool read_frames(publisher *p)
         case AMQP_BASIC_ACK_METHOD: {
             const amqp_basic_ack_t *ack = method->decoded;
             ja_confirm_window_confirm(&p->window, ack->delivery_tag, ack->multiple, true,
-                                      ja_now_ms());
+                                      ja_clock_ms());
             break;
         }
         case AMQP_BASIC_NACK_METHOD: {
             const amqp_basic_nack_t *nack = method->decoded;
             ja_confirm_window_confirm(&p->window, nack->delivery_tag, nack->multiple, false,
-                                      ja_now_ms());
+                                      ja_clock_ms());
             break;
         }
         case AMQP_BASIC_RETURN_METHOD: {
@@ -431,7 +433,7 @@ static bool read_frames(publisher *p)
             amqp_message_t returned;
             amqp_rpc_reply_t reply = amqp_read_message(p->conn, frame.channel, &returned, 0);
             if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
-                ja_amqp_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
+                ja_amqp_connection_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
                 return false;
             }
             note_return(p, &returned);
@@ -442,7 +444,7 @@ static bool read_frames(publisher *p)
             const amqp_connection_blocked_t *b = method->decoded;
             bool noticed = p->blocked; /* already, by a write that had to wait */
             if (!noticed)
-                ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
+                ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
             p->blocked = true;
             atomic_store(&ja_stats.blocked, true);
             if (!noticed)
@@ -453,9 +455,9 @@ static bool read_frames(publisher *p)
         }
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
             if (p->blocked)
-                ja_amqp_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
+                ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
             p->blocked = false;
-            ja_confirm_window_restart_clock(&p->window, ja_now_ms());
+            ja_confirm_window_restart_clock(&p->window, ja_clock_ms());
             atomic_store(&ja_stats.blocked, false);
             ja_log_info("the broker unblocked publishing");
             break;
@@ -466,9 +468,9 @@ static bool read_frames(publisher *p)
             uint16_t code = method->id == AMQP_CHANNEL_CLOSE_METHOD
                                 ? ((const amqp_channel_close_t *)method->decoded)->reply_code
                                 : ((const amqp_connection_close_t *)method->decoded)->reply_code;
-            ja_amqp_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
+            ja_amqp_connection_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
             p->loss_suspect = caused_by_content(code);
-            ja_amqp_answer_close(p->conn, frame.channel, method);
+            ja_amqp_connection_answer_close(p->conn, frame.channel, method);
             return false;
         }
         default:
@@ -485,8 +487,8 @@ static void lose_connection(publisher *p)
                 "published again",
                 p->cfg->brokers[ja_reconnect_node(&p->reconnect)].name, p->loss_reason,
                 ja_confirm_window_unconfirmed(&p->window));
-    ja_watch_attach(&p->svc->watch[JA_CONN_PUBLISHER], -1, 0);
-    ja_amqp_destroy(p->conn);
+    ja_watchdog_attach(&p->svc->watch[JA_CONN_PUBLISHER], -1, 0);
+    ja_amqp_connection_destroy(p->conn);
     p->conn = NULL;
     p->blocked = false;
     atomic_store(&ja_stats.blocked, false);
@@ -496,7 +498,7 @@ static void lose_connection(publisher *p)
     p->loss_reason[0] = '\0';
     /* A connection that dies soon after it was made (a message breaking it, a broker refusing
      * it) does not reset the backoff. */
-    uint64_t delay = ja_reconnect_lost(&p->reconnect, p->cfg, ja_now_ms());
+    uint64_t delay = ja_reconnect_lost(&p->reconnect, p->cfg, ja_clock_ms());
     if (delay > 0)
         ja_service_sleep(p->svc, delay, JA_WAKE_ON_EXIT, 0);
 }
@@ -510,8 +512,8 @@ static void fail_fatally(publisher *p, const char *why)
 static bool connect_publisher(publisher *p)
 {
     char err[1024];
-    p->conn = ja_amqp_open(p->cfg, ja_reconnect_node(&p->reconnect), "jube-amqp publisher", err,
-                           sizeof err);
+    p->conn = ja_amqp_connection_open(p->cfg, ja_reconnect_node(&p->reconnect),
+                                      "jube-amqp publisher", err, sizeof err);
     if (p->conn) {
         int rc = ja_topology_declare_outbound(p->conn, JA_CHANNEL, p->cfg, err, sizeof err);
         if (rc == JA_TOPOLOGY_WRONG_TYPE || rc == JA_TOPOLOGY_UNUSABLE)
@@ -523,19 +525,19 @@ static bool connect_publisher(publisher *p)
                 ja_reconnect_succeeded(&p->reconnect, p->cfg);
                 p->own_framing = !p->cfg->brokers[ja_reconnect_node(&p->reconnect)].amqp.ssl;
                 if (p->connected_before)
-                    ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
+                    ja_metrics_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
                 p->connected_before = true;
                 atomic_store(&ja_stats.node[JA_CONN_PUBLISHER], ja_reconnect_node(&p->reconnect));
                 atomic_store(&ja_stats.connected[JA_CONN_PUBLISHER], true);
-                ja_watch_attach(&p->svc->watch[JA_CONN_PUBLISHER], amqp_get_sockfd(p->conn),
-                                ja_now_ms());
+                ja_watchdog_attach(&p->svc->watch[JA_CONN_PUBLISHER], amqp_get_sockfd(p->conn),
+                                   ja_clock_ms());
                 return true;
             }
-            ja_amqp_describe_reply(reply, err, sizeof err);
+            ja_amqp_connection_describe_reply(reply, err, sizeof err);
         }
     }
     if (p->conn)
-        ja_amqp_destroy(p->conn);
+        ja_amqp_connection_destroy(p->conn);
     p->conn = NULL;
     uint64_t delay = ja_reconnect_failed(&p->reconnect, p->cfg, err);
     ja_service_sleep(p->svc, delay, JA_WAKE_ON_EXIT, 0);
@@ -565,7 +567,7 @@ static bool declare_topology_again(publisher *p)
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ||
         (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
          reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-        ja_amqp_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
+        ja_amqp_connection_describe_reply(reply, p->loss_reason, sizeof p->loss_reason);
         return false;
     }
     return true;
@@ -574,7 +576,7 @@ static bool declare_topology_again(publisher *p)
 static void take_inbox(publisher *p)
 {
     ja_inbox_node *node = ja_inbox_take_all(&p->svc->to_publisher);
-    uint64_t now = node ? ja_now_us() : 0;
+    uint64_t now = node ? ja_clock_us() : 0;
     while (node) {
         ja_nap_event(&p->nap, now);
         ja_inbox_node *next = node->next;
@@ -586,7 +588,7 @@ static void take_inbox(publisher *p)
 static int wait_timeout_ms(const publisher *p)
 {
     uint64_t timeout = (uint64_t)p->cfg->heartbeat_s * 1000 / 2;
-    uint64_t now = ja_now_ms(), due = ja_confirm_window_next_due_ms(&p->window);
+    uint64_t now = ja_clock_ms(), due = ja_confirm_window_next_due_ms(&p->window);
     if (due != UINT64_MAX) {
         uint64_t wait = due > now ? due - now : 0;
         if (wait < timeout)
@@ -611,7 +613,7 @@ static bool serve(publisher *p)
     if (!read_frames(p))
         return false;
     take_inbox(p);
-    uint64_t now = ja_now_ms();
+    uint64_t now = ja_clock_ms();
     if (p->blocked) {
         ja_confirm_window_sweep(&p->window, now, atomic_load(&p->svc->live_generation));
     } else {
@@ -622,14 +624,14 @@ static bool serve(publisher *p)
     }
     if (!read_frames(p))
         return false;
-    if (ja_confirm_window_refusing_for(&p->window, ja_now_ms()) >= REFUSALS_BEFORE_RECONNECT_MS) {
+    if (ja_confirm_window_refusing_for(&p->window, ja_clock_ms()) >= REFUSALS_BEFORE_RECONNECT_MS) {
         snprintf(p->loss_reason, sizeof p->loss_reason,
                  "the broker has refused (nack) every publish for %d s; connecting again, since "
                  "RabbitMQ keeps refusing on a channel whose quorum queue lost its leader",
                  REFUSALS_BEFORE_RECONNECT_MS / 1000);
         return false;
     }
-    if (!p->blocked && ja_confirm_window_overdue(&p->window, ja_now_ms())) {
+    if (!p->blocked && ja_confirm_window_overdue(&p->window, ja_clock_ms())) {
         snprintf(p->loss_reason, sizeof p->loss_reason,
                  "a publish was not confirmed within --confirm-timeout-ms %d",
                  p->cfg->confirm_timeout_ms);
@@ -673,7 +675,7 @@ void *ja_publisher_run(void *arg)
     while (!atomic_load(&svc->threads_exit)) {
         if (!p->conn) {
             take_inbox(p);
-            ja_confirm_window_sweep(&p->window, ja_now_ms(), atomic_load(&svc->live_generation));
+            ja_confirm_window_sweep(&p->window, ja_clock_ms(), atomic_load(&svc->live_generation));
             publish_metrics(p);
             if (!connect_publisher(p))
                 continue;
@@ -683,29 +685,30 @@ void *ja_publisher_run(void *arg)
             continue;
         }
         publish_metrics(p);
-        ja_watch_idle(&svc->watch[JA_CONN_PUBLISHER]);
+        ja_watchdog_idle(&svc->watch[JA_CONN_PUBLISHER]);
         /* Napping, the publisher wakes for results and reads the confirms that came meanwhile
          * then, or at the nap's end; otherwise each confirm wakes it. */
         int timeout = wait_timeout_ms(p);
         bool nap = !p->blocked && ja_confirm_window_unconfirmed(&p->window) > 0 &&
-                   ja_nap_may(&p->nap, ja_now_us());
+                   ja_nap_may(&p->nap, ja_clock_us());
         if (nap && ja_nap_timeout_ms(&p->nap) < timeout)
             timeout = ja_nap_timeout_ms(&p->nap);
-        if (ja_amqp_wait(p->conn, ja_inbox_fd(&svc->to_publisher), timeout, !nap) & JA_WAIT_EXTRA)
+        if (ja_amqp_connection_wait(p->conn, ja_inbox_fd(&svc->to_publisher), timeout, !nap) &
+            JA_WAIT_EXTRA)
             ja_inbox_woken(&svc->to_publisher);
-        ja_watch_busy(&svc->watch[JA_CONN_PUBLISHER], ja_now_ms());
+        ja_watchdog_busy(&svc->watch[JA_CONN_PUBLISHER], ja_clock_ms());
     }
-    ja_watch_idle(&svc->watch[JA_CONN_PUBLISHER]);
-    ja_watch_attach(&svc->watch[JA_CONN_PUBLISHER], -1, 0);
+    ja_watchdog_idle(&svc->watch[JA_CONN_PUBLISHER]);
+    ja_watchdog_attach(&svc->watch[JA_CONN_PUBLISHER], -1, 0);
     if (p->conn)
-        ja_amqp_close(p->conn);
+        ja_amqp_connection_close(p->conn);
     /* Whatever is left can no longer be acked (the consumer is done): hand it back to be freed. */
     ja_confirm_window_lost(&p->window, false, "stopping");
-    ja_confirm_window_sweep(&p->window, ja_now_ms(), 0);
+    ja_confirm_window_sweep(&p->window, ja_clock_ms(), 0);
     ja_confirm_window_free(&p->window);
-    ja_header_scratch_free(&p->scratch);
+    ja_outbound_message_scratch_free(&p->scratch);
     amqp_bytes_free(p->encode_scratch);
-    ja_frame_buffer_free(&p->frames);
+    ja_buffer_free(&p->frames);
     free(p->peek);
     free(p);
     return NULL;

@@ -1,8 +1,9 @@
 #include "reconnect.h"
 
+#include "clock.h"
 #include "job.h"
 #include "log.h"
-#include "outcome.h"
+#include "backoff.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,7 +53,7 @@ uint64_t ja_reconnect_failed(ja_reconnect *r, const ja_config *cfg, const char *
     snprintf(r->last_error[node], sizeof r->last_error[node], "%s", error);
     if (first) {
         r->failing = true;
-        r->down_since_ms = ja_now_ms();
+        r->down_since_ms = ja_clock_ms();
     }
     uint64_t delay = move_on(r, cfg);
     char next[512];
@@ -77,10 +78,10 @@ void ja_reconnect_succeeded(ja_reconnect *r, const ja_config *cfg)
     const struct amqp_connection_info *a = &cfg->brokers[ja_reconnect_node(r)].amqp;
     if (r->failing)
         ja_log_info("%s connected to node %s:%d vhost '%s' after %llu ms", r->who, a->host, a->port,
-                    a->vhost, (unsigned long long)(ja_now_ms() - r->down_since_ms));
+                    a->vhost, (unsigned long long)(ja_clock_ms() - r->down_since_ms));
     else
         ja_log_info("%s connected to node %s:%d vhost '%s'", r->who, a->host, a->port, a->vhost);
-    r->up_since_ms = ja_now_ms();
+    r->up_since_ms = ja_clock_ms();
     r->tried = 0;
 }
 

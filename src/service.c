@@ -30,8 +30,8 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
     int floor = cfg->worker_threads > 2 ? cfg->worker_threads : 2;
     ja_jube_limit_init(&svc->jube, cfg->concurrency == JA_CONCURRENCY_ADAPTIVE, floor,
                        cfg->workers);
-    ja_watch_init(&svc->watch[JA_CONN_CONSUMER], "consumer");
-    ja_watch_init(&svc->watch[JA_CONN_PUBLISHER], "publisher");
+    ja_watchdog_init(&svc->watch[JA_CONN_CONSUMER], "consumer");
+    ja_watchdog_init(&svc->watch[JA_CONN_PUBLISHER], "publisher");
 
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -66,8 +66,8 @@ void ja_service_destroy(ja_service *svc)
     ja_jube_limit_destroy(&svc->jube);
     ja_inbox_destroy(&svc->to_consumer);
     ja_worker_bells_destroy(&svc->bells);
-    ja_watch_destroy(&svc->watch[JA_CONN_CONSUMER]);
-    ja_watch_destroy(&svc->watch[JA_CONN_PUBLISHER]);
+    ja_watchdog_destroy(&svc->watch[JA_CONN_CONSUMER]);
+    ja_watchdog_destroy(&svc->watch[JA_CONN_PUBLISHER]);
     pthread_mutex_destroy(&svc->sleep_lock);
     pthread_cond_destroy(&svc->sleep_changed);
 }
@@ -124,6 +124,6 @@ void ja_service_wake_sleepers(ja_service *svc)
 void ja_job_free(ja_job *job)
 {
     amqp_destroy_envelope(&job->envelope);
-    ja_buf_free(&job->response);
+    ja_buffer_free(&job->response);
     free(job);
 }

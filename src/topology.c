@@ -18,8 +18,8 @@ static bool absent_and_channel_reopened(amqp_connection_state_t conn, amqp_chann
         return false;
     const amqp_channel_close_t *close = reply.reply.decoded;
     bool not_found = close->reply_code == AMQP_NOT_FOUND;
-    ja_amqp_answer_close(conn, channel, &reply.reply);
-    if (!ja_amqp_reopen_channel(conn, channel, err, err_size))
+    ja_amqp_connection_answer_close(conn, channel, &reply.reply);
+    if (!ja_amqp_connection_reopen_channel(conn, channel, err, err_size))
         return false;
     return not_found;
 }
@@ -37,14 +37,14 @@ static int refused(amqp_connection_state_t conn, amqp_channel_t channel, amqp_rp
                    const char *what, const char *name, char *err, size_t err_size)
 {
     char why[512];
-    ja_amqp_describe_reply(reply, why, sizeof why);
+    ja_amqp_connection_describe_reply(reply, why, sizeof why);
     snprintf(err, err_size,
              "could not %s '%s': %s. The service's user needs the 'configure' permission on it "
              "(to declare it; RabbitMQ 4.2.6 and 4.3.0 ask for it even to look up one that "
              "exists), 'read' on the inbound queue and 'write' on the exchanges it publishes to: "
              "grant them with rabbitmqctl set_permissions",
              what, name, why);
-    ja_amqp_answer_close(conn, channel, &reply.reply);
+    ja_amqp_connection_answer_close(conn, channel, &reply.reply);
     return JA_TOPOLOGY_UNUSABLE;
 }
 
@@ -55,7 +55,7 @@ static int fail_with(amqp_connection_state_t conn, amqp_channel_t channel, const
     if (access_refused(reply))
         return refused(conn, channel, reply, what, name, err, err_size);
     char why[512];
-    ja_amqp_describe_reply(reply, why, sizeof why);
+    ja_amqp_connection_describe_reply(reply, why, sizeof why);
     snprintf(err, err_size, "could not %s '%s': %s", what, name, why);
     return -1;
 }
@@ -158,8 +158,8 @@ static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, co
     bool wrong_type = close->reply_code == AMQP_PRECONDITION_FAILED &&
                       memmem(close->reply_text.bytes, close->reply_text.len, "'type'", 6);
     char why[512];
-    ja_amqp_describe_reply(reply, why, sizeof why);
-    ja_amqp_answer_close(conn, channel, &reply.reply);
+    ja_amqp_connection_describe_reply(reply, why, sizeof why);
+    ja_amqp_connection_answer_close(conn, channel, &reply.reply);
     if (wrong_type) {
         snprintf(err, err_size,
                  "the dead-letter exchange '%s' exists but is not a fanout exchange (%s); dead "
@@ -168,7 +168,7 @@ static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, co
                  name, why);
         return JA_TOPOLOGY_WRONG_TYPE;
     }
-    return ja_amqp_reopen_channel(conn, channel, err, err_size) ? 0 : -1;
+    return ja_amqp_connection_reopen_channel(conn, channel, err, err_size) ? 0 : -1;
 }
 
 /* The argument a 406 PRECONDITION_FAILED of an active queue declaration names ("inequivalent
@@ -178,7 +178,7 @@ static const char *inequivalent_arg(amqp_connection_state_t conn, amqp_channel_t
                                     size_t why_size)
 {
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
-    ja_amqp_describe_reply(reply, why, why_size);
+    ja_amqp_connection_describe_reply(reply, why, why_size);
     if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
         reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
         return NULL;
@@ -191,7 +191,7 @@ static const char *inequivalent_arg(amqp_connection_state_t conn, amqp_channel_t
             if (memmem(close->reply_text.bytes, close->reply_text.len, known[i], strlen(known[i])))
                 found = known[i];
     }
-    ja_amqp_answer_close(conn, channel, &reply.reply);
+    ja_amqp_connection_answer_close(conn, channel, &reply.reply);
     return found;
 }
 
@@ -221,7 +221,7 @@ static int ensure_single_active_queue(amqp_connection_state_t conn, amqp_channel
                      "could not declare queue '%s' with x-single-active-consumer: %s", name, why);
             return -1;
         }
-        if (!ja_amqp_reopen_channel(conn, channel, err, err_size))
+        if (!ja_amqp_connection_reopen_channel(conn, channel, err, err_size))
             return -1;
         if (strcmp(arg, "'x-single-active-consumer'") == 0) {
             snprintf(err, err_size,

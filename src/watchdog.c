@@ -4,7 +4,7 @@
 
 #include <sys/socket.h>
 
-void ja_watch_init(ja_watched_connection *w, const char *name)
+void ja_watchdog_init(ja_watched_connection *w, const char *name)
 {
     w->name = name;
     w->fd = -1;
@@ -13,12 +13,12 @@ void ja_watch_init(ja_watched_connection *w, const char *name)
     pthread_mutex_init(&w->lock, NULL);
 }
 
-void ja_watch_destroy(ja_watched_connection *w)
+void ja_watchdog_destroy(ja_watched_connection *w)
 {
     pthread_mutex_destroy(&w->lock);
 }
 
-void ja_watch_attach(ja_watched_connection *w, int fd, uint64_t now)
+void ja_watchdog_attach(ja_watched_connection *w, int fd, uint64_t now)
 {
     pthread_mutex_lock(&w->lock);
     w->fd = fd;
@@ -28,15 +28,15 @@ void ja_watch_attach(ja_watched_connection *w, int fd, uint64_t now)
     pthread_mutex_unlock(&w->lock);
 }
 
-bool ja_watch_is_stuck(uint64_t busy_since, uint64_t now, uint64_t limit_ms)
+bool ja_watchdog_is_stuck(uint64_t busy_since, uint64_t now, uint64_t limit_ms)
 {
     return busy_since != 0 && now > busy_since && now - busy_since > limit_ms;
 }
 
-bool ja_watch_check(ja_watched_connection *w, uint64_t now, uint64_t limit_ms)
+bool ja_watchdog_check(ja_watched_connection *w, uint64_t now, uint64_t limit_ms)
 {
     uint64_t since = atomic_load_explicit(&w->busy_since, memory_order_relaxed);
-    if (!ja_watch_is_stuck(since, now, limit_ms))
+    if (!ja_watchdog_is_stuck(since, now, limit_ms))
         return false;
     bool fired = false;
     pthread_mutex_lock(&w->lock);

@@ -1,10 +1,13 @@
 #include "worker.h"
 
-#include "http_client.h"
+#include "text.h"
+#include "clock.h"
+#include "http_call.h"
 #include "implicit_async.h"
 #include "jube_gate.h"
 #include "log.h"
 #include "metrics.h"
+#include "backoff.h"
 #include "outcome.h"
 #include "validate.h"
 
@@ -81,7 +84,7 @@ static void note_jube_available(worker *w)
 static void fail_with_answer(ja_job *job, const char *sentence)
 {
     char answer[1100];
-    ja_escape_for_text(job->response.data, job->response.len, 1024, answer, sizeof answer);
+    ja_text_escape(job->response.data, job->response.len, 1024, answer, sizeof answer);
     char code[40];
     snprintf(code, sizeof code, "http_%d", job->http_status);
     ja_failure_set(&job->failure, code, "%s (HTTP %d). Jube answered: \"%s\"", sentence,
@@ -151,10 +154,8 @@ static uint64_t retry_delay(worker *w, const ja_job *job, const ja_http_result *
 {
     uint64_t delay = ja_backoff_ms((unsigned)job->attempts, (uint64_t)w->cfg->retry_base_ms,
                                    (uint64_t)w->cfg->retry_max_ms, &w->rng);
-    uint64_t max = (uint64_t)w->cfg->retry_max_ms;
-    if (result->retry_after_ms > 0 && (uint64_t)result->retry_after_ms > delay)
-        delay = (uint64_t)result->retry_after_ms < max ? (uint64_t)result->retry_after_ms : max;
-    return delay;
+    return ja_backoff_with_retry_after(delay, result->retry_after_ms,
+                                       (uint64_t)w->cfg->retry_max_ms);
 }
 
 static bool stopping(const worker *w)
@@ -254,7 +255,7 @@ static void start_call(worker *w, call_slot *slot)
         job->callback_polls++;
     } else {
         if (job->attempts > 0)
-            ja_count(&ja_stats.retries);
+            ja_metrics_count(&ja_stats.retries);
         job->attempts++;
     }
     slot->state = SLOT_CALLING;
@@ -304,7 +305,7 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
         dead_letter_job(w, job);
         return false;
     }
-    ja_find_traceparent(&msg->properties, job->traceparent);
+    ja_validate_traceparent(&msg->properties, job->traceparent);
     if (held_too_long(w, job, now, 0) ||
         (ja_jube_gate_closed(&w->gate) && !ja_jube_gate_may_start(&w->gate, 1, now))) {
         /* It waited in the ring through an outage, or Jube is unavailable while the service
@@ -354,7 +355,7 @@ static void start_calls(worker *w, uint64_t now)
 static void release_waiting(worker *w)
 {
     bool stop = stopping(w);
-    uint64_t now = ja_now_ms();
+    uint64_t now = ja_clock_ms();
     uint64_t settle_by = atomic_load(&w->svc->settle_by_ms);
     for (int i = 0; i < w->slot_count; i++) {
         call_slot *slot = &w->slots[i];
@@ -378,12 +379,12 @@ static bool awaits_callback(worker *w, call_slot *slot, uint64_t now)
 {
     ja_job *job = slot->job;
     char guid[JA_GUID_LEN + 1];
-    ja_answer_kind kind = ja_answer_kind_of(job->response.data, job->response.len, guid);
+    ja_answer_kind kind = ja_implicit_async_kind_of(job->response.data, job->response.len, guid);
     if (kind == JA_ANSWER_COMPLETE)
         return false;
-    ja_count(&ja_stats.placeholders);
-    ja_escape_for_text(job->response.data, job->response.len, 400, job->placeholder,
-                       sizeof job->placeholder);
+    ja_metrics_count(&ja_stats.placeholders);
+    ja_text_escape(job->response.data, job->response.len, 400, job->placeholder,
+                   sizeof job->placeholder);
     if (kind == JA_ANSWER_PLACEHOLDER_NO_GUID) {
         ja_failure_set(&job->failure, "implicit_async_incomplete",
                        "Jube answered with an Implicit Async placeholder without an "
@@ -414,21 +415,22 @@ static void handle_callback_answer(worker *w, call_slot *slot, const ja_http_res
     ja_job *job = slot->job;
     long status = result->transport_ok ? result->status : 0;
     if (status == 200 && job->response.len > 0 && !result->response_too_large) {
-        ja_count(&ja_stats.callbacks[JA_CALLBACK_ANSWERED]);
+        ja_metrics_count(&ja_stats.callbacks[JA_CALLBACK_ANSWERED]);
         job->state = JA_JOB_RESPOND;
         ja_service_to_publisher(w->svc, job);
         free_slot(slot);
         return;
     }
     if (status == 404) {
-        ja_count(&ja_stats.callbacks[JA_CALLBACK_NOT_FOUND]);
+        ja_metrics_count(&ja_stats.callbacks[JA_CALLBACK_NOT_FOUND]);
         callback_incomplete(w, job,
                             "its Callback endpoint answered 404 (callbacks are off for the "
                             "model, the answer expired, or it was collected already)");
         free_slot(slot);
         return;
     }
-    ja_count(&ja_stats.callbacks[status == 408 ? JA_CALLBACK_NOT_READY : JA_CALLBACK_FAILED]);
+    ja_metrics_count(
+        &ja_stats.callbacks[status == 408 ? JA_CALLBACK_NOT_READY : JA_CALLBACK_FAILED]);
     if (now >= job->callback_deadline_ms) {
         char why[600];
         if (status == 408)
@@ -474,8 +476,9 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
     slot->probe = false;
     call_ended(w);
     job->http_status = result->transport_ok ? (int)result->status : 0;
-    ja_count(&ja_stats.http_responses[ja_http_class_of(result->status, result->transport_ok)]);
-    ja_histogram_observe(&ja_stats.jube_seconds, result->duration_us);
+    ja_metrics_count(
+        &ja_stats.http_responses[ja_metrics_http_class(result->status, result->transport_ok)]);
+    ja_metrics_observe(&ja_stats.jube_seconds, result->duration_us);
     if (job->instance_guid[0]) {
         ja_jube_gate_abandoned(&w->gate, was_probe); /* a poll says nothing of the gate */
         handle_callback_answer(w, slot, result, now);
@@ -553,7 +556,7 @@ static bool collect_answers(worker *w)
         curl_multi_remove_handle(w->multi, easy);
         ja_http_result result;
         ja_http_call_finish(slot->http, rc, &result);
-        handle_answer(w, slot, &result, ja_now_ms());
+        handle_answer(w, slot, &result, ja_clock_ms());
         any = true;
     }
     return any;
@@ -688,13 +691,13 @@ void *ja_worker_run(void *arg)
     }
     while (!atomic_load(&w.svc->threads_exit)) {
         release_waiting(&w);
-        start_calls(&w, ja_now_ms());
+        start_calls(&w, ja_clock_ms());
         int running;
         curl_multi_perform(w.multi, &running);
         /* Answers free slots: fill them before sleeping. */
         if (collect_answers(&w))
             continue;
-        wait_for_something(&w, ja_now_ms());
+        wait_for_something(&w, ja_clock_ms());
     }
     abandon_all(&w);
     worker_free(&w);

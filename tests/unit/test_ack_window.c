@@ -84,7 +84,7 @@ TEST(far_past_the_window)
     ASSERT(!ja_ack_window_settle(&w, 1, false));
     ASSERT_EQ(ja_ack_window_advance(&w), 9);
     ASSERT_EQ(w.floor, 500);
-    ASSERT_EQ(w.alone_count, 0);
+    ASSERT_EQ(w.alone.len, 0);
     ASSERT(!ja_ack_window_settle(&w, 501, false)); /* batching again */
     ASSERT_EQ(ja_ack_window_advance(&w), 501);
     ja_ack_window_free(&w);

@@ -494,9 +494,9 @@ TEST(jube_url_credentials_are_redacted)
     ASSERT(!strstr(p.err, "hunter2"));
     ja_config_free(&p.cfg);
     char out[128];
-    ja_redact_url("http://jube:5001/a@b", out, sizeof out);
+    ja_config_redact_url("http://jube:5001/a@b", out, sizeof out);
     ASSERT_STR_EQ(out, "http://jube:5001/a@b");
-    ja_redact_url("http://token@jube", out, sizeof out);
+    ja_config_redact_url("http://token@jube", out, sizeof out);
     ASSERT_STR_EQ(out, "http://***@jube");
 }
 

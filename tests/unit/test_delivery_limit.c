@@ -27,7 +27,7 @@ TEST(counts_are_read_from_the_brokers_headers)
          .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 2}},
     };
     amqp_basic_properties_t props = with_headers(entries, 4);
-    ja_delivery_counts c = ja_delivery_counts_of(&props);
+    ja_delivery_counts c = ja_delivery_limit_counts(&props);
     ASSERT_EQ(c.delivery_count, 7);
     ASSERT_EQ(c.acquired_count, 12);
     ASSERT_EQ(c.renewals, 2);
@@ -37,7 +37,7 @@ TEST(missing_or_odd_headers_count_zero)
 {
     amqp_basic_properties_t none;
     memset(&none, 0, sizeof none);
-    ja_delivery_counts c = ja_delivery_counts_of(&none);
+    ja_delivery_counts c = ja_delivery_limit_counts(&none);
     ASSERT_EQ(c.delivery_count, 0);
     ASSERT_EQ(c.acquired_count, 0);
     ASSERT_EQ(c.renewals, 0);
@@ -51,7 +51,7 @@ TEST(missing_or_odd_headers_count_zero)
          .value = {.kind = AMQP_FIELD_KIND_U64, .value.u64 = UINT64_MAX}},
     };
     amqp_basic_properties_t props = with_headers(odd, 3);
-    c = ja_delivery_counts_of(&props);
+    c = ja_delivery_limit_counts(&props);
     ASSERT_EQ(c.delivery_count, 0);
     ASSERT_EQ(c.acquired_count, 0);
     ASSERT_EQ(c.renewals, UINT32_MAX);

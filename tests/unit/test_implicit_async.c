@@ -5,7 +5,7 @@
 
 static ja_answer_kind kind_of(const char *json, char guid[JA_GUID_LEN + 1])
 {
-    return ja_answer_kind_of(json, strlen(json), guid);
+    return ja_implicit_async_kind_of(json, strlen(json), guid);
 }
 
 TEST(placeholder_as_the_newest_jube_writes_it)
@@ -65,7 +65,7 @@ TEST(truncated_text_never_reads_past_its_end)
     for (size_t n = 0; n < strlen(full); n++) {
         char *copy = malloc(n ? n : 1); /* exactly n bytes: ASan catches a read past them */
         memcpy(copy, full, n);
-        ja_answer_kind k = ja_answer_kind_of(copy, n, guid);
+        ja_answer_kind k = ja_implicit_async_kind_of(copy, n, guid);
         ASSERT(k == JA_ANSWER_COMPLETE || k == JA_ANSWER_PLACEHOLDER ||
                k == JA_ANSWER_PLACEHOLDER_NO_GUID);
         free(copy);

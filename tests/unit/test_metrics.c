@@ -13,14 +13,14 @@ static char *render(long ring_depth)
 
 TEST(counters_gauges_and_labels)
 {
-    ja_count(&ja_stats.consumed);
-    ja_count(&ja_stats.consumed);
-    ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of("invalid_json")]);
-    ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of("http_404")]);
-    ja_count(&ja_stats.dead_lettered[ja_dead_letter_reason_of("http_500")]);
-    ja_count(&ja_stats.http_responses[ja_http_class_of(503, true)]);
-    ja_count(&ja_stats.http_responses[ja_http_class_of(0, false)]);
-    ja_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
+    ja_metrics_count(&ja_stats.consumed);
+    ja_metrics_count(&ja_stats.consumed);
+    ja_metrics_count(&ja_stats.dead_lettered[ja_metrics_dead_letter_reason("invalid_json")]);
+    ja_metrics_count(&ja_stats.dead_lettered[ja_metrics_dead_letter_reason("http_404")]);
+    ja_metrics_count(&ja_stats.dead_lettered[ja_metrics_dead_letter_reason("http_500")]);
+    ja_metrics_count(&ja_stats.http_responses[ja_metrics_http_class(503, true)]);
+    ja_metrics_count(&ja_stats.http_responses[ja_metrics_http_class(0, false)]);
+    ja_metrics_count(&ja_stats.reconnects[JA_CONN_PUBLISHER]);
     atomic_store(&ja_stats.connected[JA_CONN_CONSUMER], true);
     atomic_store(&ja_stats.node[JA_CONN_CONSUMER], 1);
     static const char *const nodes[] = {"rabbit-1:5672", "rabbit-2:5672", "rabbit-3:5672"};
@@ -48,9 +48,9 @@ TEST(counters_gauges_and_labels)
 
 TEST(histogram_buckets_are_cumulative)
 {
-    ja_histogram_observe(&ja_stats.jube_seconds, 300);      /* 0.3 ms */
-    ja_histogram_observe(&ja_stats.jube_seconds, 4000);     /* 4 ms */
-    ja_histogram_observe(&ja_stats.jube_seconds, 60000000); /* a minute: only +Inf */
+    ja_metrics_observe(&ja_stats.jube_seconds, 300);      /* 0.3 ms */
+    ja_metrics_observe(&ja_stats.jube_seconds, 4000);     /* 4 ms */
+    ja_metrics_observe(&ja_stats.jube_seconds, 60000000); /* a minute: only +Inf */
     char *text = render(0);
     const char *name = "jube_amqp_jube_request_duration_seconds";
     char line[160];
@@ -68,14 +68,14 @@ TEST(histogram_buckets_are_cumulative)
 
 TEST(reason_and_class_mapping)
 {
-    ASSERT_EQ(ja_dead_letter_reason_of("missing_model_guid"), JA_DL_MISSING_MODEL_GUID);
-    ASSERT_EQ(ja_dead_letter_reason_of("response_too_large"), JA_DL_RESPONSE_TOO_LARGE);
-    ASSERT_EQ(ja_dead_letter_reason_of("http_422"), JA_DL_HTTP_4XX);
-    ASSERT_EQ(ja_dead_letter_reason_of("something new"), JA_DL_OTHER);
-    ASSERT_EQ(ja_http_class_of(200, true), JA_HTTP_2XX);
-    ASSERT_EQ(ja_http_class_of(404, true), JA_HTTP_4XX);
-    ASSERT_EQ(ja_http_class_of(200, false), JA_HTTP_ERROR);
-    ASSERT_EQ(ja_http_class_of(999, true), JA_HTTP_ERROR);
+    ASSERT_EQ(ja_metrics_dead_letter_reason("missing_model_guid"), JA_DL_MISSING_MODEL_GUID);
+    ASSERT_EQ(ja_metrics_dead_letter_reason("response_too_large"), JA_DL_RESPONSE_TOO_LARGE);
+    ASSERT_EQ(ja_metrics_dead_letter_reason("http_422"), JA_DL_HTTP_4XX);
+    ASSERT_EQ(ja_metrics_dead_letter_reason("something new"), JA_DL_OTHER);
+    ASSERT_EQ(ja_metrics_http_class(200, true), JA_HTTP_2XX);
+    ASSERT_EQ(ja_metrics_http_class(404, true), JA_HTTP_4XX);
+    ASSERT_EQ(ja_metrics_http_class(200, false), JA_HTTP_ERROR);
+    ASSERT_EQ(ja_metrics_http_class(999, true), JA_HTTP_ERROR);
 }
 
 int main(int argc, char **argv)

@@ -9,7 +9,7 @@ static ja_key_status key_of(const char *spec_text, const char *body, char *key, 
 {
     ja_order_spec spec;
     char err[512];
-    ASSERT_EQ(ja_order_spec_parse(spec_text, &spec, err, sizeof err), 0);
+    ASSERT_EQ(ja_order_key_parse_spec(spec_text, &spec, err, sizeof err), 0);
     amqp_basic_properties_t props = {0};
     return ja_order_key_of(&spec, body, strlen(body), &props, key, len);
 }
@@ -89,7 +89,7 @@ static ja_key_status header_key(const amqp_table_entry_t *entries, int count, ch
 {
     ja_order_spec spec;
     char err[256];
-    ASSERT_EQ(ja_order_spec_parse("header:x-account", &spec, err, sizeof err), 0);
+    ASSERT_EQ(ja_order_key_parse_spec("header:x-account", &spec, err, sizeof err), 0);
     amqp_basic_properties_t props = {
         .headers = {.num_entries = count, .entries = (amqp_table_entry_t *)entries}};
     if (count >= 0)
@@ -125,7 +125,7 @@ static void expect_refused(const char *text, const char *says)
 {
     ja_order_spec spec;
     char err[512] = "";
-    ASSERT_EQ(ja_order_spec_parse(text, &spec, err, sizeof err), -1);
+    ASSERT_EQ(ja_order_key_parse_spec(text, &spec, err, sizeof err), -1);
     ASSERT_CONTAINS(err, "--order-by");
     ASSERT_CONTAINS(err, says);
     ASSERT_EQ(spec.source, JA_ORDER_OFF);
@@ -135,12 +135,12 @@ TEST(specs)
 {
     ja_order_spec spec;
     char err[256];
-    ASSERT_EQ(ja_order_spec_parse("", &spec, err, sizeof err), 0);
+    ASSERT_EQ(ja_order_key_parse_spec("", &spec, err, sizeof err), 0);
     ASSERT_EQ(spec.source, JA_ORDER_OFF);
-    ASSERT_EQ(ja_order_spec_parse("$.a.b", &spec, err, sizeof err), 0);
+    ASSERT_EQ(ja_order_key_parse_spec("$.a.b", &spec, err, sizeof err), 0);
     ASSERT_EQ(spec.source, JA_ORDER_BY_BODY);
     ASSERT_EQ(spec.parts, 2);
-    ASSERT_EQ(ja_order_spec_parse("header:x", &spec, err, sizeof err), 0);
+    ASSERT_EQ(ja_order_key_parse_spec("header:x", &spec, err, sizeof err), 0);
     ASSERT_EQ(spec.source, JA_ORDER_BY_HEADER);
     expect_refused("AccountId", "'AccountId'");
     expect_refused("$AccountId", "'$AccountId'");

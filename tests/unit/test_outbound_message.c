@@ -73,7 +73,7 @@ TEST(response_properties)
     ja_job job = inbound_job();
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_response_properties(&job, &scratch, 17, &props), 0);
+    ASSERT_EQ(ja_outbound_message_response(&job, &scratch, 17, &props), 0);
     ASSERT(props._flags & AMQP_BASIC_CONTENT_TYPE_FLAG);
     ASSERT(!(props._flags & AMQP_BASIC_USER_ID_FLAG));
     ASSERT(find(&props.headers, "CC") == NULL);
@@ -98,10 +98,10 @@ TEST(response_properties)
     ASSERT(find(&props.headers, "x-jube-error") == NULL); /* a forged one is not passed on */
     ASSERT(find(&props.headers, "x-jube-implicit-async") == NULL);
     strcpy(job.instance_guid, "6f1d2a0e-3c1b-4e0a-9a51-0d2c9e4b7f10");
-    ASSERT_EQ(ja_response_properties(&job, &scratch, 18, &props), 0);
+    ASSERT_EQ(ja_outbound_message_response(&job, &scratch, 18, &props), 0);
     const amqp_table_entry_t *via = find(&props.headers, "x-jube-implicit-async");
     ASSERT(via && bytes_are(via->value.value.bytes, "callback"));
-    ja_header_scratch_free(&scratch);
+    ja_outbound_message_scratch_free(&scratch);
 }
 
 TEST(dead_letter_properties)
@@ -111,7 +111,7 @@ TEST(dead_letter_properties)
     ja_failure_set(&job.failure, "http_404", "Jube does not know this model (HTTP %d).", 404);
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, 9, &props), 0);
+    ASSERT_EQ(ja_outbound_message_dead_letter(&job, &scratch, 9, &props), 0);
     ASSERT_EQ(props.delivery_mode, AMQP_DELIVERY_PERSISTENT);
     /* The broker would refuse the producer's user_id from the service's login. */
     ASSERT(!(props._flags & AMQP_BASIC_USER_ID_FLAG));
@@ -134,7 +134,7 @@ TEST(dead_letter_properties)
     e = find(&props.headers, JA_MODEL_HEADER); /* the inbound header is kept as it came */
     ASSERT(e && bytes_are(e->value.value.bytes, "90C425FD-101A-420B-91D1-CB7A24A969CC"));
     ASSERT(find(&props.headers, "tenant"));
-    ja_header_scratch_free(&scratch);
+    ja_outbound_message_scratch_free(&scratch);
 }
 
 /* A renewal is the producer's message again, with a fresh count. */
@@ -152,7 +152,7 @@ TEST(renewal_properties)
     job.renewals = 2;
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_renewal_properties(&job, &scratch, 5, &props), 0);
+    ASSERT_EQ(ja_outbound_message_renewal(&job, &scratch, 5, &props), 0);
     ASSERT(find(&props.headers, "x-delivery-count") == NULL);
     ASSERT(find(&props.headers, "x-acquired-count") == NULL);
     ASSERT(find(&props.headers, "CC") == NULL);
@@ -171,15 +171,16 @@ TEST(renewal_properties)
     ASSERT(bytes_are(props.message_id, "msg-1"));
     ASSERT(bytes_are(props.reply_to, "replies"));
     ASSERT(bytes_are(props.expiration, "60000"));
-    ja_header_scratch_free(&scratch);
+    ja_outbound_message_scratch_free(&scratch);
 }
 
 TEST(direct_reply_to_is_recognised)
 {
-    ASSERT(ja_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply-to")));
-    ASSERT(ja_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply-to.g1h2AA==")));
-    ASSERT(!ja_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply")));
-    ASSERT(!ja_is_direct_reply_to(amqp_cstring_bytes("replies")));
+    ASSERT(ja_outbound_message_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply-to")));
+    ASSERT(ja_outbound_message_is_direct_reply_to(
+        amqp_cstring_bytes("amq.rabbitmq.reply-to.g1h2AA==")));
+    ASSERT(!ja_outbound_message_is_direct_reply_to(amqp_cstring_bytes("amq.rabbitmq.reply")));
+    ASSERT(!ja_outbound_message_is_direct_reply_to(amqp_cstring_bytes("replies")));
 }
 
 TEST(no_inbound_headers)
@@ -190,12 +191,12 @@ TEST(no_inbound_headers)
     ja_failure_set(&job.failure, "missing_model_guid", "none");
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, 1, &props), 0);
+    ASSERT_EQ(ja_outbound_message_dead_letter(&job, &scratch, 1, &props), 0);
     ASSERT_EQ(props.headers.num_entries, 5);
-    ASSERT_EQ(ja_response_properties(&job, &scratch, 1, &props), 0);
+    ASSERT_EQ(ja_outbound_message_response(&job, &scratch, 1, &props), 0);
     ASSERT_EQ(props.headers.num_entries, 3);
     ASSERT(!(props._flags & AMQP_BASIC_CORRELATION_ID_FLAG));
-    ja_header_scratch_free(&scratch);
+    ja_outbound_message_scratch_free(&scratch);
 }
 
 TEST(bare_dead_letter_keeps_only_the_services_headers)
@@ -207,13 +208,13 @@ TEST(bare_dead_letter_keeps_only_the_services_headers)
     ja_failure_set(&job.failure, "body_too_large", "big");
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
-    ASSERT_EQ(ja_dead_letter_properties(&job, &scratch, 3, &props), 0);
+    ASSERT_EQ(ja_outbound_message_dead_letter(&job, &scratch, 3, &props), 0);
     ASSERT(find(&props.headers, "tenant") == NULL);
     ASSERT(find(&props.headers, JA_MODEL_HEADER) == NULL);
     ASSERT(find(&props.headers, "x-jube-error"));
     ASSERT_EQ(find(&props.headers, "x-jube-body-size")->value.value.i64, 5000);
     ASSERT(bytes_are(props.correlation_id, "corr-1"));
-    ja_header_scratch_free(&scratch);
+    ja_outbound_message_scratch_free(&scratch);
 }
 
 /* rabbitmq-c would send the publish method before finding that the header does not fit a frame;
@@ -229,11 +230,11 @@ TEST(properties_that_do_not_fit_a_frame_are_found)
     props.headers = (amqp_table_t){.num_entries = 1, .entries = &entry};
     static char scratch[131072];
     amqp_bytes_t into = {.len = sizeof scratch, .bytes = scratch};
-    ASSERT(!ja_properties_fit(&props, 131072, into));
+    ASSERT(!ja_outbound_message_fits(&props, 131072, into));
     big[131072 - 20 - 40] = '\0'; /* fits with the table's own bytes */
     entry.value.value.bytes = amqp_cstring_bytes(big);
-    ASSERT(ja_properties_fit(&props, 131072, into));
-    ASSERT(!ja_properties_fit(&props, 4096, into));
+    ASSERT(ja_outbound_message_fits(&props, 131072, into));
+    ASSERT(!ja_outbound_message_fits(&props, 4096, into));
 }
 
 int main(int argc, char **argv)

@@ -76,8 +76,8 @@ static void fill(uint8_t *bytes, size_t len, uint64_t *rng)
 static void same_bytes(wire *w, uint32_t frame_max, const char *exchange, const char *key,
                        bool mandatory, const amqp_basic_properties_t *props, amqp_bytes_t body)
 {
-    ja_frame_buffer ours = {0};
-    ASSERT_EQ(ja_frames_append_publish(&ours, 1, frame_max, amqp_cstring_bytes(exchange),
+    ja_buffer ours = {0};
+    ASSERT_EQ(ja_publish_frames_append(&ours, 1, frame_max, amqp_cstring_bytes(exchange),
                                        amqp_cstring_bytes(key), mandatory, props, body),
               0);
     ASSERT_EQ(amqp_basic_publish(w->conn, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes(key),
@@ -90,7 +90,7 @@ static void same_bytes(wire *w, uint32_t frame_max, const char *exchange, const 
     struct pollfd pfd = {.fd = w->peer, .events = POLLIN};
     ASSERT_EQ(poll(&pfd, 1, 0), 0);
     free(theirs);
-    ja_frame_buffer_free(&ours);
+    ja_buffer_free(&ours);
 }
 
 TEST(a_response_with_headers_is_framed_as_rabbitmq_c_frames_it)
@@ -144,27 +144,27 @@ TEST(properties_too_large_for_a_frame_append_nothing)
         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(big)}};
     amqp_basic_properties_t props = {._flags = AMQP_BASIC_HEADERS_FLAG,
                                      .headers = {.num_entries = 1, .entries = &entry}};
-    ja_frame_buffer b = {0};
-    ASSERT_EQ(ja_frames_append_publish(&b, 1, 131072, amqp_cstring_bytes("x"), amqp_empty_bytes,
+    ja_buffer b = {0};
+    ASSERT_EQ(ja_publish_frames_append(&b, 1, 131072, amqp_cstring_bytes("x"), amqp_empty_bytes,
                                        false, &props, amqp_cstring_bytes("{}")),
               0);
     size_t one = b.len;
-    ASSERT_EQ(ja_frames_append_publish(&b, 1, 4096, amqp_cstring_bytes("x"), amqp_empty_bytes,
+    ASSERT_EQ(ja_publish_frames_append(&b, 1, 4096, amqp_cstring_bytes("x"), amqp_empty_bytes,
                                        false, &props, amqp_cstring_bytes("{}")),
               AMQP_STATUS_TABLE_TOO_BIG);
     ASSERT_EQ(b.len, one);
-    ja_frame_buffer_free(&b);
+    ja_buffer_free(&b);
 }
 
 TEST(several_publishes_follow_each_other_in_one_buffer)
 {
     wire w = open_wire();
     amqp_basic_properties_t props = {._flags = AMQP_BASIC_DELIVERY_MODE_FLAG, .delivery_mode = 2};
-    ja_frame_buffer ours = {0};
+    ja_buffer ours = {0};
     for (int i = 0; i < 50; i++) {
         char body[32];
         snprintf(body, sizeof body, "{\"n\":%d}", i);
-        ASSERT_EQ(ja_frames_append_publish(&ours, 1, 131072, amqp_cstring_bytes("jubeOutbound"),
+        ASSERT_EQ(ja_publish_frames_append(&ours, 1, 131072, amqp_cstring_bytes("jubeOutbound"),
                                            amqp_empty_bytes, true, &props,
                                            amqp_cstring_bytes(body)),
                   0);
@@ -176,28 +176,8 @@ TEST(several_publishes_follow_each_other_in_one_buffer)
     read_exactly(w.peer, theirs, ours.len);
     ASSERT(memcmp(theirs, ours.data, ours.len) == 0);
     free(theirs);
-    ja_frame_buffer_free(&ours);
+    ja_buffer_free(&ours);
     close_wire(&w);
-}
-
-TEST(a_grown_buffer_gives_its_memory_back_once_empty)
-{
-    ja_frame_buffer b = {0};
-    static char big[2 * 1024 * 1024];
-    amqp_basic_properties_t props = {0};
-    ASSERT_EQ(ja_frames_append_publish(&b, 1, 131072, amqp_cstring_bytes("x"), amqp_empty_bytes,
-                                       true, &props, (amqp_bytes_t){sizeof big, big}),
-              0);
-    ASSERT(b.capacity >= sizeof big);
-    ja_frame_buffer_trim(&b, 1024 * 1024); /* not empty yet: kept */
-    ASSERT(b.data != NULL);
-    b.len = 0;                                 /* written */
-    ja_frame_buffer_trim(&b, 4 * 1024 * 1024); /* small enough: kept */
-    ASSERT(b.data != NULL);
-    ja_frame_buffer_trim(&b, 1024 * 1024);
-    ASSERT(b.data == NULL);
-    ASSERT_EQ(b.capacity, 0);
-    ja_frame_buffer_free(&b);
 }
 
 /* connection.blocked with a reason, and connection.unblocked, as RabbitMQ frames them. */
@@ -232,24 +212,24 @@ TEST(blocking_is_found_in_unread_input_wherever_it_starts)
 {
     uint8_t in[512] = {0};
     size_t n = 0;
-    ASSERT_EQ(ja_frames_peek_blocking(in, 0), JA_PEEK_NOTHING);
+    ASSERT_EQ(ja_publish_frames_peek_blocking(in, 0), JA_PEEK_NOTHING);
     memcpy(in, ack_tail, sizeof ack_tail);
     n = sizeof ack_tail;
-    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_NOTHING);
+    ASSERT_EQ(ja_publish_frames_peek_blocking(in, n), JA_PEEK_NOTHING);
     n += blocked_frame(in + n, "low on memory");
-    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_BLOCKED);
+    ASSERT_EQ(ja_publish_frames_peek_blocking(in, n), JA_PEEK_BLOCKED);
     memcpy(in + n, unblocked, sizeof unblocked);
     /* Not whole yet: the frame end has not arrived. */
-    ASSERT_EQ(ja_frames_peek_blocking(in, n + sizeof unblocked - 1), JA_PEEK_BLOCKED);
+    ASSERT_EQ(ja_publish_frames_peek_blocking(in, n + sizeof unblocked - 1), JA_PEEK_BLOCKED);
     n += sizeof unblocked;
-    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_UNBLOCKED);
+    ASSERT_EQ(ja_publish_frames_peek_blocking(in, n), JA_PEEK_UNBLOCKED);
     n += blocked_frame(in + n, "low on disk");
-    ASSERT_EQ(ja_frames_peek_blocking(in, n), JA_PEEK_BLOCKED);
+    ASSERT_EQ(ja_publish_frames_peek_blocking(in, n), JA_PEEK_BLOCKED);
     /* The same methods on another channel are not the connection's. */
     uint8_t other[sizeof unblocked];
     memcpy(other, unblocked, sizeof other);
     other[2] = 1;
-    ASSERT_EQ(ja_frames_peek_blocking(other, sizeof other), JA_PEEK_NOTHING);
+    ASSERT_EQ(ja_publish_frames_peek_blocking(other, sizeof other), JA_PEEK_NOTHING);
 }
 
 int main(int argc, char **argv)
@@ -260,7 +240,6 @@ int main(int argc, char **argv)
         TEST_ENTRY(properties_too_large_for_a_frame_append_nothing),
         TEST_ENTRY(several_publishes_follow_each_other_in_one_buffer),
         TEST_ENTRY(blocking_is_found_in_unread_input_wherever_it_starts),
-        TEST_ENTRY(a_grown_buffer_gives_its_memory_back_once_empty),
     };
     return RUN_TESTS(tests);
 }

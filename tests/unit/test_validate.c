@@ -1,6 +1,8 @@
 /* Input checks: the model header and the body, each failure with its code and the value. */
 
 #include "test.h"
+#include "json.h"
+#include "text.h"
 #include "validate.h"
 
 #define SAMPLE_GUID "90c425fd-101a-420b-91d1-cb7a24a969cc"
@@ -30,10 +32,10 @@ TEST(traceparent_found_only_when_well_formed)
     amqp_table_entry_t e[2] = {string_entry(JA_MODEL_HEADER, SAMPLE_GUID, AMQP_FIELD_KIND_UTF8),
                                string_entry("traceparent", good, AMQP_FIELD_KIND_UTF8)};
     amqp_basic_properties_t props = with_header(e, 2);
-    ja_find_traceparent(&props, out);
+    ja_validate_traceparent(&props, out);
     ASSERT_STR_EQ(out, good);
     e[1].value.kind = AMQP_FIELD_KIND_BYTES;
-    ja_find_traceparent(&props, out);
+    ja_validate_traceparent(&props, out);
     ASSERT_STR_EQ(out, good);
 
     const char *bad[] = {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\n",
@@ -42,26 +44,26 @@ TEST(traceparent_found_only_when_well_formed)
                          "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         e[1] = string_entry("traceparent", bad[i], AMQP_FIELD_KIND_UTF8);
-        ja_find_traceparent(&props, out);
+        ja_validate_traceparent(&props, out);
         ASSERT_STR_EQ(out, "");
     }
     e[1].value.kind = AMQP_FIELD_KIND_I32;
-    ja_find_traceparent(&props, out);
+    ja_validate_traceparent(&props, out);
     ASSERT_STR_EQ(out, "");
     props = with_header(e, 1);
-    ja_find_traceparent(&props, out);
+    ja_validate_traceparent(&props, out);
     ASSERT_STR_EQ(out, "");
 }
 
 TEST(guid_shapes)
 {
-    ASSERT(ja_guid_is_valid(SAMPLE_GUID, 36));
-    ASSERT(ja_guid_is_valid("90C425FD-101A-420B-91D1-CB7A24A969CC", 36));
-    ASSERT(!ja_guid_is_valid("90c425fd101a420b91d1cb7a24a969cc", 32));
-    ASSERT(!ja_guid_is_valid("90c425fd-101a-420b-91d1-cb7a24a969c", 35));
-    ASSERT(!ja_guid_is_valid("90c425fd-101a-420b-91d1-cb7a24a969cg", 36));
-    ASSERT(!ja_guid_is_valid("90c425fd-101a-420b-91d1/cb7a24a969cc", 36));
-    ASSERT(!ja_guid_is_valid("../../../../admin/x?y=1&z=2#abcdefgh", 36));
+    ASSERT(ja_validate_guid(SAMPLE_GUID, 36));
+    ASSERT(ja_validate_guid("90C425FD-101A-420B-91D1-CB7A24A969CC", 36));
+    ASSERT(!ja_validate_guid("90c425fd101a420b91d1cb7a24a969cc", 32));
+    ASSERT(!ja_validate_guid("90c425fd-101a-420b-91d1-cb7a24a969c", 35));
+    ASSERT(!ja_validate_guid("90c425fd-101a-420b-91d1-cb7a24a969cg", 36));
+    ASSERT(!ja_validate_guid("90c425fd-101a-420b-91d1/cb7a24a969cc", 36));
+    ASSERT(!ja_validate_guid("../../../../admin/x?y=1&z=2#abcdefgh", 36));
 }
 
 TEST(header_as_long_string_or_bytes_is_lowercased)
@@ -225,11 +227,11 @@ TEST(json_sample_transaction_is_an_object)
 /* Details and quoted values are UTF-8 header strings: never cut inside a character. */
 TEST(details_are_cut_on_character_boundaries)
 {
-    ASSERT_EQ(ja_utf8_cut("ab\xc3\xa9", 4), 4);   /* "abé" whole */
-    ASSERT_EQ(ja_utf8_cut("ab\xc3\xa9", 3), 2);   /* half an é */
-    ASSERT_EQ(ja_utf8_cut("\xe2\x82\xac", 2), 0); /* two thirds of a euro sign */
-    ASSERT_EQ(ja_utf8_cut("\xf0\x9f\x98\x80", 4), 4);
-    ASSERT_EQ(ja_utf8_cut("abc", 3), 3);
+    ASSERT_EQ(ja_text_utf8_cut("ab\xc3\xa9", 4), 4);   /* "abé" whole */
+    ASSERT_EQ(ja_text_utf8_cut("ab\xc3\xa9", 3), 2);   /* half an é */
+    ASSERT_EQ(ja_text_utf8_cut("\xe2\x82\xac", 2), 0); /* two thirds of a euro sign */
+    ASSERT_EQ(ja_text_utf8_cut("\xf0\x9f\x98\x80", 4), 4);
+    ASSERT_EQ(ja_text_utf8_cut("abc", 3), 3);
 
     static char euros[3 * 2000 + 1];
     for (int i = 0; i < 2000; i++)
@@ -241,11 +243,11 @@ TEST(details_are_cut_on_character_boundaries)
     ASSERT_EQ(len % 3, 0);
 
     char out[64];
-    ja_escape_for_text(euros, sizeof euros - 1, 1000, out, sizeof out);
+    ja_text_escape(euros, sizeof euros - 1, 1000, out, sizeof out);
     len = strlen(out);
     ASSERT(len >= 3 && memcmp(out + len - 3, "...", 3) == 0);
     ASSERT_EQ((len - 3) % 3, 0);
-    ja_escape_for_text(euros, sizeof euros - 1, 10, out, sizeof out); /* max_in mid-character */
+    ja_text_escape(euros, sizeof euros - 1, 10, out, sizeof out); /* max_in mid-character */
     ASSERT_STR_EQ(out, "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac...");
 }
 

@@ -8,10 +8,10 @@
 
 TEST(stuck_only_when_busy_past_the_limit)
 {
-    ASSERT(!ja_watch_is_stuck(0, 100000, 1000)); /* waiting for input */
-    ASSERT(!ja_watch_is_stuck(5000, 6000, 1000));
-    ASSERT(ja_watch_is_stuck(5000, 6001, 1000));
-    ASSERT(!ja_watch_is_stuck(7000, 6000, 1000)); /* stamped after the look began */
+    ASSERT(!ja_watchdog_is_stuck(0, 100000, 1000)); /* waiting for input */
+    ASSERT(!ja_watchdog_is_stuck(5000, 6000, 1000));
+    ASSERT(ja_watchdog_is_stuck(5000, 6001, 1000));
+    ASSERT(!ja_watchdog_is_stuck(7000, 6000, 1000)); /* stamped after the look began */
 }
 
 TEST(a_stuck_owner_has_its_socket_shut_down_once)
@@ -19,20 +19,20 @@ TEST(a_stuck_owner_has_its_socket_shut_down_once)
     int pair[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
     ja_watched_connection w;
-    ja_watch_init(&w, "publisher");
-    ASSERT(!ja_watch_check(&w, 10000, 1000)); /* never busy */
-    ja_watch_attach(&w, pair[0], 1000);
-    ASSERT(!ja_watch_check(&w, 1500, 1000));
-    ja_watch_busy(&w, 1500); /* progress */
-    ASSERT(!ja_watch_check(&w, 2400, 1000));
-    ASSERT(ja_watch_check(&w, 2600, 1000));
+    ja_watchdog_init(&w, "publisher");
+    ASSERT(!ja_watchdog_check(&w, 10000, 1000)); /* never busy */
+    ja_watchdog_attach(&w, pair[0], 1000);
+    ASSERT(!ja_watchdog_check(&w, 1500, 1000));
+    ja_watchdog_busy(&w, 1500); /* progress */
+    ASSERT(!ja_watchdog_check(&w, 2400, 1000));
+    ASSERT(ja_watchdog_check(&w, 2600, 1000));
     char byte;
     ASSERT_EQ(recv(pair[1], &byte, 1, 0), 0); /* the peer sees the end */
     ASSERT(send(pair[0], "x", 1, MSG_NOSIGNAL) < 0);
-    ASSERT(!ja_watch_check(&w, 9000, 1000)); /* said once */
-    ja_watch_attach(&w, -1, 0);
-    ASSERT(!ja_watch_check(&w, 99000, 1000));
-    ja_watch_destroy(&w);
+    ASSERT(!ja_watchdog_check(&w, 9000, 1000)); /* said once */
+    ja_watchdog_attach(&w, -1, 0);
+    ASSERT(!ja_watchdog_check(&w, 99000, 1000));
+    ja_watchdog_destroy(&w);
     close(pair[0]);
     close(pair[1]);
 }

@@ -3,7 +3,7 @@
 
 #include "ring.h"
 #include "test.h"
-#include "worker_bell.h"
+#include "worker_bells.h"
 
 #include <poll.h>
 #include <pthread.h>

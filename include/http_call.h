@@ -1,5 +1,5 @@
-#ifndef JA_HTTP_CLIENT_H
-#define JA_HTTP_CLIENT_H
+#ifndef JA_HTTP_CALL_H
+#define JA_HTTP_CALL_H
 
 #include "config.h"
 #include "job.h"
@@ -37,13 +37,13 @@ void ja_http_call_free(ja_http_call *call);
  * handle to add to a multi handle, or NULL when out of memory. body must stay valid until the
  * call is finished; the response body replaces response's contents. */
 CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
-                           const void *body, size_t len, ja_buf *response);
+                           const void *body, size_t len, ja_buffer *response);
 
 /* Prepares a GET of {jube-url}/api/invoke/EntityAnalysisModel/Callback/{instance_guid}, with
  * the same credentials and headers as the invoke: Implicit Async's full answer
  * (implicit_async.h). */
 CURL *ja_http_call_prepare_callback(ja_http_call *call, const char *instance_guid,
-                                    const char *traceparent, ja_buf *response);
+                                    const char *traceparent, ja_buffer *response);
 
 CURL *ja_http_call_handle(const ja_http_call *call);
 

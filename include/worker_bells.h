@@ -1,5 +1,5 @@
-#ifndef JA_WORKER_BELL_H
-#define JA_WORKER_BELL_H
+#ifndef JA_WORKER_BELLS_H
+#define JA_WORKER_BELLS_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -1,13 +1,19 @@
-#ifndef JA_JSON_SCAN_H
-#define JA_JSON_SCAN_H
+#ifndef JA_JSON_H
+#define JA_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/* A forward-only walk over JSON text that never allocates, for the few places that read one
- * member of a body or an answer (Implicit Async placeholders, the order key) where building a
- * whole document would cost more than the message. It trusts nothing: every step checks the end
- * of the text and says false when the text is not what it expected. */
+/* JSON without a document: one strict scanner (RFC 8259: no allocation, bounded nesting) that
+ * checks a message body is JSON before it goes to Jube, and walks an answer or a body forward to
+ * read one member (Implicit Async placeholders, the order key) where building a whole document
+ * would cost more than the message. It trusts nothing: every step checks the end of the text and
+ * says false when the text is not what it expected. */
+
+/* The JSON check alone: returns NULL when text is exactly one valid JSON value (with optional
+ * surrounding white space), else a description of the first problem, with its byte offset
+ * written to error_offset. */
+const char *ja_json_check(const char *text, size_t len, size_t *error_offset, bool *is_object);
 
 typedef struct {
     const char *p, *end;
@@ -21,7 +27,7 @@ bool ja_json_take(ja_json_cursor *c, char ch);
 /* At a '"': moves past the string; its raw contents (escapes left as they are) in *s, *n. */
 bool ja_json_read_string(ja_json_cursor *c, const char **s, size_t *n);
 
-/* Moves past one value of any kind: strings respected, brackets counted. */
+/* Moves past one value of any kind, checking it as ja_json_check does. */
 bool ja_json_skip_value(ja_json_cursor *c);
 
 /* Calls member(name, name_len, cursor at the value, arg) for each member of the object that

@@ -1,4 +1,4 @@
-#include "worker_bell.h"
+#include "worker_bells.h"
 
 #include <errno.h>
 #include <stdint.h>

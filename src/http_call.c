@@ -1,6 +1,6 @@
-#include "http_client.h"
+#include "http_call.h"
 
-#include "outcome.h"
+#include "backoff.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ struct ja_http_call {
     struct curl_slist *trace_headers; /* those plus this call's traceparent, or NULL */
     char *url;                        /* base URL and path prefix, with room for the GUID */
     size_t base_len;                  /* of the Jube URL at the start of url */
-    ja_buf *response;                 /* the buffer of the request under way */
+    ja_buffer *response;              /* the buffer of the request under way */
     bool too_large;
     int64_t retry_after_ms;
     char error[CURL_ERROR_SIZE];
@@ -27,7 +27,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
     ja_http_call *call = userdata;
     size_t n = size * nmemb;
-    if (ja_buf_append(call->response, data, n, JA_HTTP_MAX_RESPONSE_BYTES) != 0) {
+    if (ja_buffer_append(call->response, data, n, JA_HTTP_MAX_RESPONSE_BYTES) != 0) {
         call->too_large = true;
         return 0; /* ends the transfer */
     }
@@ -43,7 +43,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
         char value[256];
         memcpy(value, data + sizeof name - 1, n - (sizeof name - 1));
         value[n - (sizeof name - 1)] = '\0';
-        call->retry_after_ms = ja_retry_after_ms(value, time(NULL));
+        call->retry_after_ms = ja_backoff_retry_after_ms(value, time(NULL));
     }
     return n;
 }
@@ -167,7 +167,7 @@ static void set_url(ja_http_call *call, const char *path, const char *guid)
     curl_easy_setopt(call->curl, CURLOPT_URL, call->url);
 }
 
-static void start(ja_http_call *call, ja_buf *response)
+static void start(ja_http_call *call, ja_buffer *response)
 {
     response->len = 0;
     call->response = response;
@@ -193,7 +193,7 @@ static bool set_headers(ja_http_call *call, const char *traceparent)
 }
 
 CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
-                           const void *body, size_t len, ja_buf *response)
+                           const void *body, size_t len, ja_buffer *response)
 {
     if (!set_headers(call, traceparent))
         return NULL;
@@ -208,7 +208,7 @@ CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *tra
 }
 
 CURL *ja_http_call_prepare_callback(ja_http_call *call, const char *instance_guid,
-                                    const char *traceparent, ja_buf *response)
+                                    const char *traceparent, ja_buffer *response)
 {
     if (!set_headers(call, traceparent))
         return NULL;
