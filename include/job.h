@@ -80,4 +80,26 @@ static inline ja_job *ja_job_of(ja_inbox_node *node)
     return (ja_job *)((char *)node - offsetof(ja_job, node));
 }
 
+/* The consumer's jobs, kept for reuse so that steady traffic allocates none. The first
+ * `prefetch` are made before any thread starts (oom.h); a burst beyond them (deliveries of a
+ * new connection while the old one's are still settling) allocates more, and running out of
+ * memory then ends the process. Only the consumer thread uses the pool. */
+typedef struct {
+    ja_job **spare;
+    size_t count, capacity;
+} ja_job_pool;
+
+/* Makes `prepared` jobs and room to keep `capacity` (>= prepared). Returns 0 or -ENOMEM. */
+int ja_job_pool_init(ja_job_pool *pool, size_t prepared, size_t capacity);
+void ja_job_pool_destroy(ja_job_pool *pool);
+
+/* A job for a delivery just read: it takes over the envelope, and everything learnt about an
+ * earlier delivery is forgotten (the answer buffer keeps its memory). Never NULL. */
+ja_job *ja_job_new(ja_job_pool *pool, const amqp_envelope_t *envelope, uint64_t body_size,
+                   uint64_t generation, uint64_t now_ms);
+/* The delivery is settled: the job goes back to the pool, or is freed when the pool is full. */
+void ja_job_recycle(ja_job_pool *pool, ja_job *job);
+/* Frees a job and everything it holds (at shutdown, from any list it is left in). */
+void ja_job_free(ja_job *job);
+
 #endif

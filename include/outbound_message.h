@@ -1,6 +1,7 @@
 #ifndef JA_OUTBOUND_MESSAGE_H
 #define JA_OUTBOUND_MESSAGE_H
 
+#include "buffer.h"
 #include "job.h"
 
 #include <amqp.h>
@@ -16,9 +17,9 @@
  * sequence number) can be matched to the publish it returns. */
 #define JA_PUBLISH_SEQ_HEADER "x-jube-publish-seq"
 
+/* The table of headers being built (amqp_table_entry_t items), kept between publishes. */
 typedef struct {
-    amqp_table_entry_t *entries;
-    size_t capacity;
+    ja_buffer entries;
 } ja_header_scratch;
 
 /* Response: content type application/json, persistent, the inbound correlation_id, message_id

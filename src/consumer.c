@@ -43,27 +43,11 @@ typedef struct {
     /* Acks wait for the next delivery while deliveries come close together (nap.h). */
     ja_nap nap;
 
-    ja_job **spare; /* freed jobs kept for reuse, so steady traffic allocates no jobs */
-    size_t spare_count, spare_capacity;
 } consumer;
-
-static ja_job *new_job(consumer *c)
-{
-    if (c->spare_count > 0)
-        return c->spare[--c->spare_count];
-    return calloc(1, sizeof(ja_job));
-}
 
 static void recycle_job(consumer *c, ja_job *job)
 {
-    amqp_destroy_envelope(&job->envelope);
-    memset(&job->envelope, 0, sizeof job->envelope);
-    if (c->spare_count < c->spare_capacity) {
-        c->spare[c->spare_count++] = job; /* keeps its response buffer too */
-        return;
-    }
-    ja_buffer_free(&job->response);
-    free(job);
+    ja_job_recycle(&c->svc->jobs, job);
 }
 
 static ja_job *job_of_order(ja_order_node *node)
@@ -290,26 +274,7 @@ static bool renew_near_the_limit(consumer *c, ja_job *job)
 
 static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_size)
 {
-    ja_job *job = new_job(c);
-    if (!job) {
-        return_at_once(c, envelope->delivery_tag, "out of memory");
-        amqp_destroy_envelope(envelope);
-        return;
-    }
-    job->envelope = *envelope;
-    job->body_size = body_size;
-    job->generation = c->generation;
-    job->received_ms = ja_clock_ms();
-    job->state = JA_JOB_NEW;
-    job->http_status = 0;
-    job->attempts = 0;
-    job->failure.code[0] = '\0';
-    job->failure.detail[0] = '\0';
-    job->model_guid[0] = '\0';
-    job->instance_guid[0] = '\0';
-    job->ordered = false;
-    job->order_key_status = JA_KEY_FOUND;
-    job->order_key_len = 0;
+    ja_job *job = ja_job_new(&c->svc->jobs, envelope, body_size, c->generation, ja_clock_ms());
     c->in_flight++;
     ja_nap_event(&c->nap, ja_clock_us());
     ja_metrics_count(&ja_stats.consumed);
@@ -561,10 +526,6 @@ void *ja_consumer_run(void *arg)
     ja_reconnect_init(&c.reconnect, "consumer",
                       ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0xA5A5A5A5ull,
                       c.cfg->broker_count);
-    c.spare_capacity = ja_config_ring_capacity(c.cfg);
-    c.spare = calloc(c.spare_capacity, sizeof *c.spare);
-    if (!c.spare)
-        c.spare_capacity = 0;
     c.ordered = c.cfg->order_spec.source != JA_ORDER_OFF;
     /* With --order-by a key's next message waits for its predecessor's ack: never let it wait. */
     ja_nap_init(&c.nap, c.ordered ? 0 : (uint64_t)c.cfg->ack_linger_ms * 1000u);
@@ -636,11 +597,6 @@ void *ja_consumer_run(void *arg)
 
     atomic_store(&c.svc->live_generation, 0);
     settle_returned_jobs(&c, true); /* frees anything handed back meanwhile */
-    for (size_t i = 0; i < c.spare_count; i++) {
-        ja_buffer_free(&c.spare[i]->response);
-        free(c.spare[i]);
-    }
-    free(c.spare);
     ja_ack_window_free(&c.acks);
     ja_key_scheduler_free(&c.keys);
     amqp_bytes_free(c.consumer_tag);

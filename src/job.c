@@ -1,1 +1,68 @@
 #include "job.h"
+
+#include "oom.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ja_job_pool_init(ja_job_pool *pool, size_t prepared, size_t capacity)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->spare = calloc(capacity, sizeof *pool->spare);
+    if (!pool->spare)
+        return -ENOMEM;
+    pool->capacity = capacity;
+    for (; pool->count < prepared && pool->count < capacity; pool->count++) {
+        pool->spare[pool->count] = calloc(1, sizeof(ja_job));
+        if (!pool->spare[pool->count]) {
+            ja_job_pool_destroy(pool);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void ja_job_pool_destroy(ja_job_pool *pool)
+{
+    for (size_t i = 0; i < pool->count; i++)
+        ja_job_free(pool->spare[i]);
+    free(pool->spare);
+    memset(pool, 0, sizeof *pool);
+}
+
+ja_job *ja_job_new(ja_job_pool *pool, const amqp_envelope_t *envelope, uint64_t body_size,
+                   uint64_t generation, uint64_t now_ms)
+{
+    ja_job *job = pool->count > 0 ? pool->spare[--pool->count] : calloc(1, sizeof(ja_job));
+    if (!job)
+        ja_oom("taking a delivery");
+    ja_buffer response = job->response;
+    memset(job, 0, sizeof *job);
+    job->response = response;
+    job->response.len = 0;
+    job->envelope = *envelope;
+    job->body_size = body_size;
+    job->generation = generation;
+    job->received_ms = now_ms;
+    job->state = JA_JOB_NEW;
+    return job;
+}
+
+void ja_job_recycle(ja_job_pool *pool, ja_job *job)
+{
+    amqp_destroy_envelope(&job->envelope);
+    memset(&job->envelope, 0, sizeof job->envelope);
+    if (pool->count < pool->capacity) {
+        pool->spare[pool->count++] = job;
+        return;
+    }
+    ja_job_free(job);
+}
+
+void ja_job_free(ja_job *job)
+{
+    amqp_destroy_envelope(&job->envelope);
+    ja_buffer_free(&job->response);
+    free(job);
+}

@@ -40,20 +40,16 @@ static int copy_inbound_headers(const ja_job *job, ja_header_scratch *scratch, s
     const amqp_basic_properties_t *in = &job->envelope.message.properties;
     size_t inbound =
         (in->_flags & AMQP_BASIC_HEADERS_FLAG) && !bare ? (size_t)in->headers.num_entries : 0;
-    if (inbound + extra > scratch->capacity) {
-        size_t capacity = inbound + extra + 8;
-        amqp_table_entry_t *grown = realloc(scratch->entries, capacity * sizeof *grown);
-        if (!grown)
-            return -ENOMEM;
-        scratch->entries = grown;
-        scratch->capacity = capacity;
-    }
+    scratch->entries.len = 0;
+    if (ja_buffer_reserve(&scratch->entries, (inbound + extra) * sizeof(amqp_table_entry_t)) != 0)
+        return -ENOMEM;
+    amqp_table_entry_t *entries = (amqp_table_entry_t *)(void *)scratch->entries.data;
     size_t n = 0;
     for (size_t i = 0; i < inbound; i++) {
         if (!is_replaced(in->headers.entries[i].key, purpose))
-            scratch->entries[n++] = in->headers.entries[i];
+            entries[n++] = in->headers.entries[i];
     }
-    out->entries = scratch->entries;
+    out->entries = entries;
     out->num_entries = (int)n;
     return 0;
 }
@@ -173,9 +169,7 @@ bool ja_outbound_message_is_direct_reply_to(amqp_bytes_t reply_to)
 
 void ja_outbound_message_scratch_free(ja_header_scratch *scratch)
 {
-    free(scratch->entries);
-    scratch->entries = NULL;
-    scratch->capacity = 0;
+    ja_buffer_free(&scratch->entries);
 }
 
 bool ja_outbound_message_fits(const amqp_basic_properties_t *props, uint32_t frame_max,

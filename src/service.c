@@ -10,7 +10,8 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
 {
     svc->cfg = cfg;
     svc->work = ja_ring_new(ja_config_ring_capacity(cfg));
-    if (!svc->work)
+    if (!svc->work ||
+        ja_job_pool_init(&svc->jobs, (size_t)cfg->prefetch, ja_config_ring_capacity(cfg)) != 0)
         return -ENOMEM;
     int rc = ja_worker_bells_init(&svc->bells, cfg->worker_threads);
     if (rc == 0)
@@ -62,6 +63,7 @@ void ja_service_destroy(ja_service *svc)
     }
     free_list(ja_inbox_take_all(&svc->to_publisher));
     free_list(ja_inbox_take_all(&svc->to_consumer));
+    ja_job_pool_destroy(&svc->jobs);
     ja_inbox_destroy(&svc->to_publisher);
     ja_jube_limit_destroy(&svc->jube);
     ja_inbox_destroy(&svc->to_consumer);
@@ -119,11 +121,4 @@ void ja_service_wake_sleepers(ja_service *svc)
     pthread_cond_broadcast(&svc->sleep_changed);
     pthread_mutex_unlock(&svc->sleep_lock);
     ja_worker_bells_ring_all(&svc->bells);
-}
-
-void ja_job_free(ja_job *job)
-{
-    amqp_destroy_envelope(&job->envelope);
-    ja_buffer_free(&job->response);
-    free(job);
 }
