@@ -29,7 +29,8 @@ void ja_amqp_connection_destroy(amqp_connection_state_t conn);
 /* A broker that blocked publishing (a resource alarm) reads nothing and advertises no room on
  * purpose; the kernel's user time-out (two heartbeats, against a send that never ends) would
  * fail the socket under a write that waits for the unblock. Off while blocked, on again after. */
-void ja_amqp_connection_socket_blocked(amqp_connection_state_t conn, int heartbeat_s, bool blocked);
+void ja_amqp_connection_socket_blocked(amqp_connection_state_t conn, int silent_broker_ms,
+                                       bool blocked);
 
 /* Re-opens a channel after the broker closed it (the close-ok must already be sent). */
 bool ja_amqp_connection_reopen_channel(amqp_connection_state_t conn, amqp_channel_t channel,

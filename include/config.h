@@ -78,6 +78,20 @@ typedef struct ja_config {
     } brokers[JA_MAX_BROKERS];
     int broker_count;
     char *amqp_uri_storage;
+
+    /* Resolved once from the settings above (ja_config_parse), so that no thread derives them
+     * by hand. */
+    bool ordered;           /* --order-by was given */
+    size_t ring_capacity;   /* --ring-size, or the prefetch when 0 */
+    uint64_t nap_linger_us; /* --ack-linger-ms, or 0 with --order-by: there a key's next
+                               message waits for its predecessor's ack (nap.h) */
+    /* The time-outs that follow the heartbeat. */
+    int silent_broker_ms; /* two heartbeats: a broker silent this long (to a read, a write or
+                             TCP) is gone */
+    int idle_wait_ms;     /* half a heartbeat: the longest a connection's owner sleeps, so that
+                             rabbitmq-c sends heartbeats in time */
+    int stuck_ms;         /* the watchdog's limit for a thread inside one rabbitmq-c call: two
+                             heartbeats and a second (watchdog.h) */
 } ja_config;
 
 typedef enum {
@@ -94,6 +108,11 @@ int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *act
 
 void ja_config_free(ja_config *cfg);
 
+/* The option table, for the test that tries every option: option i's flag (without "--"), its
+ * environment variable, and whether it is a switch ("--flag" alone means true). */
+size_t ja_config_option_count(void);
+void ja_config_option_at(size_t i, const char **flag, const char **env, bool *is_switch);
+
 /* The --help text, generated from the option table. */
 void ja_config_print_help(FILE *out);
 
@@ -103,8 +122,5 @@ void ja_config_describe(const ja_config *cfg, char *out, size_t out_size);
 /* Writes url with the password of its user information (scheme://user:password@host) replaced,
  * so it can be logged. */
 void ja_config_redact_url(const char *url, char *out, size_t size);
-
-/* The capacity of the consumer-to-worker ring: --ring-size, or the prefetch when 0. */
-size_t ja_config_ring_capacity(const ja_config *cfg);
 
 #endif

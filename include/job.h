@@ -99,6 +99,9 @@ ja_job *ja_job_new(ja_job_pool *pool, const amqp_envelope_t *envelope, uint64_t 
                    uint64_t generation, uint64_t now_ms);
 /* The delivery is settled: the job goes back to the pool, or is freed when the pool is full. */
 void ja_job_recycle(ja_job_pool *pool, ja_job *job);
+/* True when, at at_ms, the delivery has been held --max-hold-ms or longer: RabbitMQ closes the
+ * channel of a delivery unacked past its consumer_timeout, so a long hold must end before. */
+bool ja_job_held_too_long(const ja_job *job, uint64_t at_ms, uint64_t max_hold_ms);
 /* Frees a job and everything it holds (at shutdown, from any list it is left in). */
 void ja_job_free(ja_job *job);
 

@@ -21,21 +21,22 @@
 /* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out,
  * upstream issue #780): the kernel now fails the socket once data stays unacknowledged for two
  * heartbeats, and probes an idle one. */
-void ja_amqp_connection_socket_blocked(amqp_connection_state_t conn, int heartbeat_s, bool blocked)
+void ja_amqp_connection_socket_blocked(amqp_connection_state_t conn, int silent_broker_ms,
+                                       bool blocked)
 {
-    unsigned int user_timeout_ms = blocked ? 0 : (unsigned int)heartbeat_s * 2000u;
+    unsigned int user_timeout_ms = blocked ? 0 : (unsigned int)silent_broker_ms;
     int fd = amqp_get_sockfd(conn);
     if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
                               sizeof user_timeout_ms) != 0)
         ja_log_warn("could not set the TCP user time-out on the AMQP socket: %s", strerror(errno));
 }
 
-static void set_socket_timeouts(int fd, int heartbeat_s)
+static void set_socket_timeouts(int fd, const ja_config *cfg)
 {
     int on = 1;
-    unsigned int user_timeout_ms = (unsigned int)heartbeat_s * 2000u;
-    int idle = heartbeat_s;
-    int interval = heartbeat_s / 3 > 0 ? heartbeat_s / 3 : 1;
+    unsigned int user_timeout_ms = (unsigned int)cfg->silent_broker_ms;
+    int idle = cfg->heartbeat_s;
+    int interval = cfg->heartbeat_s / 3 > 0 ? cfg->heartbeat_s / 3 : 1;
     int count = 3;
     if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
@@ -143,7 +144,7 @@ amqp_connection_state_t ja_amqp_connection_open(const ja_config *cfg, int broker
         describe_open_failure(info, rc, err, err_size);
         goto fail;
     }
-    set_socket_timeouts(amqp_get_sockfd(conn), cfg->heartbeat_s);
+    set_socket_timeouts(amqp_get_sockfd(conn), cfg);
     struct timeval rpc_timeout = {.tv_sec = RPC_TIMEOUT_S};
     amqp_set_handshake_timeout(conn, &connect_timeout);
     amqp_set_rpc_timeout(conn, &rpc_timeout);

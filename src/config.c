@@ -447,6 +447,17 @@ static int parse_brokers(ja_config *cfg, char *err, size_t err_size)
 }
 
 /* Checks that need more than one setting, or the shape of a URL. */
+/* The settings every thread reads that follow from others (config.h). */
+static void resolve_derived(ja_config *cfg)
+{
+    cfg->ordered = cfg->order_spec.source != JA_ORDER_OFF;
+    cfg->ring_capacity = (size_t)(cfg->ring_size ? cfg->ring_size : cfg->prefetch);
+    cfg->nap_linger_us = cfg->ordered ? 0 : (uint64_t)cfg->ack_linger_ms * 1000u;
+    cfg->silent_broker_ms = cfg->heartbeat_s * 2000;
+    cfg->idle_wait_ms = cfg->heartbeat_s * 500;
+    cfg->stuck_ms = cfg->silent_broker_ms + 1000;
+}
+
 static int validate(ja_config *cfg, const value_source *sources, char *err, size_t err_size)
 {
     int rc = read_secret_files(cfg, sources, err, err_size);
@@ -613,7 +624,10 @@ int ja_config_parse(ja_config *cfg, int argc, char **argv, ja_config_action *act
             return rc;
         sources[opt - options] = FROM_FLAG;
     }
-    return validate(cfg, sources, err, err_size);
+    int rc = validate(cfg, sources, err, err_size);
+    if (rc == 0)
+        resolve_derived(cfg);
+    return rc;
 }
 
 void ja_config_free(ja_config *cfg)
@@ -627,6 +641,18 @@ void ja_config_free(ja_config *cfg)
     }
     free(cfg->amqp_uri_storage);
     cfg->amqp_uri_storage = NULL;
+}
+
+size_t ja_config_option_count(void)
+{
+    return OPTION_COUNT;
+}
+
+void ja_config_option_at(size_t i, const char **flag, const char **env, bool *is_switch)
+{
+    *flag = options[i].name;
+    *env = options[i].env;
+    *is_switch = options[i].choices == switch_values;
 }
 
 void ja_config_print_help(FILE *out)
@@ -713,9 +739,4 @@ void ja_config_describe(const ja_config *cfg, char *out, size_t out_size)
         used += (size_t)snprintf(out + used, out_size - used, "%s%s=%s", i ? " " : "", opt->name,
                                  value);
     }
-}
-
-size_t ja_config_ring_capacity(const ja_config *cfg)
-{
-    return (size_t)(cfg->ring_size ? cfg->ring_size : cfg->prefetch);
 }

@@ -113,8 +113,7 @@ static void release(ja_confirm_window *w, ja_job *job, ja_job_state end)
 
 static bool held_too_long(const ja_confirm_window *w, const ja_job *job, uint64_t when)
 {
-    /* A clock read before the job was stamped means age 0, not an age of 2^64 ms. */
-    return when > job->received_ms && when - job->received_ms >= w->policy.max_hold_ms;
+    return ja_job_held_too_long(job, when, w->policy.max_hold_ms);
 }
 
 /* Whether a waiting publish of job must not go out: returns the end to release it with, or

@@ -331,9 +331,9 @@ static bool read_delivery(consumer *c, const amqp_frame_t *deliver)
     amqp_method_t closed;
     /* The header and body follow the method at once; a broker silent for two heartbeats is
      * gone. */
-    int rc = ja_delivery_read(c->conn, deliver, (size_t)c->cfg->max_body_bytes,
-                              c->cfg->heartbeat_s * 2000, &c->svc->watch[JA_CONN_CONSUMER],
-                              &envelope, &body_size, &closed);
+    int rc =
+        ja_delivery_read(c->conn, deliver, (size_t)c->cfg->max_body_bytes, c->cfg->silent_broker_ms,
+                         &c->svc->watch[JA_CONN_CONSUMER], &envelope, &body_size, &closed);
     switch (rc) {
     case 0:
         take_delivery(c, &envelope, body_size);
@@ -526,16 +526,16 @@ void *ja_consumer_run(void *arg)
     ja_reconnect_init(&c.reconnect, "consumer",
                       ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0xA5A5A5A5ull,
                       c.cfg->broker_count);
-    c.ordered = c.cfg->order_spec.source != JA_ORDER_OFF;
+    c.ordered = c.cfg->ordered;
     /* With --order-by a key's next message waits for its predecessor's ack: never let it wait. */
-    ja_nap_init(&c.nap, c.ordered ? 0 : (uint64_t)c.cfg->ack_linger_ms * 1000u);
+    ja_nap_init(&c.nap, c.cfg->nap_linger_us);
     if (ja_ack_window_init(&c.acks, (unsigned)c.cfg->prefetch) != 0 ||
         (c.ordered && ja_key_scheduler_init(&c.keys, (size_t)c.cfg->prefetch) != 0)) {
         ja_log_error("out of memory starting the consumer");
         atomic_store(&c.svc->consumer_done, true);
         return NULL;
     }
-    int heartbeat_wait_ms = c.cfg->heartbeat_s * 1000 / 2;
+    int heartbeat_wait_ms = c.cfg->idle_wait_ms;
     /* With --order-by the consumer looks at waiting messages once a second. */
     int wait_ms = c.ordered && heartbeat_wait_ms > 1000 ? 1000 : heartbeat_wait_ms;
 

@@ -60,6 +60,14 @@ void ja_job_recycle(ja_job_pool *pool, ja_job *job)
     ja_job_free(job);
 }
 
+bool ja_job_held_too_long(const ja_job *job, uint64_t at_ms, uint64_t max_hold_ms)
+{
+    /* A clock read just before the consumer stamped the job means age 0, not an age of 2^64 ms
+     * (which gave fresh deliveries back to the queue). */
+    uint64_t age = at_ms > job->received_ms ? at_ms - job->received_ms : 0;
+    return age >= max_hold_ms;
+}
+
 void ja_job_free(ja_job *job)
 {
     amqp_destroy_envelope(&job->envelope);

@@ -4,6 +4,7 @@
  * (service.h shows how a message travels between them), then waits for SIGTERM or SIGINT and
  * runs the graceful shutdown. */
 
+#include "concurrency_limit.h"
 #include "config.h"
 #include "clock.h"
 #include "consumer.h"
@@ -42,8 +43,8 @@ static int start_threads(ja_service *svc, threads *t)
     if (rc != 0)
         return -rc;
     for (int i = 0; i < cfg->worker_threads; i++) {
-        /* --workers calls shared out as evenly as the thread count allows. */
-        int calls = cfg->workers / cfg->worker_threads + (i < cfg->workers % cfg->worker_threads);
+        /* --workers calls shared out as evenly as the thread count allows, as the limit is. */
+        int calls = ja_concurrency_limit_share(cfg->workers, i, cfg->worker_threads);
         t->worker_args[i] = (ja_worker_args){.svc = svc, .index = i, .calls = calls};
         rc = pthread_create(&t->workers[i], NULL, ja_worker_run, &t->worker_args[i]);
         if (rc != 0)
@@ -72,7 +73,7 @@ static void join_threads(ja_service *svc, threads *t)
 static bool wait_for_shutdown(ja_service *svc, const sigset_t *signals)
 {
     /* The main thread also watches the connections' owners (watchdog.h), once a second. */
-    uint64_t stuck_limit_ms = (uint64_t)svc->cfg->heartbeat_s * 2000u + 1000u;
+    uint64_t stuck_limit_ms = (uint64_t)svc->cfg->stuck_ms;
     struct timespec second = {.tv_sec = 1};
     int sig;
     while ((sig = sigtimedwait(signals, NULL, &second)) < 0) {

@@ -282,7 +282,7 @@ static bool send_publish(publisher *p, const ja_publish *pub)
  * or until the service exits. Returns false when the connection is to be dropped. */
 static bool wait_writable(publisher *p, int fd)
 {
-    uint64_t give_up_ms = ja_clock_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
+    uint64_t give_up_ms = ja_clock_ms() + (uint64_t)p->cfg->silent_broker_ms;
     ja_watched_connection *watch = &p->svc->watch[JA_CONN_PUBLISHER];
     for (;;) {
         if (atomic_load(&p->svc->threads_exit)) {
@@ -291,8 +291,8 @@ static bool wait_writable(publisher *p, int fd)
         }
         if (!p->blocked && ja_clock_ms() >= give_up_ms) {
             snprintf(p->loss_reason, sizeof p->loss_reason,
-                     "publishing failed: the broker took no data for %d s",
-                     p->cfg->heartbeat_s * 2);
+                     "publishing failed: the broker took no data for %d ms",
+                     p->cfg->silent_broker_ms);
             return false;
         }
         struct pollfd pfd = {.fd = fd, .events = POLLOUT | POLLIN};
@@ -311,12 +311,12 @@ static bool wait_writable(publisher *p, int fd)
             atomic_store(&ja_stats.blocked, true);
             ja_log_warn("the broker blocked publishing while a write was under way; waiting "
                         "for it to unblock");
-            ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
+            ja_amqp_connection_socket_blocked(p->conn, p->cfg->silent_broker_ms, true);
             ja_watchdog_idle(watch); /* waiting on the broker, not stuck in a send */
         } else if (said == JA_PEEK_UNBLOCKED && p->blocked) {
             /* read_frames logs the unblock once the write is done. */
-            ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
-            give_up_ms = ja_clock_ms() + (uint64_t)p->cfg->heartbeat_s * 2000u;
+            ja_amqp_connection_socket_blocked(p->conn, p->cfg->silent_broker_ms, false);
+            give_up_ms = ja_clock_ms() + (uint64_t)p->cfg->silent_broker_ms;
             ja_watchdog_busy(watch, ja_clock_ms());
         }
         /* The input stays unread: wait for room to write only, or the next look would come at
@@ -444,7 +444,7 @@ static bool read_frames(publisher *p)
             const amqp_connection_blocked_t *b = method->decoded;
             bool noticed = p->blocked; /* already, by a write that had to wait */
             if (!noticed)
-                ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, true);
+                ja_amqp_connection_socket_blocked(p->conn, p->cfg->silent_broker_ms, true);
             p->blocked = true;
             atomic_store(&ja_stats.blocked, true);
             if (!noticed)
@@ -455,7 +455,7 @@ static bool read_frames(publisher *p)
         }
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
             if (p->blocked)
-                ja_amqp_connection_socket_blocked(p->conn, p->cfg->heartbeat_s, false);
+                ja_amqp_connection_socket_blocked(p->conn, p->cfg->silent_broker_ms, false);
             p->blocked = false;
             ja_confirm_window_restart_clock(&p->window, ja_clock_ms());
             atomic_store(&ja_stats.blocked, false);
@@ -587,7 +587,7 @@ static void take_inbox(publisher *p)
 
 static int wait_timeout_ms(const publisher *p)
 {
-    uint64_t timeout = (uint64_t)p->cfg->heartbeat_s * 1000 / 2;
+    uint64_t timeout = (uint64_t)p->cfg->idle_wait_ms;
     uint64_t now = ja_clock_ms(), due = ja_confirm_window_next_due_ms(&p->window);
     if (due != UINT64_MAX) {
         uint64_t wait = due > now ? due - now : 0;
@@ -663,8 +663,7 @@ void *ja_publisher_run(void *arg)
     };
     ja_confirm_callbacks callbacks = {.ctx = p, .finished = on_finished, .event = on_event};
     /* With --order-by a key's next message waits for its predecessor's ack: never let it wait. */
-    bool ordered = p->cfg->order_spec.source != JA_ORDER_OFF;
-    ja_nap_init(&p->nap, ordered ? 0 : (uint64_t)p->cfg->ack_linger_ms * 1000u);
+    ja_nap_init(&p->nap, p->cfg->nap_linger_us);
     p->encode_scratch = amqp_bytes_malloc(AMQP_DEFAULT_FRAME_SIZE);
     p->peek = malloc(PEEK_BYTES);
     if (ja_confirm_window_init(&p->window, &policy, &callbacks, seed) != 0 ||

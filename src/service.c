@@ -9,9 +9,8 @@
 int ja_service_init(ja_service *svc, const ja_config *cfg)
 {
     svc->cfg = cfg;
-    svc->work = ja_ring_new(ja_config_ring_capacity(cfg));
-    if (!svc->work ||
-        ja_job_pool_init(&svc->jobs, (size_t)cfg->prefetch, ja_config_ring_capacity(cfg)) != 0)
+    svc->work = ja_ring_new(cfg->ring_capacity);
+    if (!svc->work || ja_job_pool_init(&svc->jobs, (size_t)cfg->prefetch, cfg->ring_capacity) != 0)
         return -ENOMEM;
     int rc = ja_worker_bells_init(&svc->bells, cfg->worker_threads);
     if (rc == 0)

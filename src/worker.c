@@ -139,14 +139,10 @@ static void give_back(worker *w, ja_job *job)
                            ja_service_is_live(svc, job->generation) ? JA_JOB_REQUEUE : JA_JOB_DROP);
 }
 
-/* True when holding the job another extra_ms would pass --max-hold-ms. RabbitMQ closes the
- * channel of a delivery unacked past its consumer_timeout, so a long outage must not get there. */
+/* True when holding the job another extra_ms would pass --max-hold-ms. */
 static bool held_too_long(const worker *w, const ja_job *job, uint64_t now, uint64_t extra_ms)
 {
-    /* now may have been read just before the consumer stamped the job: that is age 0, not an
-     * age of 2^64 ms (which gave fresh deliveries back to the queue). */
-    uint64_t age = now > job->received_ms ? now - job->received_ms : 0;
-    return age + extra_ms >= (uint64_t)w->cfg->max_hold_ms;
+    return ja_job_held_too_long(job, now + extra_ms, (uint64_t)w->cfg->max_hold_ms);
 }
 
 /* The delay before calling Jube again for a job that got a server error. */

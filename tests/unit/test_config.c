@@ -3,6 +3,9 @@
 #include "config.h"
 #include "test.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
 typedef struct {
     int rc;
     ja_config cfg;
@@ -54,11 +57,136 @@ TEST(defaults)
     ASSERT_EQ(p.cfg.workers, 16);
     ASSERT_EQ(p.cfg.concurrency, JA_CONCURRENCY_FIXED);
     ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_CLASSIC);
-    ASSERT_EQ(ja_config_ring_capacity(&p.cfg), 256);
+    ASSERT_EQ(p.cfg.ring_capacity, 256);
+    ASSERT_EQ(p.cfg.silent_broker_ms, 60000); /* two heartbeats of 30 s */
+    ASSERT_EQ(p.cfg.idle_wait_ms, 15000);
+    ASSERT_EQ(p.cfg.stuck_ms, 61000);
+    ASSERT_EQ(p.cfg.nap_linger_us, 5000);
+    ASSERT(!p.cfg.ordered);
     ja_config_free(&p.cfg);
 }
 
-TEST(every_flag_in_both_spellings)
+/* A valid value for every option of the table, what the start-up line then shows for it, and
+ * what else it needs. "@" stands for a readable file. An option added to the table without a
+ * line here fails the test below. */
+static const struct {
+    const char *flag, *value, *shown, *companion, *companion_value;
+} samples[] = {
+    {"amqp-uri", "amqp://u:p@broker:5673/prod", "amqp://u:***@broker:5673/prod", NULL, NULL},
+    {"amqp-uri-file", "@", "@", NULL, NULL},
+    {"tls-ca", "@", "@", NULL, NULL},
+    {"tls-cert", "@", "@", "--tls-key", "@"},
+    {"tls-key", "@", "@", "--tls-cert", "@"},
+    {"tls-insecure", "true", "true", NULL, NULL},
+    {"heartbeat", "10", "10", NULL, NULL},
+    {"amqp-connect-timeout-ms", "700", "700", NULL, NULL},
+    {"reconnect-base-ms", "50", "50", NULL, NULL},
+    {"reconnect-max-ms", "5000", "5000", NULL, NULL},
+    {"jube-url", "https://jube.example:5001/", "https://jube.example:5001/", NULL, NULL},
+    {"jube-api-key", "k", "(set)", NULL, NULL},
+    {"jube-api-key-file", "@", "@", NULL, NULL},
+    {"jube-bearer-token", "t", "(set)", NULL, NULL},
+    {"jube-bearer-token-file", "@", "@", NULL, NULL},
+    {"http-timeout-ms", "2500", "2500", NULL, NULL},
+    {"http-connect-timeout-ms", "500", "500", NULL, NULL},
+    {"workers", "64", "64", NULL, NULL},
+    {"concurrency", "adaptive", "adaptive", NULL, NULL},
+    {"worker-threads", "4", "4", NULL, NULL},
+    {"prefetch", "300", "300", NULL, NULL},
+    {"ack-linger-ms", "7", "7", NULL, NULL},
+    {"ring-size", "1000", "1000", NULL, NULL},
+    {"max-body-bytes", "4000", "4000", NULL, NULL},
+    {"max-attempts", "3", "3", NULL, NULL},
+    {"retry-base-ms", "10", "10", NULL, NULL},
+    {"retry-max-ms", "1000", "1000", NULL, NULL},
+    {"max-hold-ms", "2000", "2000", NULL, NULL},
+    {"delivery-limit", "0", "0", NULL, NULL},
+    {"implicit-async-timeout-ms", "1500", "1500", NULL, NULL},
+    {"confirm-timeout-ms", "2000", "2000", NULL, NULL},
+    {"unroutable-responses", "ack", "ack", NULL, NULL},
+    {"order-by", "$.AccountId", "$.AccountId", NULL, NULL},
+    {"order-key-missing", "dead-letter", "dead-letter", "--order-by", "$.AccountId"},
+    {"single-active-consumer", "true", "true", NULL, NULL},
+    {"inbound-queue", "in", "in", NULL, NULL},
+    {"outbound-exchange", "out", "out", NULL, NULL},
+    {"routing-key", "rk", "rk", NULL, NULL},
+    {"outbound-queue", "outq", "outq", NULL, NULL},
+    {"dead-letter-exchange", "dlx", "dlx", NULL, NULL},
+    {"dead-letter-queue", "dlq", "dlq", NULL, NULL},
+    {"queue-type", "quorum", "quorum", NULL, NULL},
+    {"metrics-listen", "127.0.0.1:9090", "127.0.0.1:9090", NULL, NULL},
+    {"log-level", "debug", "debug", NULL, NULL},
+    {"log-format", "json", "json", NULL, NULL},
+    {"shutdown-timeout", "7", "7", NULL, NULL},
+};
+
+/* Parses argv (and one environment variable when env is given), then checks the start-up line
+ * shows `shown` for the option. */
+static void expect_shown(char **argv, const char *env, const char *env_value, const char *flag,
+                         const char *shown, const char *spelling)
+{
+    if (env)
+        setenv(env, env_value, 1);
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    parsed p = parse(argc, argv);
+    if (env)
+        unsetenv(env);
+    if (p.rc != 0)
+        FAIL("--%s given %s was refused: %s", flag, spelling, p.err);
+    char line[8192], want[1200];
+    ja_config_describe(&p.cfg, line, sizeof line);
+    snprintf(want, sizeof want, " %s=%s", flag, shown);
+    if (!strstr(line, want) && strncmp(line, want + 1, strlen(want + 1)) != 0)
+        FAIL("--%s given %s: the start-up line lacks \"%s\": %s", flag, spelling, want + 1, line);
+    ja_config_free(&p.cfg);
+}
+
+TEST(every_option_of_the_table_as_a_flag_both_ways_and_as_its_variable)
+{
+    char file[] = "/tmp/ja-config-test-XXXXXX";
+    int fd = mkstemp(file);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, "amqp://f:p@filehost:5672/\n", 26), 26);
+    close(fd);
+    size_t count = ja_config_option_count();
+    ASSERT_EQ(count, sizeof samples / sizeof samples[0]);
+    for (size_t i = 0; i < count; i++) {
+        const char *flag, *env;
+        bool is_switch;
+        ja_config_option_at(i, &flag, &env, &is_switch);
+        size_t s = 0;
+        while (s < count && strcmp(samples[s].flag, flag) != 0)
+            s++;
+        if (s == count)
+            FAIL("--%s has no sample value in this test", flag);
+        const char *value = strcmp(samples[s].value, "@") == 0 ? file : samples[s].value;
+        const char *shown = strcmp(samples[s].shown, "@") == 0 ? file : samples[s].shown;
+        char *companion = (char *)samples[s].companion;
+        char *companion_value =
+            (char *)(samples[s].companion_value && strcmp(samples[s].companion_value, "@") == 0
+                         ? file
+                         : samples[s].companion_value);
+        char dashed[80], joined[1200];
+        snprintf(dashed, sizeof dashed, "--%s", flag);
+        snprintf(joined, sizeof joined, "--%s=%s", flag, value);
+        /* "--flag value" ("--flag" alone for a switch), "--flag=value", the variable. */
+        char *separate[] = {"jube-amqp", dashed, is_switch ? NULL : (char *)value,
+                            NULL,        NULL,   NULL};
+        int n = is_switch ? 2 : 3;
+        separate[n] = companion;
+        separate[n + 1] = companion_value;
+        expect_shown(separate, NULL, NULL, flag, shown, "as --flag value");
+        char *together[] = {"jube-amqp", joined, companion, companion_value, NULL};
+        expect_shown(together, NULL, NULL, flag, shown, "as --flag=value");
+        char *none[] = {"jube-amqp", companion, companion_value, NULL};
+        expect_shown(none, env, value, flag, shown, "in its environment variable");
+    }
+    unlink(file);
+}
+
+TEST(many_flags_at_once)
 {
     parsed p = PARSE(
         "--amqp-uri", "amqp://u:p@broker:5673/prod", "--heartbeat=10", "--reconnect-base-ms", "50",
@@ -83,7 +211,7 @@ TEST(every_flag_in_both_spellings)
     ASSERT_EQ(p.cfg.workers, 64);
     ASSERT_EQ(p.cfg.worker_threads, 4);
     ASSERT_EQ(p.cfg.prefetch, 300);
-    ASSERT_EQ(ja_config_ring_capacity(&p.cfg), 1000);
+    ASSERT_EQ(p.cfg.ring_capacity, 1000);
     ASSERT_EQ(p.cfg.max_body_bytes, 4000);
     ASSERT_EQ(p.cfg.max_attempts, 3);
     ASSERT_EQ(p.cfg.retry_base_ms, 10);
@@ -505,7 +633,8 @@ int main(int argc, char **argv)
     /* Each test runs in its own child, so environment changes stay inside it. */
     static const test_case tests[] = {
         TEST_ENTRY(defaults),
-        TEST_ENTRY(every_flag_in_both_spellings),
+        TEST_ENTRY(every_option_of_the_table_as_a_flag_both_ways_and_as_its_variable),
+        TEST_ENTRY(many_flags_at_once),
         TEST_ENTRY(environment_then_flags_win),
         TEST_ENTRY(out_of_range_names_flag_value_and_range),
         TEST_ENTRY(not_a_number),
