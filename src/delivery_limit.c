@@ -1,11 +1,7 @@
 #include "delivery_limit.h"
 
+#include "amqp_headers.h"
 #include <string.h>
-
-static bool key_is(amqp_bytes_t key, const char *name)
-{
-    return key.len == strlen(name) && memcmp(key.bytes, name, key.len) == 0;
-}
 
 /* The broker writes x-delivery-count as a signed 64-bit integer ('l'); other integer kinds are
  * taken too, so a producer's or another client's spelling reads the same. */
@@ -45,19 +41,12 @@ static uint32_t count_of(const amqp_field_value_t *v)
 
 ja_delivery_counts ja_delivery_limit_counts(const amqp_basic_properties_t *props)
 {
-    ja_delivery_counts counts = {0, 0, 0};
-    if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
-        return counts;
-    for (int i = 0; i < props->headers.num_entries; i++) {
-        const amqp_table_entry_t *e = &props->headers.entries[i];
-        if (key_is(e->key, JA_DELIVERY_COUNT_HEADER))
-            counts.delivery_count = count_of(&e->value);
-        else if (key_is(e->key, JA_ACQUIRED_COUNT_HEADER))
-            counts.acquired_count = count_of(&e->value);
-        else if (key_is(e->key, JA_RENEWALS_HEADER))
-            counts.renewals = count_of(&e->value);
-    }
-    return counts;
+    const amqp_field_value_t *delivery = ja_amqp_headers_get(props, JA_DELIVERY_COUNT_HEADER);
+    const amqp_field_value_t *acquired = ja_amqp_headers_get(props, JA_ACQUIRED_COUNT_HEADER);
+    const amqp_field_value_t *renewals = ja_amqp_headers_get(props, JA_RENEWALS_HEADER);
+    return (ja_delivery_counts){.delivery_count = delivery ? count_of(delivery) : 0,
+                                .acquired_count = acquired ? count_of(acquired) : 0,
+                                .renewals = renewals ? count_of(renewals) : 0};
 }
 
 uint32_t ja_delivery_limit_renew_at(int limit)

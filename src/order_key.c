@@ -1,5 +1,6 @@
 #include "order_key.h"
 
+#include "amqp_headers.h"
 #include "json.h"
 
 #include <inttypes.h>
@@ -183,16 +184,9 @@ static ja_key_status key_from_header(const ja_order_spec *spec,
                                      const amqp_basic_properties_t *props, char *key,
                                      size_t *key_len)
 {
-    if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
-        return JA_KEY_MISSING;
-    const char *name = spec->text + spec->part_at[0];
-    size_t name_len = spec->part_len[0];
-    for (int i = 0; i < props->headers.num_entries; i++) {
-        const amqp_table_entry_t *entry = &props->headers.entries[i];
-        if (entry->key.len == name_len && memcmp(entry->key.bytes, name, name_len) == 0)
-            return key_from_field(&entry->value, key, key_len);
-    }
-    return JA_KEY_MISSING;
+    const amqp_field_value_t *value =
+        ja_amqp_headers_find(props, spec->text + spec->part_at[0], spec->part_len[0]);
+    return value ? key_from_field(value, key, key_len) : JA_KEY_MISSING;
 }
 
 ja_key_status ja_order_key_of(const ja_order_spec *spec, const void *body, size_t body_len,

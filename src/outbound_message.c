@@ -1,5 +1,6 @@
 #include "outbound_message.h"
 
+#include "amqp_headers.h"
 #include "delivery_limit.h"
 #include "validate.h"
 
@@ -13,7 +14,7 @@
 
 static bool key_is(amqp_bytes_t key, const char *name)
 {
-    return key.len == strlen(name) && memcmp(key.bytes, name, key.len) == 0;
+    return ja_amqp_headers_key_is(key, name, strlen(name));
 }
 
 /* Headers never copied from the inbound message: x-jube-* are the service's own (an inbound copy

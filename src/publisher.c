@@ -1,5 +1,6 @@
 #include "publisher.h"
 
+#include "amqp_headers.h"
 #include "text.h"
 #include "clock.h"
 #include "amqp_connection.h"
@@ -382,17 +383,11 @@ static bool caused_by_content(uint16_t code)
 /* The message of a basic.return names no sequence number; the service's header carries it. */
 static void note_return(publisher *p, const amqp_message_t *returned)
 {
-    const amqp_basic_properties_t *props = &returned->properties;
-    if (props->_flags & AMQP_BASIC_HEADERS_FLAG) {
-        for (int i = 0; i < props->headers.num_entries; i++) {
-            const amqp_table_entry_t *e = &props->headers.entries[i];
-            if (e->key.len == strlen(JA_PUBLISH_SEQ_HEADER) &&
-                memcmp(e->key.bytes, JA_PUBLISH_SEQ_HEADER, e->key.len) == 0 &&
-                e->value.kind == AMQP_FIELD_KIND_I64) {
-                ja_confirm_window_returned(&p->window, (uint64_t)e->value.value.i64);
-                return;
-            }
-        }
+    const amqp_field_value_t *seq =
+        ja_amqp_headers_get(&returned->properties, JA_PUBLISH_SEQ_HEADER);
+    if (seq && seq->kind == AMQP_FIELD_KIND_I64) {
+        ja_confirm_window_returned(&p->window, (uint64_t)seq->value.i64);
+        return;
     }
     ja_log_warn("the broker returned a message without the %s header; ignored",
                 JA_PUBLISH_SEQ_HEADER);

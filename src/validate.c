@@ -1,5 +1,6 @@
 #include "validate.h"
 
+#include "amqp_headers.h"
 #include "json.h"
 #include "text.h"
 
@@ -53,46 +54,29 @@ static bool lower_hex(const char *s, size_t n)
 void ja_validate_traceparent(const amqp_basic_properties_t *props, char out[JA_TRACEPARENT_LEN + 1])
 {
     out[0] = '\0';
-    if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
+    const amqp_field_value_t *e = ja_amqp_headers_get(props, "traceparent");
+    if (!e || (e->kind != AMQP_FIELD_KIND_UTF8 && e->kind != AMQP_FIELD_KIND_BYTES))
         return;
-    for (int i = 0; i < props->headers.num_entries; i++) {
-        const amqp_table_entry_t *e = &props->headers.entries[i];
-        if (e->key.len != 11 || memcmp(e->key.bytes, "traceparent", 11) != 0)
-            continue;
-        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
-            return;
-        const char *v = e->value.value.bytes.bytes;
-        if (e->value.value.bytes.len != JA_TRACEPARENT_LEN || !lower_hex(v, 2) || v[2] != '-' ||
-            !lower_hex(v + 3, 32) || v[35] != '-' || !lower_hex(v + 36, 16) || v[52] != '-' ||
-            !lower_hex(v + 53, 2))
-            return;
-        memcpy(out, v, JA_TRACEPARENT_LEN);
-        out[JA_TRACEPARENT_LEN] = '\0';
+    const char *v = e->value.bytes.bytes;
+    if (e->value.bytes.len != JA_TRACEPARENT_LEN || !lower_hex(v, 2) || v[2] != '-' ||
+        !lower_hex(v + 3, 32) || v[35] != '-' || !lower_hex(v + 36, 16) || v[52] != '-' ||
+        !lower_hex(v + 53, 2))
         return;
-    }
+    memcpy(out, v, JA_TRACEPARENT_LEN);
+    out[JA_TRACEPARENT_LEN] = '\0';
 }
 
 bool ja_validate_model_header(const amqp_basic_properties_t *props, char guid[JA_GUID_LEN + 1],
                               ja_failure *why)
 {
-    const amqp_table_entry_t *entry = NULL;
-    if (props->_flags & AMQP_BASIC_HEADERS_FLAG) {
-        for (int i = 0; i < props->headers.num_entries; i++) {
-            const amqp_bytes_t key = props->headers.entries[i].key;
-            if (key.len == strlen(JA_MODEL_HEADER) &&
-                memcmp(key.bytes, JA_MODEL_HEADER, key.len) == 0) {
-                entry = &props->headers.entries[i];
-                break;
-            }
-        }
-    }
+    const amqp_field_value_t *entry = ja_amqp_headers_get(props, JA_MODEL_HEADER);
     if (!entry) {
         ja_failure_set(why, "missing_model_guid",
                        "The message has no " JA_MODEL_HEADER " header; it must name the Jube "
                        "model to invoke as a GUID string.");
         return false;
     }
-    uint8_t kind = entry->value.kind;
+    uint8_t kind = entry->kind;
     if (kind != AMQP_FIELD_KIND_UTF8 && kind != AMQP_FIELD_KIND_BYTES) {
         ja_failure_set(why, "invalid_model_guid",
                        "The " JA_MODEL_HEADER " header is %s; it must be a long string (S) or "
@@ -100,7 +84,7 @@ bool ja_validate_model_header(const amqp_basic_properties_t *props, char guid[JA
                        field_kind_name(kind));
         return false;
     }
-    amqp_bytes_t value = entry->value.value.bytes;
+    amqp_bytes_t value = entry->value.bytes;
     if (!ja_validate_guid(value.bytes, value.len)) {
         char shown[200];
         ja_text_escape(value.bytes, value.len, 64, shown, sizeof shown);
