@@ -4,6 +4,7 @@
 #include "validate.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
@@ -45,4 +46,38 @@ ja_answer_kind ja_implicit_async_kind_of(const char *body, size_t len, char guid
     if (!scan.timed_out)
         return JA_ANSWER_COMPLETE;
     return guid[0] ? JA_ANSWER_PLACEHOLDER : JA_ANSWER_PLACEHOLDER_NO_GUID;
+}
+
+ja_poll_step ja_implicit_async_step(long status, bool answered, uint64_t now_ms,
+                                    uint64_t deadline_ms, uint64_t backoff_ms)
+{
+    if (status == 200 && answered)
+        return (ja_poll_step){.action = JA_POLL_PUBLISH};
+    if (status == 404)
+        return (ja_poll_step){.action = JA_POLL_GONE};
+    if (now_ms >= deadline_ms)
+        return (ja_poll_step){.action = JA_POLL_TOO_LATE};
+    uint64_t due = now_ms + backoff_ms;
+    return (ja_poll_step){.action = JA_POLL_AGAIN,
+                          .next_poll_ms = due < deadline_ms ? due : deadline_ms};
+}
+
+void ja_implicit_async_too_late(char *out, size_t size, int timeout_ms, unsigned polls, long status,
+                                const char *error)
+{
+    if (status == 408)
+        snprintf(out, size,
+                 "the answer was not ready within --implicit-async-timeout-ms %d (%u polls, the "
+                 "last answered 408)",
+                 timeout_ms, polls);
+    else if (status)
+        snprintf(out, size,
+                 "the answer could not be collected within --implicit-async-timeout-ms %d (%u "
+                 "polls, the last answered HTTP %ld)",
+                 timeout_ms, polls, status);
+    else
+        snprintf(out, size,
+                 "the answer could not be collected within --implicit-async-timeout-ms %d (%u "
+                 "polls, the last got no answer: %s)",
+                 timeout_ms, polls, error);
 }

@@ -410,48 +410,40 @@ static void handle_callback_answer(worker *w, call_slot *slot, const ja_http_res
 {
     ja_job *job = slot->job;
     long status = result->transport_ok ? result->status : 0;
-    if (status == 200 && job->response.len > 0 && !result->response_too_large) {
+    bool answered = job->response.len > 0 && !result->response_too_large;
+    uint64_t backoff = ja_backoff_ms(job->callback_polls, (uint64_t)w->cfg->retry_base_ms,
+                                     (uint64_t)w->cfg->retry_max_ms, &w->rng);
+    ja_poll_step step =
+        ja_implicit_async_step(status, answered, now, job->callback_deadline_ms, backoff);
+    switch (step.action) {
+    case JA_POLL_PUBLISH:
         ja_metrics_count(&ja_stats.callbacks[JA_CALLBACK_ANSWERED]);
         job->state = JA_JOB_RESPOND;
         ja_service_to_publisher(w->svc, job);
         free_slot(slot);
         return;
-    }
-    if (status == 404) {
+    case JA_POLL_GONE:
         ja_metrics_count(&ja_stats.callbacks[JA_CALLBACK_NOT_FOUND]);
         callback_incomplete(w, job,
                             "its Callback endpoint answered 404 (callbacks are off for the "
                             "model, the answer expired, or it was collected already)");
         free_slot(slot);
         return;
+    case JA_POLL_TOO_LATE:
+    case JA_POLL_AGAIN:
+        break;
     }
     ja_metrics_count(
         &ja_stats.callbacks[status == 408 ? JA_CALLBACK_NOT_READY : JA_CALLBACK_FAILED]);
-    if (now >= job->callback_deadline_ms) {
+    if (step.action == JA_POLL_TOO_LATE) {
         char why[600];
-        if (status == 408)
-            snprintf(why, sizeof why,
-                     "the answer was not ready within --implicit-async-timeout-ms %d (%u polls, "
-                     "the last answered 408)",
-                     w->cfg->implicit_async_timeout_ms, job->callback_polls);
-        else if (status)
-            snprintf(why, sizeof why,
-                     "the answer could not be collected within --implicit-async-timeout-ms %d "
-                     "(%u polls, the last answered HTTP %ld)",
-                     w->cfg->implicit_async_timeout_ms, job->callback_polls, status);
-        else
-            snprintf(why, sizeof why,
-                     "the answer could not be collected within --implicit-async-timeout-ms %d "
-                     "(%u polls, the last got no answer: %s)",
-                     w->cfg->implicit_async_timeout_ms, job->callback_polls, result->error);
+        ja_implicit_async_too_late(why, sizeof why, w->cfg->implicit_async_timeout_ms,
+                                   job->callback_polls, status, result->error);
         callback_incomplete(w, job, why);
         free_slot(slot);
         return;
     }
-    uint64_t due = now + ja_backoff_ms(job->callback_polls, (uint64_t)w->cfg->retry_base_ms,
-                                       (uint64_t)w->cfg->retry_max_ms, &w->rng);
-    wait_or_give_back(w, slot, now,
-                      due < job->callback_deadline_ms ? due : job->callback_deadline_ms);
+    wait_or_give_back(w, slot, now, step.next_poll_ms);
 }
 
 /* Tells the shared concurrency limit what one invoke's answer says of Jube's load. */
