@@ -42,17 +42,27 @@ port_in_use() {
 pick_port() {
     # The Erlang distribution port is the AMQP port plus 20000, and rabbitmqctl takes ports
     # from the AMQP port plus 30000, so a node port must stay below 35535 and clear of
-    # 35672 (where the CLI tools of a default node live). The search starts at
-    # JA_BROKER_PORT_HINT: nodes started side by side (the test programs') each get a hint of
-    # their own, so two of them never take the same free port before either listens on it.
+    # 35672 (where the CLI tools of a default node live). Nodes started side by side (the test
+    # suite's) must not take the same free port before either listens on it: a port is claimed
+    # under a lock (a file in the claims directory, good for two minutes, by then the node
+    # listens), and the search starts at JA_BROKER_PORT_HINT.
     local port hint=${JA_BROKER_PORT_HINT:-20100}
+    local claims=${TMPDIR:-/tmp}/jube-amqp-port-claims
+    mkdir -p "$claims"
+    exec 9>"$claims/.lock"
+    flock 9
+    find "$claims" -name 'port-*' -mmin +2 -delete 2>/dev/null || true
     for port in $(seq "$hint" 20199) $(seq 20100 $((hint - 1))); do
-        if ! port_in_use "$port" && ! port_in_use $((port + 20000)) &&
-            ! port_in_use $((port + 100)) && ! port_in_use $((port + 200)); then
+        if [ ! -e "$claims/port-$port" ] && ! port_in_use "$port" &&
+            ! port_in_use $((port + 20000)) && ! port_in_use $((port + 100)) &&
+            ! port_in_use $((port + 200)); then
+            touch "$claims/port-$port"
+            flock -u 9
             echo "$port"
             return 0
         fi
     done
+    flock -u 9
     echo "broker.sh: no free port pair in 20100..20199 (+20000)" >&2
     return 1
 }

@@ -28,20 +28,30 @@ port_in_use() {
 }
 
 # Three AMQP ports whose Erlang distribution (+20000) and TLS (+100) ports are free too, from the
-# top of the range scripts/broker.sh uses, so a single test node and a cluster can run together.
+# top of the range scripts/broker.sh uses, so single test nodes and a cluster can run together;
+# claimed under broker.sh's lock so that a node starting meanwhile does not take them.
 pick_ports() {
-    local found=() port
+    local found=() port claims=${TMPDIR:-/tmp}/jube-amqp-port-claims
+    mkdir -p "$claims"
+    exec 9>"$claims/.lock"
+    flock 9
+    find "$claims" -name 'port-*' -mmin +2 -delete 2>/dev/null || true
     for port in $(seq 20199 -1 20100); do
-        if ! port_in_use "$port" && ! port_in_use $((port + 20000)) &&
-            ! port_in_use $((port + 100)); then
+        if [ ! -e "$claims/port-$port" ] && ! port_in_use "$port" &&
+            ! port_in_use $((port + 20000)) && ! port_in_use $((port + 100)); then
             found+=("$port")
             [ "${#found[@]}" = 3 ] && break
         fi
     done
     if [ "${#found[@]}" != 3 ]; then
+        flock -u 9
         echo "cluster.sh: no three free ports in 20100..20199" >&2
         return 1
     fi
+    for port in "${found[@]}"; do
+        touch "$claims/port-$port"
+    done
+    flock -u 9
     echo "${found[@]}"
 }
 

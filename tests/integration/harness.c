@@ -385,26 +385,55 @@ static bool passive_declare(amqp_connection_state_t conn, const char *queue, lon
     return true;
 }
 
-long queue_depth_now(const char *queue)
+/* The connection queue_depth_now polls on, kept between looks: a connection made for every look
+ * (every 20 ms while a test waits) cost the broker more than the messages of the test. Made
+ * again after any failure (the broker restarting, a queue that does not exist closing the
+ * channel). The test process is one thread. */
+static amqp_connection_state_t poll_conn;
+
+static void poll_conn_drop(void)
 {
+    if (poll_conn)
+        amqp_destroy_connection(poll_conn);
+    poll_conn = NULL;
+}
+
+static bool poll_conn_open(void)
+{
+    if (poll_conn)
+        return true;
     amqp_connection_state_t conn = amqp_new_connection();
     amqp_socket_t *socket = amqp_tcp_socket_new(conn);
     struct timeval timeout = {.tv_sec = 2};
-    long depth = -1;
-    if (amqp_socket_open_noblock(socket, "127.0.0.1", broker_port(), &timeout) == AMQP_STATUS_OK &&
-        amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type ==
+    if (amqp_socket_open_noblock(socket, "127.0.0.1", broker_port(), &timeout) != AMQP_STATUS_OK ||
+        amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type !=
             AMQP_RESPONSE_NORMAL) {
-        amqp_channel_open(conn, 1);
-        if (amqp_get_rpc_reply(conn).reply_type == AMQP_RESPONSE_NORMAL) {
-            amqp_queue_declare_ok_t *ok = amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 1,
-                                                             0, 0, 0, amqp_empty_table);
-            if (ok)
-                depth = ok->message_count;
-        }
-        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+        amqp_destroy_connection(conn);
+        return false;
     }
-    amqp_destroy_connection(conn);
-    return depth;
+    amqp_channel_open(conn, 1);
+    if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) {
+        amqp_destroy_connection(conn);
+        return false;
+    }
+    /* Reads must not wait for ever on a broker that froze. */
+    struct timeval rpc = {.tv_sec = 5};
+    amqp_set_rpc_timeout(conn, &rpc);
+    poll_conn = conn;
+    return true;
+}
+
+long queue_depth_now(const char *queue)
+{
+    if (!poll_conn_open())
+        return -1;
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(poll_conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    if (!ok) {
+        poll_conn_drop();
+        return -1;
+    }
+    return ok->message_count;
 }
 
 long queue_depth(amqp_connection_state_t conn, const char *queue)

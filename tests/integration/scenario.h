@@ -39,6 +39,10 @@ typedef struct {
     int windows;
     /* Copies of the same answer allowed, when more than those windows (see test_cluster.c). */
     long stored_again_max;
+    /* A fault long enough for the stream to end before it does (a rolling restart on a busy
+     * machine): then "consuming again" is not looked for after it; the service consumed between
+     * its parts, and everything must still arrive. */
+    bool fault_may_outlast_stream;
 } scenario_options;
 
 void run_scenario(const char *name, const char *const *stub_args, const char *const *service_args,

@@ -168,8 +168,8 @@ static void lose_connections_8_times(const topology_names *t)
  * call of a second or more) drops what a service without the rule gets back 6 times... */
 TEST(delivery_limit_drops_what_connection_losses_return_too_often)
 {
-    run_held("dl_losses_unguarded", 5, "0", NULL, lose_connections_8_times,
-             "8 connection losses", 0);
+    run_held("dl_losses_unguarded", 5, "0", NULL, lose_connections_8_times, "8 connection losses",
+             0);
 }
 
 /* ...and the service at the broker's limit keeps every one of them. */
