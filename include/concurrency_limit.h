@@ -19,7 +19,7 @@
  *   unloaded (Envoy's idea of a minimum RTT, here kept without probing);
  * - otherwise, if the calls under way reached the limit, it grows: doubling (slow start) until the
  *   first decrease (which halves it), then by one per window (additive increase).
- * What the anchors' users miss: slow start (Vector ramps by one from 1), a quick return after
+ * Added to what those limiters do: slow start (Vector ramps by one from 1), a quick return after
  * Jube recovers (slow start again up to the limit before the outage), and a floor with a least
  * number of samples per judgement, so a few slow answers cannot starve the service. Overload is
  * not ignored, unlike Netflix's Gradient2: Jube's 503 and 429 are its clearest signal.

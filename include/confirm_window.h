@@ -183,6 +183,21 @@ static inline uint64_t ja_confirm_window_refusing_for(const ja_confirm_window *w
     return w->refusals >= JA_REFUSALS_IN_A_ROW ? now - w->refused_since : 0;
 }
 
+/* Responses and dead letters held because no queue took them (for /readyz and the metrics). */
+static inline size_t ja_confirm_window_unroutable_held(const ja_confirm_window *w)
+{
+    return w->unroutable_held;
+}
+
+/* True once a dead letter was returned (its queue is gone): the topology is to be declared
+ * again before it is published again. Taking the answer clears it. */
+static inline bool ja_confirm_window_take_redeclare(ja_confirm_window *w)
+{
+    bool needed = w->needs_redeclare;
+    w->needs_redeclare = false;
+    return needed;
+}
+
 /* Publishes sent and not yet confirmed. */
 static inline size_t ja_confirm_window_unconfirmed(const ja_confirm_window *w)
 {

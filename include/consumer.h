@@ -10,6 +10,13 @@
  * ack goes out as soon as its confirm arrives. On shutdown it cancels its subscription and
  * stays until every delivery it took is settled. */
 
-void *ja_consumer_run(void *svc);
+typedef struct ja_consumer ja_consumer;
+
+/* Everything the thread needs, made before any thread starts (oom.h). NULL when out of memory. */
+ja_consumer *ja_consumer_new(ja_service *svc);
+/* The thread: arg is a ja_consumer. */
+void *ja_consumer_run(void *arg);
+/* After the thread has ended. */
+void ja_consumer_free(ja_consumer *c);
 
 #endif

@@ -34,8 +34,8 @@ void ja_http_call_free(ja_http_call *call);
 
 /* Prepares a POST of body to {jube-url}/api/invoke/EntityAnalysisModel/{guid} with a
  * Content-Length (and a traceparent header when traceparent is not empty) and returns the easy
- * handle to add to a multi handle, or NULL when out of memory. body must stay valid until the
- * call is finished; the response body replaces response's contents. */
+ * handle to add to a multi handle. body must stay valid until the call is finished; the
+ * response body replaces response's contents. */
 CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *traceparent,
                            const void *body, size_t len, ja_buffer *response);
 

@@ -35,6 +35,13 @@ static inline bool ja_jube_gate_closed(const ja_jube_gate *g)
     return g->unavailable_streak > 0;
 }
 
+/* Whether an answer could let another call start: while closed, when no probe is out; while
+ * open, when the thread's calls are below its share. */
+static inline bool ja_jube_gate_has_room(const ja_jube_gate *g, int share)
+{
+    return ja_jube_gate_closed(g) ? !g->probe_in_flight : g->calls < share;
+}
+
 /* Whether a call may start now, with `share` calls allowed to this thread: below the share while
  * Jube answers; only the probe, once due, while it does not. */
 bool ja_jube_gate_may_start(const ja_jube_gate *g, int share, uint64_t now_ms);

@@ -21,6 +21,23 @@ typedef struct {
     atomic_int calls;           /* calls to Jube under way, in every thread */
 } ja_jube_limit;
 
+/* The calls to Jube that may be under way now, in all threads (read without the lock). */
+static inline int ja_jube_limit_current(ja_jube_limit *l)
+{
+    return atomic_load_explicit(&l->current, memory_order_relaxed);
+}
+
+/* A call starts: returns the calls under way with it, in every thread (its sample's load). */
+static inline int ja_jube_limit_call_started(ja_jube_limit *l)
+{
+    return atomic_fetch_add(&l->calls, 1) + 1;
+}
+
+static inline void ja_jube_limit_call_ended(ja_jube_limit *l)
+{
+    atomic_fetch_sub(&l->calls, 1);
+}
+
 /* adaptive: --concurrency adaptive; ceiling: --workers; floor: the least it falls to. */
 void ja_jube_limit_init(ja_jube_limit *l, bool adaptive, int floor, int ceiling);
 void ja_jube_limit_destroy(ja_jube_limit *l);

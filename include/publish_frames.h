@@ -18,9 +18,9 @@
  * Pure: a buffer owned by the publisher (buffer.h), no I/O. */
 
 /* Appends the frames of one publish (method, content header, body split at frame_max).
- * Returns 0; AMQP_STATUS_TABLE_TOO_BIG when the properties do not fit in one frame (nothing is
+ * Returns 0; -EMSGSIZE when the properties do not fit in one frame (nothing is
  * appended: rabbitmq-c would have sent the method frame alone, breaking the connection's
- * framing); AMQP_STATUS_NO_MEMORY. */
+ * framing); -ENOMEM. */
 int ja_publish_frames_append(ja_buffer *buffer, amqp_channel_t channel, uint32_t frame_max,
                              amqp_bytes_t exchange, amqp_bytes_t routing_key, bool mandatory,
                              const amqp_basic_properties_t *properties, amqp_bytes_t body);

@@ -9,6 +9,13 @@
  * back to the consumer for acking once, and only once, all its publishes are confirmed. A
  * publish the broker nacks, or that a lost connection leaves unconfirmed, is published again. */
 
-void *ja_publisher_run(void *svc);
+typedef struct ja_publisher ja_publisher;
+
+/* Everything the thread needs, made before any thread starts (oom.h). NULL when out of memory. */
+ja_publisher *ja_publisher_new(ja_service *svc);
+/* The thread: arg is a ja_publisher. */
+void *ja_publisher_run(void *arg);
+/* After the thread has ended. */
+void ja_publisher_free(ja_publisher *p);
 
 #endif

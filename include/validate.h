@@ -34,7 +34,8 @@ void ja_validate_traceparent(const amqp_basic_properties_t *props,
  * body (kept), so a larger one is dead-lettered with what was kept of it. */
 bool ja_validate_body_size(uint64_t announced, size_t kept, size_t max_bytes, ja_failure *why);
 
-/* Checks the body is not empty, at most max_bytes long, and one JSON object (RFC 8259). */
-bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure *why);
+/* Checks the body is not empty and one JSON object (RFC 8259). Its size is checked first, on
+ * what the content header announced (ja_validate_body_size). */
+bool ja_validate_body(const void *body, size_t len, ja_failure *why);
 
 #endif

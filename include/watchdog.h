@@ -7,11 +7,12 @@
 #include <stdint.h>
 
 /* Turns a thread stuck inside rabbitmq-c into a reconnect. rabbitmq-c 0.11 has no send time-out
- * (upstream issue #780): a send to a broker that stopped reading can block for ever, and with it
- * the thread that owns the connection, so nothing of the service's own loop would notice. The
- * owner marks when it leaves its wait (busy) and when it goes back to it (idle); the main thread
- * looks once a second and, when the owner has been busy for longer than the limit, shuts the
- * socket down: the blocked call fails at once, and the owner reconnects as after any loss. */
+ * (alanxz/rabbitmq-c#519, still open): a send to a broker that stopped reading can block for ever,
+ * and with it the thread that owns the connection, so nothing of the service's own loop would
+ * notice. The owner marks when it leaves its wait (busy) and when it goes back to it (idle); the
+ * main thread looks once a second and, when the owner has been busy for longer than the limit,
+ * shuts the socket down: the blocked call fails at once, and the owner reconnects as after any
+ * loss. */
 
 typedef struct {
     const char *name;            /* "consumer" or "publisher", for the log */

@@ -12,12 +12,14 @@
  * every connection and its bell, so under load one wake-up serves every answer that has arrived
  * instead of one thread waking per answer. */
 
-typedef struct {
-    ja_service *svc;
-    int index;
-    int calls;
-} ja_worker_args;
+typedef struct ja_worker ja_worker;
 
-void *ja_worker_run(void *args);
+/* Everything thread `index` needs to carry `calls` calls, made before any thread starts (oom.h).
+ * NULL when out of memory. */
+ja_worker *ja_worker_new(ja_service *svc, int index, int calls);
+/* The thread: arg is a ja_worker. */
+void *ja_worker_run(void *arg);
+/* After the thread has ended. */
+void ja_worker_free(ja_worker *w);
 
 #endif

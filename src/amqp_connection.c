@@ -18,9 +18,9 @@
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define RPC_TIMEOUT_S    30
 
-/* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out,
- * upstream issue #780): the kernel now fails the socket once data stays unacknowledged for two
- * heartbeats, and probes an idle one. */
+/* Without these a dead peer could hold a send forever (rabbitmq-c 0.11 has no send time-out:
+ * alanxz/rabbitmq-c#519, amqp_basic_publish blocks while the broker reads nothing): the kernel now
+ * fails the socket once data stays unacknowledged for two heartbeats, and probes an idle one. */
 void ja_amqp_connection_socket_blocked(amqp_connection_state_t conn, int silent_broker_ms,
                                        bool blocked)
 {

@@ -22,7 +22,7 @@
 /* Deliveries read in one go before the inbox is looked at again, so acks are never starved. */
 #define READ_BATCH 64
 
-typedef struct {
+struct ja_consumer {
     ja_service *svc;
     const ja_config *cfg;
     amqp_connection_state_t conn;
@@ -42,10 +42,9 @@ typedef struct {
     bool priority_seen; /* a message with a priority was logged */
     /* Acks wait for the next delivery while deliveries come close together (nap.h). */
     ja_nap nap;
+};
 
-} consumer;
-
-static void recycle_job(consumer *c, ja_job *job)
+static void recycle_job(ja_consumer *c, ja_job *job)
 {
     ja_job_recycle(&c->svc->jobs, job);
 }
@@ -55,7 +54,7 @@ static ja_job *job_of_order(ja_order_node *node)
     return (ja_job *)((char *)node - offsetof(ja_job, order));
 }
 
-static void publish_order_gauges(const consumer *c)
+static void publish_order_gauges(const ja_consumer *c)
 {
     atomic_store_explicit(&ja_stats.order_keys_active, (long)c->keys.live_keys,
                           memory_order_relaxed);
@@ -64,7 +63,7 @@ static void publish_order_gauges(const consumer *c)
 
 /* Hands a job to the workers. Returns false (and keeps it) when the ring is full, which the
  * prefetch rules out. */
-static bool push_to_ring(consumer *c, ja_job *job)
+static bool push_to_ring(ja_consumer *c, ja_job *job)
 {
     if (!ja_ring_push(c->svc->work, job))
         return false;
@@ -73,7 +72,7 @@ static bool push_to_ring(consumer *c, ja_job *job)
 }
 
 /* Leaves deliveries that waited behind their key unacked, for the channel's close. */
-static void park_list(consumer *c, ja_order_node *list)
+static void park_list(ja_consumer *c, ja_order_node *list)
 {
     while (list) {
         ja_order_node *next = list->next;
@@ -83,7 +82,7 @@ static void park_list(consumer *c, ja_order_node *list)
     }
 }
 
-static void lose_connection(consumer *c, const char *why)
+static void lose_connection(ja_consumer *c, const char *why)
 {
     ja_log_warn("consumer connection to node %s lost: %s; %zu unacknowledged deliveries will be "
                 "redelivered by the broker",
@@ -120,19 +119,20 @@ static void lose_connection(consumer *c, const char *why)
         ja_service_sleep(c->svc, delay, JA_WAKE_ON_STOP, 0);
 }
 
-static bool connect_consumer(consumer *c)
+static bool connect_consumer(ja_consumer *c)
 {
     char err[1024];
     const char *queue = c->cfg->inbound_queue;
     c->conn = ja_amqp_connection_open(c->cfg, ja_reconnect_node(&c->reconnect),
                                       "jube-amqp consumer", err, sizeof err);
-    int topology =
-        c->conn ? ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err, sizeof err) : -1;
+    ja_topology_result topology =
+        c->conn ? ja_topology_declare_inbound(c->conn, JA_CHANNEL, c->cfg, err, sizeof err)
+                : JA_TOPOLOGY_RETRY;
     if (topology == JA_TOPOLOGY_UNUSABLE) {
         ja_log_error("%s", err);
         ja_service_fail(c->svc, JA_EXIT_BAD_CONFIG);
     }
-    if (topology == 0) {
+    if (topology == JA_TOPOLOGY_READY) {
         amqp_basic_qos(c->conn, JA_CHANNEL, 0, (uint16_t)c->cfg->prefetch, 0);
         amqp_rpc_reply_t reply = amqp_get_rpc_reply(c->conn);
         amqp_basic_consume_ok_t *ok = NULL;
@@ -173,7 +173,7 @@ static bool connect_consumer(consumer *c)
 
 /* Gives a delivery the service cannot take back to the queue at once, and settles its tag so
  * the acks after it are not held back. */
-static void return_at_once(consumer *c, uint64_t tag, const char *why)
+static void return_at_once(ja_consumer *c, uint64_t tag, const char *why)
 {
     ja_log_fields fields = {.delivery_tag = tag};
     ja_log_error_about(&fields, "%s: returning the delivery to the queue", why);
@@ -183,7 +183,7 @@ static void return_at_once(consumer *c, uint64_t tag, const char *why)
 
 /* Finds the order key of a fresh job (--order-by). Returns false when the message is to run
  * unordered. */
-static bool find_order_key(consumer *c, ja_job *job)
+static bool find_order_key(ja_consumer *c, ja_job *job)
 {
     size_t len = 0;
     const amqp_message_t *msg = &job->envelope.message;
@@ -213,7 +213,7 @@ static bool find_order_key(consumer *c, ja_job *job)
 
 /* Sends a job on: to the ring, or (ordered, with an earlier message of its key out) to wait in
  * the key scheduler. Returns false when it could be neither: the caller gives it back. */
-static bool dispatch(consumer *c, ja_job *job)
+static bool dispatch(ja_consumer *c, ja_job *job)
 {
     if (!c->ordered || !find_order_key(c, job))
         return push_to_ring(c, job);
@@ -245,7 +245,7 @@ static bool dispatch(consumer *c, ja_job *job)
  * published again to the queue's tail instead (a fresh count) and acked once that is stored;
  * decided here, on arrival, since workers do not take jobs while Jube is unavailable. Returns
  * true when the job went to the publisher for that. */
-static bool renew_near_the_limit(consumer *c, ja_job *job)
+static bool renew_near_the_limit(ja_consumer *c, ja_job *job)
 {
     const amqp_message_t *msg = &job->envelope.message;
     ja_delivery_counts counts = ja_delivery_limit_counts(&msg->properties);
@@ -272,7 +272,7 @@ static bool renew_near_the_limit(consumer *c, ja_job *job)
     return true;
 }
 
-static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_size)
+static void take_delivery(ja_consumer *c, amqp_envelope_t *envelope, uint64_t body_size)
 {
     ja_job *job = ja_job_new(&c->svc->jobs, envelope, body_size, c->generation, ja_clock_ms());
     c->in_flight++;
@@ -296,7 +296,7 @@ static void take_delivery(consumer *c, amqp_envelope_t *envelope, uint64_t body_
 }
 
 /* Handles a method that is not a delivery. Returns false when the connection must be replaced. */
-static bool handle_method(consumer *c, amqp_method_t *method)
+static bool handle_method(ja_consumer *c, amqp_method_t *method)
 {
     char why[600];
     switch (method->id) {
@@ -323,36 +323,33 @@ static bool handle_method(consumer *c, amqp_method_t *method)
 
 /* Reads a delivery's header and body after its basic.deliver. Returns false when the connection
  * must be replaced. */
-static bool read_delivery(consumer *c, const amqp_frame_t *deliver)
+static bool read_delivery(ja_consumer *c, const amqp_frame_t *deliver)
 {
-    uint64_t tag = ((const amqp_basic_deliver_t *)deliver->payload.method.decoded)->delivery_tag;
     amqp_envelope_t envelope;
     uint64_t body_size = 0;
     amqp_method_t closed;
     /* The header and body follow the method at once; a broker silent for two heartbeats is
      * gone. */
-    int rc =
+    int status = 0;
+    ja_delivery_result rc =
         ja_delivery_read(c->conn, deliver, (size_t)c->cfg->max_body_bytes, c->cfg->silent_broker_ms,
-                         &c->svc->watch[JA_CONN_CONSUMER], &envelope, &body_size, &closed);
+                         &c->svc->watch[JA_CONN_CONSUMER], &envelope, &body_size, &closed, &status);
     switch (rc) {
-    case 0:
+    case JA_DELIVERY_READ:
         take_delivery(c, &envelope, body_size);
         ja_watchdog_busy(&c->svc->watch[JA_CONN_CONSUMER], ja_clock_ms());
         return true;
-    case JA_DELIVERY_NO_MEMORY:
-        ja_metrics_count(&ja_stats.consumed);
-        return_at_once(c, tag, "out of memory");
-        return true;
     case JA_DELIVERY_CLOSED:
         return handle_method(c, &closed);
-    default:
-        lose_connection(c, amqp_error_string2(rc));
-        return false;
+    case JA_DELIVERY_BROKEN:
+        break;
     }
+    lose_connection(c, amqp_error_string2(status));
+    return false;
 }
 
 /* Reads what the broker sent, up to READ_BATCH deliveries, without blocking. */
-static bool read_input(consumer *c)
+static bool read_input(ja_consumer *c)
 {
     for (int i = 0; i < READ_BATCH; i++) {
         amqp_maybe_release_buffers(c->conn);
@@ -384,7 +381,7 @@ static bool read_input(consumer *c)
  * instead returns every unacknowledged delivery to the head of the queue in delivery order, on
  * every queue type and version; deliveries of other keys come back too (their answers, if
  * already published, are published again: duplicates, never a reordering). */
-static void give_everything_back(consumer *c, const char *why)
+static void give_everything_back(ja_consumer *c, const char *why)
 {
     atomic_fetch_add_explicit(&ja_stats.requeued, c->in_flight, memory_order_relaxed);
     char reason[600];
@@ -397,7 +394,7 @@ static void give_everything_back(consumer *c, const char *why)
 
 /* An ordered job is settled: the next message of its key runs. Stopping, nothing of a key runs
  * any more: its waiting messages are parked for the channel's close. */
-static void settle_order(consumer *c, ja_job *job, bool stopping)
+static void settle_order(ja_consumer *c, ja_job *job, bool stopping)
 {
     if (stopping) {
         park_list(c, ja_key_scheduler_give_back(&c->keys, &job->order));
@@ -414,7 +411,7 @@ static void settle_order(consumer *c, ja_job *job, bool stopping)
 }
 
 /* Acks, requeues or frees every job handed back. Returns false when the connection failed. */
-static bool settle_returned_jobs(consumer *c, bool stopping)
+static bool settle_returned_jobs(ja_consumer *c, bool stopping)
 {
     ja_inbox_node *node = ja_inbox_take_all(&c->svc->to_consumer);
     int rc = AMQP_STATUS_OK;
@@ -475,7 +472,7 @@ static bool settle_returned_jobs(consumer *c, bool stopping)
  * behind their key so long that holding them further would pass --max-hold-ms are given back
  * (RabbitMQ closes the channel of a delivery unacked past its consumer_timeout), in order, by
  * closing the channel (give_everything_back). Returns false when the connection was closed. */
-static bool check_waiting(consumer *c, uint64_t now)
+static bool check_waiting(ja_consumer *c, uint64_t now)
 {
     if (now < c->next_order_check_ms)
         return true;
@@ -494,7 +491,7 @@ static bool check_waiting(consumer *c, uint64_t now)
     return false;
 }
 
-static void cancel_subscription(consumer *c)
+static void cancel_subscription(ja_consumer *c)
 {
     c->cancelled = true;
     if (c->ordered) {
@@ -518,59 +515,77 @@ static void cancel_subscription(consumer *c)
     ja_log_info("stopped consuming; waiting for %zu deliveries in flight", c->in_flight);
 }
 
+ja_consumer *ja_consumer_new(ja_service *svc)
+{
+    ja_consumer *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->svc = svc;
+    c->cfg = svc->cfg;
+    /* Replicas started at the same second still walk the nodes in orders of their own. */
+    ja_reconnect_init(&c->reconnect, "consumer",
+                      ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0xA5A5A5A5ull,
+                      c->cfg->broker_count);
+    c->ordered = c->cfg->ordered;
+    ja_nap_init(&c->nap, c->cfg->nap_linger_us);
+    if (ja_ack_window_init(&c->acks, (unsigned)c->cfg->prefetch) != 0 ||
+        (c->ordered && ja_key_scheduler_init(&c->keys, (size_t)c->cfg->prefetch) != 0)) {
+        ja_consumer_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void ja_consumer_free(ja_consumer *c)
+{
+    if (!c)
+        return;
+    ja_ack_window_free(&c->acks);
+    ja_key_scheduler_free(&c->keys);
+    amqp_bytes_free(c->consumer_tag);
+    free(c);
+}
+
 void *ja_consumer_run(void *arg)
 {
     ja_log_set_thread_name("consumer");
-    consumer c = {.svc = arg, .cfg = ((ja_service *)arg)->cfg};
-    /* Replicas started at the same second still walk the nodes in orders of their own. */
-    ja_reconnect_init(&c.reconnect, "consumer",
-                      ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0xA5A5A5A5ull,
-                      c.cfg->broker_count);
-    c.ordered = c.cfg->ordered;
-    /* With --order-by a key's next message waits for its predecessor's ack: never let it wait. */
-    ja_nap_init(&c.nap, c.cfg->nap_linger_us);
-    if (ja_ack_window_init(&c.acks, (unsigned)c.cfg->prefetch) != 0 ||
-        (c.ordered && ja_key_scheduler_init(&c.keys, (size_t)c.cfg->prefetch) != 0)) {
-        ja_log_error("out of memory starting the consumer");
-        atomic_store(&c.svc->consumer_done, true);
-        return NULL;
-    }
-    int heartbeat_wait_ms = c.cfg->idle_wait_ms;
+    ja_consumer *c = arg;
+    int heartbeat_wait_ms = c->cfg->idle_wait_ms;
     /* With --order-by the consumer looks at waiting messages once a second. */
-    int wait_ms = c.ordered && heartbeat_wait_ms > 1000 ? 1000 : heartbeat_wait_ms;
+    int wait_ms = c->ordered && heartbeat_wait_ms > 1000 ? 1000 : heartbeat_wait_ms;
 
     for (;;) {
-        bool stopping = atomic_load(&c.svc->stopping);
-        if (!c.conn) {
+        bool stopping = atomic_load(&c->svc->stopping);
+        if (!c->conn) {
             if (stopping)
                 break; /* nothing left that could be acked */
-            if (!connect_consumer(&c))
+            if (!connect_consumer(c))
                 continue;
         }
-        if (!settle_returned_jobs(&c, stopping))
+        if (!settle_returned_jobs(c, stopping))
             continue;
-        if (c.ordered && !check_waiting(&c, ja_clock_ms()))
+        if (c->ordered && !check_waiting(c, ja_clock_ms()))
             continue;
-        if (stopping && !c.cancelled) {
-            cancel_subscription(&c);
-            if (!c.conn)
+        if (stopping && !c->cancelled) {
+            cancel_subscription(c);
+            if (!c->conn)
                 continue;
         }
-        if (stopping && c.in_flight == c.parked && !amqp_frames_enqueued(c.conn) &&
-            !amqp_data_in_buffer(c.conn)) {
+        if (stopping && c->in_flight == c->parked && !amqp_frames_enqueued(c->conn) &&
+            !amqp_data_in_buffer(c->conn)) {
             /* Settled deliveries behind a parked one still wait for a multiple ack: ack them now,
              * or the close would return them too and they would be answered twice. */
-            for (uint64_t tag = 0; (tag = ja_ack_window_take_deferred(&c.acks, tag)) != 0;)
-                amqp_basic_ack(c.conn, JA_CHANNEL, tag, 0);
-            ja_watchdog_attach(&c.svc->watch[JA_CONN_CONSUMER], -1, 0);
-            ja_amqp_connection_close(c.conn);
-            c.conn = NULL;
-            if (c.parked > 0) {
-                atomic_fetch_add_explicit(&ja_stats.requeued, c.parked, memory_order_relaxed);
+            for (uint64_t tag = 0; (tag = ja_ack_window_take_deferred(&c->acks, tag)) != 0;)
+                amqp_basic_ack(c->conn, JA_CHANNEL, tag, 0);
+            ja_watchdog_attach(&c->svc->watch[JA_CONN_CONSUMER], -1, 0);
+            ja_amqp_connection_close(c->conn);
+            c->conn = NULL;
+            if (c->parked > 0) {
+                atomic_fetch_add_explicit(&ja_stats.requeued, c->parked, memory_order_relaxed);
                 ja_log_info("every delivery is settled but %zu that waited behind their keys; "
                             "consumer connection closed: the broker returns those to the head "
                             "of the queue in delivery order",
-                            c.parked);
+                            c->parked);
             } else {
                 ja_log_info("every delivery is settled; consumer connection closed");
             }
@@ -578,28 +593,25 @@ void *ja_consumer_run(void *arg)
         }
         /* Napping, acks handed back lazily wait for the next delivery or the nap's end; while
          * sleeping for long, they wake the consumer (inbox.h). */
-        ja_inbox *inbox = &c.svc->to_consumer;
-        bool nap = !stopping && c.in_flight > 0 && ja_nap_may(&c.nap, ja_clock_us());
+        ja_inbox *inbox = &c->svc->to_consumer;
+        bool nap = !stopping && c->in_flight > 0 && ja_nap_may(&c->nap, ja_clock_us());
         ja_inbox_set_napping(inbox, nap);
         if (!nap && ja_inbox_has_nodes(inbox))
             continue; /* handed back lazily while the consumer still napped */
-        ja_watched_connection *watch = &c.svc->watch[JA_CONN_CONSUMER];
+        ja_watched_connection *watch = &c->svc->watch[JA_CONN_CONSUMER];
         ja_watchdog_idle(watch);
-        int ready = ja_amqp_connection_wait(c.conn, ja_inbox_fd(inbox),
-                                            nap ? ja_nap_timeout_ms(&c.nap) : wait_ms, true);
+        int ready = ja_amqp_connection_wait(c->conn, ja_inbox_fd(inbox),
+                                            nap ? ja_nap_timeout_ms(&c->nap) : wait_ms, true);
         ja_watchdog_busy(watch, ja_clock_ms());
         if (ready & JA_WAIT_EXTRA)
             ja_inbox_woken(inbox);
         /* Read even when nothing arrived: that is when rabbitmq-c sends heartbeats. */
         if (!(ready & JA_WAIT_EXTRA) || (ready & JA_WAIT_AMQP))
-            read_input(&c);
+            read_input(c);
     }
 
-    atomic_store(&c.svc->live_generation, 0);
-    settle_returned_jobs(&c, true); /* frees anything handed back meanwhile */
-    ja_ack_window_free(&c.acks);
-    ja_key_scheduler_free(&c.keys);
-    amqp_bytes_free(c.consumer_tag);
-    atomic_store(&c.svc->consumer_done, true);
+    atomic_store(&c->svc->live_generation, 0);
+    settle_returned_jobs(c, true); /* frees anything handed back meanwhile */
+    atomic_store(&c->svc->consumer_done, true);
     return NULL;
 }

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "job.h"
+#include "oom.h"
 
 #include <amqp_framing.h>
 #include <stdbool.h>
@@ -15,7 +16,7 @@ static int wait_frame(amqp_connection_state_t conn, int timeout_ms, amqp_frame_t
 }
 
 /* A frame that is neither the next part of the delivery nor a close breaks the protocol. */
-static int unexpected(const amqp_frame_t *frame, amqp_method_t *closed)
+static ja_delivery_result unexpected(const amqp_frame_t *frame, amqp_method_t *closed, int *status)
 {
     if (frame->frame_type == AMQP_FRAME_METHOD &&
         (frame->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
@@ -23,26 +24,26 @@ static int unexpected(const amqp_frame_t *frame, amqp_method_t *closed)
         *closed = frame->payload.method;
         return JA_DELIVERY_CLOSED;
     }
-    return AMQP_STATUS_UNEXPECTED_STATE;
+    *status = AMQP_STATUS_UNEXPECTED_STATE;
+    return JA_DELIVERY_BROKEN;
 }
 
-static int copy_bytes(amqp_pool_t *pool, amqp_bytes_t *b)
+static void copy_bytes(amqp_pool_t *pool, amqp_bytes_t *b)
 {
     if (b->len == 0)
-        return 0;
+        return;
     amqp_bytes_t copy;
     amqp_pool_alloc_bytes(pool, b->len, &copy);
     if (!copy.bytes)
-        return AMQP_STATUS_NO_MEMORY;
+        ja_oom("reading a delivery");
     memcpy(copy.bytes, b->bytes, b->len);
     *b = copy;
-    return 0;
 }
 
 /* The frame's properties live in the connection's buffers; the envelope gets its own copy in
  * its pool (as amqp_read_message does, whose clone rabbitmq-c does not export). */
-static int clone_properties(const amqp_basic_properties_t *in, amqp_basic_properties_t *out,
-                            amqp_pool_t *pool)
+static void clone_properties(const amqp_basic_properties_t *in, amqp_basic_properties_t *out,
+                             amqp_pool_t *pool)
 {
     /* Fields whose flag is off are not decoded, and may hold anything. */
     *out = *in;
@@ -62,20 +63,18 @@ static int clone_properties(const amqp_basic_properties_t *in, amqp_basic_proper
         {AMQP_BASIC_CLUSTER_ID_FLAG, &out->cluster_id},
     };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
-        if (!(in->_flags & strings[i].flag))
-            continue;
-        int rc = copy_bytes(pool, strings[i].field);
-        if (rc != 0)
-            return rc;
+        if (in->_flags & strings[i].flag)
+            copy_bytes(pool, strings[i].field);
     }
-    if (in->_flags & AMQP_BASIC_HEADERS_FLAG)
-        return amqp_table_clone(&in->headers, &out->headers, pool);
-    return 0;
+    if ((in->_flags & AMQP_BASIC_HEADERS_FLAG) &&
+        amqp_table_clone(&in->headers, &out->headers, pool) != AMQP_STATUS_OK)
+        ja_oom("reading a delivery");
 }
 
-int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, size_t max_body,
-                     int timeout_ms, ja_watched_connection *watch, amqp_envelope_t *out,
-                     uint64_t *body_size, amqp_method_t *closed)
+ja_delivery_result ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver,
+                                    size_t max_body, int timeout_ms, ja_watched_connection *watch,
+                                    amqp_envelope_t *out, uint64_t *body_size,
+                                    amqp_method_t *closed, int *status)
 {
     const amqp_basic_deliver_t *d = deliver->payload.method.decoded;
     memset(out, 0, sizeof *out);
@@ -86,49 +85,48 @@ int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, 
     out->exchange = amqp_bytes_malloc_dup(d->exchange);
     out->routing_key = amqp_bytes_malloc_dup(d->routing_key);
     init_amqp_pool(&out->message.pool, 4096);
-    bool failed = false;
     if ((d->consumer_tag.len && !out->consumer_tag.bytes) ||
         (d->exchange.len && !out->exchange.bytes) ||
         (d->routing_key.len && !out->routing_key.bytes))
-        failed = true;
+        ja_oom("reading a delivery");
 
-    /* The frames are read even when memory ran out, so the connection stays in step. */
     amqp_frame_t frame;
-    int wait = wait_frame(conn, timeout_ms, &frame);
-    if (wait != AMQP_STATUS_OK) {
+    *status = wait_frame(conn, timeout_ms, &frame);
+    if (*status != AMQP_STATUS_OK) {
         amqp_destroy_envelope(out);
-        return wait;
+        return JA_DELIVERY_BROKEN;
     }
     if (frame.frame_type != AMQP_FRAME_HEADER) {
         amqp_destroy_envelope(out);
-        return unexpected(&frame, closed);
+        return unexpected(&frame, closed, status);
     }
     *body_size = frame.payload.properties.body_size;
-    if (!failed)
-        failed = clone_properties(frame.payload.properties.decoded, &out->message.properties,
-                                  &out->message.pool) != 0;
+    clone_properties(frame.payload.properties.decoded, &out->message.properties,
+                     &out->message.pool);
     size_t keep = *body_size < max_body ? (size_t)*body_size : max_body;
-    if (!failed && keep > 0) {
+    if (keep > 0) {
         out->message.body = amqp_bytes_malloc(keep);
-        failed = !out->message.body.bytes;
+        if (!out->message.body.bytes)
+            ja_oom("reading a delivery");
     }
     uint64_t read = 0;
     while (read < *body_size) {
-        wait = wait_frame(conn, timeout_ms, &frame);
-        if (wait != AMQP_STATUS_OK) {
+        *status = wait_frame(conn, timeout_ms, &frame);
+        if (*status != AMQP_STATUS_OK) {
             amqp_destroy_envelope(out);
-            return wait;
+            return JA_DELIVERY_BROKEN;
         }
         if (frame.frame_type != AMQP_FRAME_BODY) {
             amqp_destroy_envelope(out);
-            return unexpected(&frame, closed);
+            return unexpected(&frame, closed, status);
         }
         size_t len = frame.payload.body_fragment.len;
         if (read + len > *body_size) {
             amqp_destroy_envelope(out);
-            return AMQP_STATUS_BAD_AMQP_DATA;
+            *status = AMQP_STATUS_BAD_AMQP_DATA;
+            return JA_DELIVERY_BROKEN;
         }
-        if (!failed && read < keep) {
+        if (read < keep) {
             size_t part = keep - read < len ? (size_t)(keep - read) : len;
             memcpy((char *)out->message.body.bytes + read, frame.payload.body_fragment.bytes, part);
         }
@@ -138,9 +136,5 @@ int ja_delivery_read(amqp_connection_state_t conn, const amqp_frame_t *deliver, 
         /* Frames already passed on are not needed again: let the library reuse their memory. */
         amqp_maybe_release_buffers_on_channel(conn, deliver->channel);
     }
-    if (failed) {
-        amqp_destroy_envelope(out);
-        return JA_DELIVERY_NO_MEMORY;
-    }
-    return 0;
+    return JA_DELIVERY_READ;
 }

@@ -1,5 +1,6 @@
 #include "http_call.h"
 
+#include "oom.h"
 #include "backoff.h"
 
 #include <stdio.h>
@@ -196,7 +197,7 @@ CURL *ja_http_call_prepare(ja_http_call *call, const char *guid, const char *tra
                            const void *body, size_t len, ja_buffer *response)
 {
     if (!set_headers(call, traceparent))
-        return NULL;
+        ja_oom("preparing a call to Jube");
     set_url(call, INVOKE_PATH, guid);
     start(call, response);
     CURL *c = call->curl;
@@ -211,7 +212,7 @@ CURL *ja_http_call_prepare_callback(ja_http_call *call, const char *instance_gui
                                     const char *traceparent, ja_buffer *response)
 {
     if (!set_headers(call, traceparent))
-        return NULL;
+        ja_oom("preparing a call to Jube");
     set_url(call, CALLBACK_PATH, instance_guid);
     start(call, response);
     curl_easy_setopt(call->curl, CURLOPT_HTTPGET, 1L);

@@ -24,48 +24,73 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The threads and their state. Every thread's state is made before the first thread starts
+ * (oom.h): a machine without the memory fails at start-up, not one thread short later. */
 typedef struct {
-    pthread_t consumer;
-    pthread_t publisher;
-    pthread_t *workers;
-    ja_worker_args *worker_args;
+    ja_consumer *consumer;
+    ja_publisher *publisher;
+    ja_worker **workers;
     int worker_count;
+    pthread_t consumer_thread;
+    pthread_t publisher_thread;
+    pthread_t *worker_threads;
+    int workers_started;
 } threads;
 
-static int start_threads(ja_service *svc, threads *t)
+/* Returns 0 or -ENOMEM. */
+static int make_threads(ja_service *svc, threads *t)
 {
     const ja_config *cfg = svc->cfg;
-    t->workers = calloc((size_t)cfg->worker_threads, sizeof *t->workers);
-    t->worker_args = calloc((size_t)cfg->worker_threads, sizeof *t->worker_args);
-    if (!t->workers || !t->worker_args)
+    t->worker_count = cfg->worker_threads;
+    t->workers = calloc((size_t)t->worker_count, sizeof *t->workers);
+    t->worker_threads = calloc((size_t)t->worker_count, sizeof *t->worker_threads);
+    t->consumer = ja_consumer_new(svc);
+    t->publisher = ja_publisher_new(svc);
+    if (!t->workers || !t->worker_threads || !t->consumer || !t->publisher)
         return -ENOMEM;
-    int rc = pthread_create(&t->publisher, NULL, ja_publisher_run, svc);
-    if (rc != 0)
-        return -rc;
-    for (int i = 0; i < cfg->worker_threads; i++) {
+    for (int i = 0; i < t->worker_count; i++) {
         /* --workers calls shared out as evenly as the thread count allows, as the limit is. */
         int calls = ja_concurrency_limit_share(cfg->workers, i, cfg->worker_threads);
-        t->worker_args[i] = (ja_worker_args){.svc = svc, .index = i, .calls = calls};
-        rc = pthread_create(&t->workers[i], NULL, ja_worker_run, &t->worker_args[i]);
-        if (rc != 0)
-            return -rc;
-        t->worker_count++;
+        t->workers[i] = ja_worker_new(svc, i, calls);
+        if (!t->workers[i])
+            return -ENOMEM;
     }
-    rc = pthread_create(&t->consumer, NULL, ja_consumer_run, svc);
+    return 0;
+}
+
+/* Returns 0 or -errno; on an error the process ends (exit status 1), threads started or not. */
+static int start_threads(threads *t)
+{
+    int rc = pthread_create(&t->publisher_thread, NULL, ja_publisher_run, t->publisher);
+    for (int i = 0; rc == 0 && i < t->worker_count; i++) {
+        rc = pthread_create(&t->worker_threads[i], NULL, ja_worker_run, t->workers[i]);
+        if (rc == 0)
+            t->workers_started++;
+    }
+    if (rc == 0)
+        rc = pthread_create(&t->consumer_thread, NULL, ja_consumer_run, t->consumer);
     return -rc;
 }
 
 static void join_threads(ja_service *svc, threads *t)
 {
-    pthread_join(t->consumer, NULL);
+    pthread_join(t->consumer_thread, NULL);
     atomic_store(&svc->threads_exit, true);
     ja_service_wake_sleepers(svc);
     ja_inbox_wake(&svc->to_publisher);
-    for (int i = 0; i < t->worker_count; i++)
-        pthread_join(t->workers[i], NULL);
-    pthread_join(t->publisher, NULL);
+    for (int i = 0; i < t->workers_started; i++)
+        pthread_join(t->worker_threads[i], NULL);
+    pthread_join(t->publisher_thread, NULL);
+}
+
+static void free_threads(threads *t)
+{
+    for (int i = 0; t->workers && i < t->worker_count; i++)
+        ja_worker_free(t->workers[i]);
     free(t->workers);
-    free(t->worker_args);
+    free(t->worker_threads);
+    ja_consumer_free(t->consumer);
+    ja_publisher_free(t->publisher);
 }
 
 /* Waits for the first SIGTERM or SIGINT, then for the consumer to settle everything. Returns
@@ -172,7 +197,9 @@ int main(int argc, char **argv)
     int rc = ja_service_init(&svc, &cfg);
     threads t = {0};
     if (rc == 0)
-        rc = start_threads(&svc, &t);
+        rc = make_threads(&svc, &t);
+    if (rc == 0)
+        rc = start_threads(&t);
     if (rc != 0) {
         ja_log_error("could not start: %s", strerror(-rc));
         return 1;
@@ -190,6 +217,7 @@ int main(int argc, char **argv)
         _exit(1); /* leave the rest to the broker: unacked deliveries are redelivered */
 
     join_threads(&svc, &t);
+    free_threads(&t);
     ja_metrics_server_stop(metrics);
     ja_service_destroy(&svc);
     curl_global_cleanup();

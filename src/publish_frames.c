@@ -1,6 +1,7 @@
 #include "publish_frames.h"
 
 #include <amqp_framing.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +55,7 @@ int ja_publish_frames_append(ja_buffer *b, amqp_channel_t channel, uint32_t fram
     /* The method and the header each fit in a frame; reserving two whole frames keeps the
      * encoders' output within the buffer without measuring it first. */
     if (ja_buffer_reserve(b, 2 * (size_t)frame_max) != 0)
-        return AMQP_STATUS_NO_MEMORY;
+        return -ENOMEM;
 
     amqp_basic_publish_t method = {.ticket = 0,
                                    .exchange = exchange,
@@ -78,14 +79,14 @@ int ja_publish_frames_append(ja_buffer *b, amqp_channel_t channel, uint32_t fram
                                               .bytes = payload + CONTENT_HEADER_FIXED});
     if (n < 0) {
         b->len = start;
-        return AMQP_STATUS_TABLE_TOO_BIG;
+        return -EMSGSIZE;
     }
     close_frame(b, AMQP_FRAME_HEADER, channel, (size_t)n + CONTENT_HEADER_FIXED);
 
     size_t frames = (body.len + max_payload - 1) / max_payload;
     if (ja_buffer_reserve(b, body.len + frames * (FRAME_HEADER_SIZE + 1)) != 0) {
         b->len = start;
-        return AMQP_STATUS_NO_MEMORY;
+        return -ENOMEM;
     }
     for (size_t offset = 0; offset < body.len; offset += max_payload) {
         size_t size = body.len - offset < max_payload ? body.len - offset : max_payload;

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "nap.h"
+#include "oom.h"
 #include "outbound_message.h"
 #include "publish_frames.h"
 #include "reconnect.h"
@@ -35,7 +36,7 @@
 /* What a write that cannot finish looks at of the broker's unread input (publish_frames.h). */
 #define PEEK_BYTES (64 * 1024)
 
-typedef struct {
+struct ja_publisher {
     ja_service *svc;
     const ja_config *cfg;
     amqp_connection_state_t conn;
@@ -63,9 +64,9 @@ typedef struct {
     bool unroutable_responses; /* responses reach no queue */
     bool unroutable_dead_letter;
     bool reply_to_missing;
-} publisher;
+};
 
-static const char *target_name(const publisher *p, ja_publish_target target)
+static const char *target_name(const ja_publisher *p, ja_publish_target target)
 {
     return target == JA_TARGET_DEAD_LETTER ? p->cfg->dead_letter_exchange
            : target == JA_TARGET_OUTBOUND  ? p->cfg->outbound_exchange
@@ -84,7 +85,7 @@ static ja_log_fields fields_of(const ja_job *job)
 /* A job leaves the publisher: it is counted here, where the broker's answer is known. */
 static void on_finished(void *ctx, ja_job *job, ja_job_state state)
 {
-    publisher *p = ctx;
+    ja_publisher *p = ctx;
     if (state == JA_JOB_ACK) {
         if (job->state == JA_JOB_RENEW)
             ja_metrics_count(&ja_stats.renewed);
@@ -118,7 +119,7 @@ static void on_finished(void *ctx, ja_job *job, ja_job_state state)
 
 static void on_event(void *ctx, const ja_job *job, ja_publish_target target, ja_publish_event e)
 {
-    publisher *p = ctx;
+    ja_publisher *p = ctx;
     ja_log_fields fields = fields_of(job);
     switch (e) {
     case JA_PUBLISH_STORED:
@@ -195,7 +196,7 @@ static void on_event(void *ctx, const ja_job *job, ja_publish_target target, ja_
 }
 
 /* Sends one publish. Returns false when the connection is no longer usable. */
-static bool send_publish(publisher *p, const ja_publish *pub)
+static bool send_publish(ja_publisher *p, const ja_publish *pub)
 {
     ja_job *job = pub->job;
     const amqp_message_t *msg = &job->envelope.message;
@@ -230,10 +231,8 @@ static bool send_publish(publisher *p, const ja_publish *pub)
         rc = ja_outbound_message_dead_letter(job, &p->scratch, seq, &props);
         break;
     }
-    if (rc != 0) {
-        ja_log_error("out of memory building a message");
-        abort();
-    }
+    if (rc != 0)
+        ja_oom("building a message");
     amqp_bytes_t body = pub->target == JA_TARGET_DEAD_LETTER || pub->target == JA_TARGET_INBOUND
                             ? msg->body
                             : (amqp_bytes_t){.len = job->response.len, .bytes = job->response.data};
@@ -243,10 +242,8 @@ static bool send_publish(publisher *p, const ja_publish *pub)
         rc = ja_publish_frames_append(&p->frames, JA_CHANNEL, frame_max,
                                       amqp_cstring_bytes(exchange), routing_key, mandatory, &props,
                                       body);
-        if (rc == AMQP_STATUS_NO_MEMORY) {
-            ja_log_error("out of memory framing a message");
-            abort();
-        }
+        if (rc == -ENOMEM)
+            ja_oom("framing a message");
         fits = rc == 0;
     } else {
         /* rabbitmq-c sends the method frame before it encodes the header: a header that does
@@ -281,7 +278,7 @@ static bool send_publish(publisher *p, const ja_publish *pub)
  * RabbitMQ sends connection.blocked and stops reading, so the write waits for
  * connection.unblocked instead, found in the unread input without reading it (publish_frames.h),
  * or until the service exits. Returns false when the connection is to be dropped. */
-static bool wait_writable(publisher *p, int fd)
+static bool wait_writable(ja_publisher *p, int fd)
 {
     uint64_t give_up_ms = ja_clock_ms() + (uint64_t)p->cfg->silent_broker_ms;
     ja_watched_connection *watch = &p->svc->watch[JA_CONN_PUBLISHER];
@@ -330,7 +327,7 @@ static bool wait_writable(publisher *p, int fd)
 
 /* Writes the publishes framed so far. Returns false when the connection is no longer usable
  * (they are unconfirmed then, and go out again on the next one). */
-static bool flush_frames(publisher *p)
+static bool flush_frames(ja_publisher *p)
 {
     int fd = amqp_get_sockfd(p->conn);
     size_t sent = 0;
@@ -358,7 +355,7 @@ static bool flush_frames(publisher *p)
     return true;
 }
 
-static bool publish_ready(publisher *p)
+static bool publish_ready(ja_publisher *p)
 {
     ja_publish pub;
     uint64_t live = atomic_load(&p->svc->live_generation);
@@ -381,7 +378,7 @@ static bool caused_by_content(uint16_t code)
 }
 
 /* The message of a basic.return names no sequence number; the service's header carries it. */
-static void note_return(publisher *p, const amqp_message_t *returned)
+static void note_return(ja_publisher *p, const amqp_message_t *returned)
 {
     const amqp_field_value_t *seq =
         ja_amqp_headers_get(&returned->properties, JA_PUBLISH_SEQ_HEADER);
@@ -395,7 +392,7 @@ static void note_return(publisher *p, const amqp_message_t *returned)
 
 /* Reads everything the broker sent, without blocking. Returns false when the connection is
  * no longer usable. */
-static bool read_frames(publisher *p)
+static bool read_frames(ja_publisher *p)
 {
     for (;;) {
         amqp_frame_t frame;
@@ -476,7 +473,7 @@ static bool read_frames(publisher *p)
 
 /* Everything published but not confirmed on a lost connection is published again on the next
  * one: the broker may or may not have it, and a duplicate is better than a loss. */
-static void lose_connection(publisher *p)
+static void lose_connection(ja_publisher *p)
 {
     ja_log_warn("publisher connection to node %s lost: %s; %zu unconfirmed publishes will be "
                 "published again",
@@ -498,22 +495,23 @@ static void lose_connection(publisher *p)
         ja_service_sleep(p->svc, delay, JA_WAKE_ON_EXIT, 0);
 }
 
-static void fail_fatally(publisher *p, const char *why)
+static void fail_fatally(ja_publisher *p, const char *why)
 {
     ja_log_error("%s", why);
     ja_service_fail(p->svc, JA_EXIT_BAD_TOPOLOGY);
 }
 
-static bool connect_publisher(publisher *p)
+static bool connect_publisher(ja_publisher *p)
 {
     char err[1024];
     p->conn = ja_amqp_connection_open(p->cfg, ja_reconnect_node(&p->reconnect),
                                       "jube-amqp publisher", err, sizeof err);
     if (p->conn) {
-        int rc = ja_topology_declare_outbound(p->conn, JA_CHANNEL, p->cfg, err, sizeof err);
+        ja_topology_result rc =
+            ja_topology_declare_outbound(p->conn, JA_CHANNEL, p->cfg, err, sizeof err);
         if (rc == JA_TOPOLOGY_WRONG_TYPE || rc == JA_TOPOLOGY_UNUSABLE)
             fail_fatally(p, err);
-        if (rc == 0) {
+        if (rc == JA_TOPOLOGY_READY) {
             amqp_confirm_select(p->conn, JA_CHANNEL);
             amqp_rpc_reply_t reply = amqp_get_rpc_reply(p->conn);
             if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
@@ -542,19 +540,19 @@ static bool connect_publisher(publisher *p)
 /* A dead letter came back unroutable: the dead-letter queue and its binding are declared again
  * on a channel of their own, while publishing goes on. Returns false when the connection is
  * gone. */
-static bool declare_topology_again(publisher *p)
+static bool declare_topology_again(ja_publisher *p)
 {
-    p->window.needs_redeclare = false;
     amqp_channel_open(p->conn, TOPOLOGY_CHANNEL);
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(p->conn);
     char err[1024] = "";
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-        int rc = ja_topology_declare_outbound(p->conn, TOPOLOGY_CHANNEL, p->cfg, err, sizeof err);
+        ja_topology_result rc =
+            ja_topology_declare_outbound(p->conn, TOPOLOGY_CHANNEL, p->cfg, err, sizeof err);
         if (rc == JA_TOPOLOGY_WRONG_TYPE || rc == JA_TOPOLOGY_UNUSABLE) {
             fail_fatally(p, err);
             return false;
         }
-        if (rc != 0)
+        if (rc != JA_TOPOLOGY_READY)
             ja_log_warn("could not declare the topology again: %s", err);
         amqp_channel_close(p->conn, TOPOLOGY_CHANNEL, AMQP_REPLY_SUCCESS);
         reply = amqp_get_rpc_reply(p->conn);
@@ -568,7 +566,7 @@ static bool declare_topology_again(publisher *p)
     return true;
 }
 
-static void take_inbox(publisher *p)
+static void take_inbox(ja_publisher *p)
 {
     ja_inbox_node *node = ja_inbox_take_all(&p->svc->to_publisher);
     uint64_t now = node ? ja_clock_us() : 0;
@@ -580,7 +578,7 @@ static void take_inbox(publisher *p)
     }
 }
 
-static int wait_timeout_ms(const publisher *p)
+static int wait_timeout_ms(const ja_publisher *p)
 {
     uint64_t timeout = (uint64_t)p->cfg->idle_wait_ms;
     uint64_t now = ja_clock_ms(), due = ja_confirm_window_next_due_ms(&p->window);
@@ -592,16 +590,17 @@ static int wait_timeout_ms(const publisher *p)
     return (int)timeout;
 }
 
-static void publish_metrics(const publisher *p)
+static void publish_metrics(const ja_publisher *p)
 {
     atomic_store_explicit(&ja_stats.unconfirmed, (long)ja_confirm_window_unconfirmed(&p->window),
                           memory_order_relaxed);
-    atomic_store_explicit(&ja_stats.unroutable_held, (long)p->window.unroutable_held,
+    atomic_store_explicit(&ja_stats.unroutable_held,
+                          (long)ja_confirm_window_unroutable_held(&p->window),
                           memory_order_relaxed);
 }
 
 /* One pass while connected. Returns false when the connection was lost. */
-static bool serve(publisher *p)
+static bool serve(ja_publisher *p)
 {
     amqp_maybe_release_buffers(p->conn);
     /* Reading first also keeps a send from starting on a connection already known dead. */
@@ -612,7 +611,7 @@ static bool serve(publisher *p)
     if (p->blocked) {
         ja_confirm_window_sweep(&p->window, now, atomic_load(&p->svc->live_generation));
     } else {
-        if (p->window.needs_redeclare && !declare_topology_again(p))
+        if (ja_confirm_window_take_redeclare(&p->window) && !declare_topology_again(p))
             return false;
         if (!publish_ready(p))
             return false;
@@ -635,15 +634,11 @@ static bool serve(publisher *p)
     return true;
 }
 
-void *ja_publisher_run(void *arg)
+ja_publisher *ja_publisher_new(ja_service *svc)
 {
-    ja_log_set_thread_name("publisher");
-    ja_service *svc = arg;
-    publisher *p = calloc(1, sizeof *p);
-    if (!p) {
-        ja_log_error("out of memory starting the publisher");
-        abort();
-    }
+    ja_publisher *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
     p->svc = svc;
     p->cfg = svc->cfg;
     uint64_t seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0x5A5A5A5Aull;
@@ -657,15 +652,34 @@ void *ja_publisher_run(void *arg)
             p->cfg->unroutable_responses == 0 ? JA_UNROUTABLE_HOLD : JA_UNROUTABLE_ACK,
     };
     ja_confirm_callbacks callbacks = {.ctx = p, .finished = on_finished, .event = on_event};
-    /* With --order-by a key's next message waits for its predecessor's ack: never let it wait. */
     ja_nap_init(&p->nap, p->cfg->nap_linger_us);
     p->encode_scratch = amqp_bytes_malloc(AMQP_DEFAULT_FRAME_SIZE);
     p->peek = malloc(PEEK_BYTES);
     if (ja_confirm_window_init(&p->window, &policy, &callbacks, seed) != 0 ||
         !p->encode_scratch.bytes || !p->peek) {
-        ja_log_error("out of memory starting the publisher");
-        abort();
+        ja_publisher_free(p);
+        return NULL;
     }
+    return p;
+}
+
+void ja_publisher_free(ja_publisher *p)
+{
+    if (!p)
+        return;
+    ja_confirm_window_free(&p->window);
+    ja_outbound_message_scratch_free(&p->scratch);
+    amqp_bytes_free(p->encode_scratch);
+    ja_buffer_free(&p->frames);
+    free(p->peek);
+    free(p);
+}
+
+void *ja_publisher_run(void *arg)
+{
+    ja_log_set_thread_name("publisher");
+    ja_publisher *p = arg;
+    ja_service *svc = p->svc;
     while (!atomic_load(&svc->threads_exit)) {
         if (!p->conn) {
             take_inbox(p);
@@ -699,11 +713,5 @@ void *ja_publisher_run(void *arg)
     /* Whatever is left can no longer be acked (the consumer is done): hand it back to be freed. */
     ja_confirm_window_lost(&p->window, false, "stopping");
     ja_confirm_window_sweep(&p->window, ja_clock_ms(), 0);
-    ja_confirm_window_free(&p->window);
-    ja_outbound_message_scratch_free(&p->scratch);
-    amqp_bytes_free(p->encode_scratch);
-    ja_buffer_free(&p->frames);
-    free(p->peek);
-    free(p);
     return NULL;
 }

@@ -33,8 +33,9 @@ static bool access_refused(amqp_rpc_reply_t reply)
            ((const amqp_channel_close_t *)reply.reply.decoded)->reply_code == AMQP_ACCESS_REFUSED;
 }
 
-static int refused(amqp_connection_state_t conn, amqp_channel_t channel, amqp_rpc_reply_t reply,
-                   const char *what, const char *name, char *err, size_t err_size)
+static ja_topology_result refused(amqp_connection_state_t conn, amqp_channel_t channel,
+                                  amqp_rpc_reply_t reply, const char *what, const char *name,
+                                  char *err, size_t err_size)
 {
     char why[512];
     ja_amqp_connection_describe_reply(reply, why, sizeof why);
@@ -48,8 +49,8 @@ static int refused(amqp_connection_state_t conn, amqp_channel_t channel, amqp_rp
     return JA_TOPOLOGY_UNUSABLE;
 }
 
-static int fail_with(amqp_connection_state_t conn, amqp_channel_t channel, const char *what,
-                     const char *name, char *err, size_t err_size)
+static ja_topology_result fail_with(amqp_connection_state_t conn, amqp_channel_t channel,
+                                    const char *what, const char *name, char *err, size_t err_size)
 {
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     if (access_refused(reply))
@@ -57,7 +58,7 @@ static int fail_with(amqp_connection_state_t conn, amqp_channel_t channel, const
     char why[512];
     ja_amqp_connection_describe_reply(reply, why, sizeof why);
     snprintf(err, err_size, "could not %s '%s': %s", what, name, why);
-    return -1;
+    return JA_TOPOLOGY_RETRY;
 }
 
 /* The arguments the service declares a queue with: x-queue-type for a quorum queue, and
@@ -81,8 +82,9 @@ static void queue_arguments_of(queue_arguments *args, bool quorum, bool single_a
     args->table = (amqp_table_t){.num_entries = n, .entries = n ? args->entries : NULL};
 }
 
-static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, const ja_config *cfg,
-                        const char *name, char *err, size_t err_size)
+static ja_topology_result ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel,
+                                       const ja_config *cfg, const char *name, char *err,
+                                       size_t err_size)
 {
     amqp_bytes_t queue = amqp_cstring_bytes(name);
     amqp_queue_declare_ok_t *ok =
@@ -90,14 +92,15 @@ static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, co
     if (ok) {
         ja_log_info("using existing queue '%s' (%u messages, %u consumers)", name,
                     ok->message_count, ok->consumer_count);
-        return 0;
+        return JA_TOPOLOGY_READY;
     }
     err[0] = '\0';
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     if (access_refused(reply))
         return refused(conn, channel, reply, "look up queue", name, err, err_size);
     if (!absent_and_channel_reopened(conn, channel, reply, err, err_size))
-        return err[0] ? -1 : fail_with(conn, channel, "look up queue", name, err, err_size);
+        return err[0] ? JA_TOPOLOGY_RETRY
+                      : fail_with(conn, channel, "look up queue", name, err, err_size);
 
     /* Only x-queue-type: every argument takes part in RabbitMQ's equivalence check, so a producer
      * that declares the queue with the usual arguments would be refused (406) if the service had
@@ -108,48 +111,51 @@ static int ensure_queue(amqp_connection_state_t conn, amqp_channel_t channel, co
         return fail_with(conn, channel, "create queue", name, err, err_size);
     ja_log_info("created durable %s queue '%s'",
                 cfg->queue_type == JA_QUEUE_QUORUM ? "quorum" : "classic", name);
-    return 0;
+    return JA_TOPOLOGY_READY;
 }
 
-static int ensure_fanout_exchange(amqp_connection_state_t conn, amqp_channel_t channel,
-                                  const char *name, char *err, size_t err_size)
+static ja_topology_result ensure_fanout_exchange(amqp_connection_state_t conn,
+                                                 amqp_channel_t channel, const char *name,
+                                                 char *err, size_t err_size)
 {
     amqp_bytes_t exchange = amqp_cstring_bytes(name);
     amqp_bytes_t fanout = amqp_cstring_bytes("fanout");
     if (amqp_exchange_declare(conn, channel, exchange, fanout, 1, 0, 0, 0, amqp_empty_table)) {
         ja_log_info("using existing exchange '%s'", name);
-        return 0;
+        return JA_TOPOLOGY_READY;
     }
     err[0] = '\0';
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     if (access_refused(reply))
         return refused(conn, channel, reply, "look up exchange", name, err, err_size);
     if (!absent_and_channel_reopened(conn, channel, reply, err, err_size))
-        return err[0] ? -1 : fail_with(conn, channel, "look up exchange", name, err, err_size);
+        return err[0] ? JA_TOPOLOGY_RETRY
+                      : fail_with(conn, channel, "look up exchange", name, err, err_size);
     if (!amqp_exchange_declare(conn, channel, exchange, fanout, 0, 1, 0, 0, amqp_empty_table))
         return fail_with(conn, channel, "create exchange", name, err, err_size);
     ja_log_info("created durable fanout exchange '%s'", name);
-    return 0;
+    return JA_TOPOLOGY_READY;
 }
 
-static int bind_queue(amqp_connection_state_t conn, amqp_channel_t channel, const char *queue,
-                      const char *exchange, char *err, size_t err_size)
+static ja_topology_result bind_queue(amqp_connection_state_t conn, amqp_channel_t channel,
+                                     const char *queue, const char *exchange, char *err,
+                                     size_t err_size)
 {
     if (!amqp_queue_bind(conn, channel, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
                          amqp_empty_bytes, amqp_empty_table))
         return fail_with(conn, channel, "bind to its exchange the queue", queue, err, err_size);
-    return 0;
+    return JA_TOPOLOGY_READY;
 }
 
 /* A passive declaration accepts an exchange of any type. An active one as a durable fanout is
  * refused with 406 when the type differs (RabbitMQ compares the type first), or the durability;
  * only the type matters here. */
-static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, const char *name,
-                        char *err, size_t err_size)
+static ja_topology_result check_fanout(amqp_connection_state_t conn, amqp_channel_t channel,
+                                       const char *name, char *err, size_t err_size)
 {
     if (amqp_exchange_declare(conn, channel, amqp_cstring_bytes(name), amqp_cstring_bytes("fanout"),
                               0, 1, 0, 0, amqp_empty_table))
-        return 0;
+        return JA_TOPOLOGY_READY;
     amqp_rpc_reply_t reply = amqp_get_rpc_reply(conn);
     if (reply.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
         reply.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
@@ -168,7 +174,8 @@ static int check_fanout(amqp_connection_state_t conn, amqp_channel_t channel, co
                  name, why);
         return JA_TOPOLOGY_WRONG_TYPE;
     }
-    return ja_amqp_connection_reopen_channel(conn, channel, err, err_size) ? 0 : -1;
+    return ja_amqp_connection_reopen_channel(conn, channel, err, err_size) ? JA_TOPOLOGY_READY
+                                                                           : JA_TOPOLOGY_RETRY;
 }
 
 /* The argument a 406 PRECONDITION_FAILED of an active queue declaration names ("inequivalent
@@ -199,8 +206,9 @@ static const char *inequivalent_arg(amqp_connection_state_t conn, amqp_channel_t
  * with x-single-active-consumer; an existing one must have it, which an active declaration with
  * it tells (RabbitMQ refuses an inequivalent one with 406 naming the argument). The queue's type
  * takes part in that check too, so both types are tried. */
-static int ensure_single_active_queue(amqp_connection_state_t conn, amqp_channel_t channel,
-                                      const ja_config *cfg, char *err, size_t err_size)
+static ja_topology_result ensure_single_active_queue(amqp_connection_state_t conn,
+                                                     amqp_channel_t channel, const ja_config *cfg,
+                                                     char *err, size_t err_size)
 {
     const char *name = cfg->inbound_queue;
     amqp_bytes_t queue = amqp_cstring_bytes(name);
@@ -212,17 +220,17 @@ static int ensure_single_active_queue(amqp_connection_state_t conn, amqp_channel
             ja_log_info("queue '%s' has a single active consumer: replicas that are not "
                         "consuming stand by",
                         name);
-            return 0;
+            return JA_TOPOLOGY_READY;
         }
         char why[512];
         const char *arg = inequivalent_arg(conn, channel, why, sizeof why);
         if (!arg) {
             snprintf(err, err_size,
                      "could not declare queue '%s' with x-single-active-consumer: %s", name, why);
-            return -1;
+            return JA_TOPOLOGY_RETRY;
         }
         if (!ja_amqp_connection_reopen_channel(conn, channel, err, err_size))
-            return -1;
+            return JA_TOPOLOGY_RETRY;
         if (strcmp(arg, "'x-single-active-consumer'") == 0) {
             snprintf(err, err_size,
                      "--single-active-consumer: queue '%s' exists without "
@@ -238,38 +246,40 @@ static int ensure_single_active_queue(amqp_connection_state_t conn, amqp_channel
                         "service cannot check it has x-single-active-consumer (%s); consuming it "
                         "as it is",
                         name, why);
-            return 0;
+            return JA_TOPOLOGY_READY;
         }
     }
     snprintf(err, err_size, "could not declare queue '%s' with x-single-active-consumer", name);
-    return -1;
+    return JA_TOPOLOGY_RETRY;
 }
 
-int ja_topology_declare_inbound(amqp_connection_state_t conn, amqp_channel_t channel,
-                                const ja_config *cfg, char *err, size_t err_size)
+ja_topology_result ja_topology_declare_inbound(amqp_connection_state_t conn, amqp_channel_t channel,
+                                               const ja_config *cfg, char *err, size_t err_size)
 {
     if (cfg->single_active_consumer)
         return ensure_single_active_queue(conn, channel, cfg, err, err_size);
     return ensure_queue(conn, channel, cfg, cfg->inbound_queue, err, err_size);
 }
 
-int ja_topology_declare_outbound(amqp_connection_state_t conn, amqp_channel_t channel,
-                                 const ja_config *cfg, char *err, size_t err_size)
+ja_topology_result ja_topology_declare_outbound(amqp_connection_state_t conn,
+                                                amqp_channel_t channel, const ja_config *cfg,
+                                                char *err, size_t err_size)
 {
-    int rc = ensure_fanout_exchange(conn, channel, cfg->outbound_exchange, err, err_size);
-    if (rc == 0 && cfg->outbound_queue[0]) {
+    ja_topology_result rc =
+        ensure_fanout_exchange(conn, channel, cfg->outbound_exchange, err, err_size);
+    if (rc == JA_TOPOLOGY_READY && cfg->outbound_queue[0]) {
         rc = ensure_queue(conn, channel, cfg, cfg->outbound_queue, err, err_size);
-        if (rc == 0)
+        if (rc == JA_TOPOLOGY_READY)
             rc = bind_queue(conn, channel, cfg->outbound_queue, cfg->outbound_exchange, err,
                             err_size);
     }
-    if (rc == 0)
+    if (rc == JA_TOPOLOGY_READY)
         rc = ensure_fanout_exchange(conn, channel, cfg->dead_letter_exchange, err, err_size);
-    if (rc == 0)
+    if (rc == JA_TOPOLOGY_READY)
         rc = check_fanout(conn, channel, cfg->dead_letter_exchange, err, err_size);
-    if (rc == 0)
+    if (rc == JA_TOPOLOGY_READY)
         rc = ensure_queue(conn, channel, cfg, cfg->dead_letter_queue, err, err_size);
-    if (rc == 0)
+    if (rc == JA_TOPOLOGY_READY)
         rc = bind_queue(conn, channel, cfg->dead_letter_queue, cfg->dead_letter_exchange, err,
                         err_size);
     return rc;

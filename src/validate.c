@@ -111,16 +111,10 @@ bool ja_validate_body_size(uint64_t announced, size_t kept, size_t max_bytes, ja
     return false;
 }
 
-bool ja_validate_body(const void *body, size_t len, size_t max_bytes, ja_failure *why)
+bool ja_validate_body(const void *body, size_t len, ja_failure *why)
 {
     if (len == 0) {
         ja_failure_set(why, "empty_body", "The message body is empty; Jube needs a JSON object.");
-        return false;
-    }
-    if (len > max_bytes) {
-        ja_failure_set(why, "body_too_large",
-                       "The message body is %zu bytes, more than --max-body-bytes %zu.", len,
-                       max_bytes);
         return false;
     }
     size_t offset = 0;

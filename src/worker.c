@@ -7,6 +7,7 @@
 #include "jube_gate.h"
 #include "log.h"
 #include "metrics.h"
+#include "oom.h"
 #include "backoff.h"
 #include "outcome.h"
 #include "validate.h"
@@ -37,7 +38,7 @@ typedef struct {
     int in_flight_at_start; /* calls under way in the service when it started, itself included */
 } call_slot;
 
-typedef struct {
+struct ja_worker {
     ja_service *svc;
     const ja_config *cfg;
     int index;
@@ -46,7 +47,7 @@ typedef struct {
     int slot_count;
     uint64_t rng;
     ja_jube_gate gate; /* may a call start now (jube_gate.h) */
-} worker;
+};
 
 /* The log fields of an event about job. */
 static ja_log_fields fields_of(const ja_job *job)
@@ -57,7 +58,7 @@ static ja_log_fields fields_of(const ja_job *job)
                            .attempt = job->attempts};
 }
 
-static void note_jube_unavailable(worker *w, const ja_job *job, const ja_http_result *result)
+static void note_jube_unavailable(ja_worker *w, const ja_job *job, const ja_http_result *result)
 {
     if (atomic_exchange(&w->svc->jube_available, false)) {
         ja_log_fields fields = fields_of(job);
@@ -73,7 +74,7 @@ static void note_jube_unavailable(worker *w, const ja_job *job, const ja_http_re
     }
 }
 
-static void note_jube_available(worker *w)
+static void note_jube_available(ja_worker *w)
 {
     if (!atomic_load_explicit(&w->svc->jube_available, memory_order_relaxed) &&
         !atomic_exchange(&w->svc->jube_available, true))
@@ -97,13 +98,13 @@ static void free_slot(call_slot *slot)
     slot->state = SLOT_FREE;
 }
 
-static void dead_letter_job(worker *w, ja_job *job)
+static void dead_letter_job(ja_worker *w, ja_job *job)
 {
     job->state = JA_JOB_DEAD_LETTER;
     ja_service_to_publisher(w->svc, job);
 }
 
-static void dead_letter(worker *w, call_slot *slot)
+static void dead_letter(ja_worker *w, call_slot *slot)
 {
     dead_letter_job(w, slot->job);
     free_slot(slot);
@@ -111,7 +112,7 @@ static void dead_letter(worker *w, call_slot *slot)
 
 /* Dead-letters a job whose Implicit Async answer could not be collected: why, the placeholder,
  * and where the answer may still be. */
-static void callback_incomplete(worker *w, ja_job *job, const char *why)
+static void callback_incomplete(ja_worker *w, ja_job *job, const char *why)
 {
     ja_failure_set(&job->failure, "implicit_async_incomplete",
                    "Jube answered with an Implicit Async placeholder, and %s. The answer may still "
@@ -123,7 +124,7 @@ static void callback_incomplete(worker *w, ja_job *job, const char *why)
 
 /* Returns a delivery the service will not finish now to the broker (or, when its channel is
  * gone, just lets it go: the broker redelivers it anyway). */
-static void give_back(worker *w, ja_job *job)
+static void give_back(ja_worker *w, ja_job *job)
 {
     ja_service *svc = w->svc;
     if (job->instance_guid[0] && ja_service_is_live(svc, job->generation) &&
@@ -140,13 +141,13 @@ static void give_back(worker *w, ja_job *job)
 }
 
 /* True when holding the job another extra_ms would pass --max-hold-ms. */
-static bool held_too_long(const worker *w, const ja_job *job, uint64_t now, uint64_t extra_ms)
+static bool held_too_long(const ja_worker *w, const ja_job *job, uint64_t now, uint64_t extra_ms)
 {
     return ja_job_held_too_long(job, now + extra_ms, (uint64_t)w->cfg->max_hold_ms);
 }
 
 /* The delay before calling Jube again for a job that got a server error. */
-static uint64_t retry_delay(worker *w, const ja_job *job, const ja_http_result *result)
+static uint64_t retry_delay(ja_worker *w, const ja_job *job, const ja_http_result *result)
 {
     uint64_t delay = ja_backoff_ms((unsigned)job->attempts, (uint64_t)w->cfg->retry_base_ms,
                                    (uint64_t)w->cfg->retry_max_ms, &w->rng);
@@ -154,7 +155,7 @@ static uint64_t retry_delay(worker *w, const ja_job *job, const ja_http_result *
                                        (uint64_t)w->cfg->retry_max_ms);
 }
 
-static bool stopping(const worker *w)
+static bool stopping(const ja_worker *w)
 {
     return atomic_load(&w->svc->stopping);
 }
@@ -162,35 +163,35 @@ static bool stopping(const worker *w)
 /* Stopping, a job waiting for its Implicit Async answer keeps waiting while the shutdown leaves
  * time: giving it back would post the transaction to Jube again, so once that time is up it is
  * dead-lettered with where the answer may still be collected. */
-static bool waits_for_its_answer_while_stopping(const worker *w, const ja_job *job, uint64_t now)
+static bool waits_for_its_answer_while_stopping(const ja_worker *w, const ja_job *job, uint64_t now)
 {
     return job->instance_guid[0] && ja_service_is_live(w->svc, job->generation) &&
            now < atomic_load(&w->svc->settle_by_ms);
 }
 
 /* This thread's share of the calls to Jube that may be under way (concurrency_limit.h). */
-static int share_of(const worker *w)
+static int share_of(const ja_worker *w)
 {
-    int limit = atomic_load_explicit(&w->svc->jube.current, memory_order_relaxed);
+    int limit = ja_jube_limit_current(&w->svc->jube);
     int share = ja_concurrency_limit_share(limit, w->index, w->cfg->worker_threads);
     return share < w->slot_count ? share : w->slot_count;
 }
 
-static bool may_start(const worker *w, uint64_t now)
+static bool may_start(const ja_worker *w, uint64_t now)
 {
     return ja_jube_gate_may_start(&w->gate, share_of(w), now);
 }
 
 /* Whether to take jobs from the ring: to call Jube for them, or, while Jube is unavailable and
  * the service stops, to give them back. */
-static bool takes_jobs(const worker *w, uint64_t now)
+static bool takes_jobs(const ja_worker *w, uint64_t now)
 {
     return may_start(w, now) || (stopping(w) && ja_jube_gate_closed(&w->gate));
 }
 
 /* Lets the slot's job wait until due_ms to call Jube again, unless that would hold it too long,
  * the service is stopping, or its channel is gone: then it goes back to the broker. */
-static void wait_or_give_back(worker *w, call_slot *slot, uint64_t now, uint64_t due_ms)
+static void wait_or_give_back(ja_worker *w, call_slot *slot, uint64_t now, uint64_t due_ms)
 {
     ja_job *job = slot->job;
     if (stopping(w) && waits_for_its_answer_while_stopping(w, job, now)) {
@@ -220,7 +221,7 @@ static void wait_or_give_back(worker *w, call_slot *slot, uint64_t now, uint64_t
 
 /* The gate closed (or stays closed a step longer): every job waiting on Jube then waits for it,
  * or goes back if that is too long to hold it. */
-static void wait_for_gate(worker *w, uint64_t now)
+static void wait_for_gate(ja_worker *w, uint64_t now)
 {
     for (int i = 0; i < w->slot_count; i++) {
         call_slot *slot = &w->slots[i];
@@ -229,7 +230,7 @@ static void wait_for_gate(worker *w, uint64_t now)
     }
 }
 
-static void start_call(worker *w, call_slot *slot)
+static void start_call(ja_worker *w, call_slot *slot)
 {
     ja_job *job = slot->job;
     const amqp_message_t *msg = &job->envelope.message;
@@ -238,15 +239,8 @@ static void start_call(worker *w, call_slot *slot)
                                                           job->traceparent, &job->response)
                           : ja_http_call_prepare(slot->http, job->model_guid, job->traceparent,
                                                  msg->body.bytes, msg->body.len, &job->response);
-    if (!easy || curl_multi_add_handle(w->multi, easy) != CURLM_OK) {
-        ja_log_fields fields = fields_of(job);
-        ja_log_error_about(&fields,
-                           "out of memory starting a call to Jube: returning the delivery to the "
-                           "queue");
-        give_back(w, job);
-        free_slot(slot);
-        return;
-    }
+    if (curl_multi_add_handle(w->multi, easy) != CURLM_OK)
+        ja_oom("starting a call to Jube"); /* libcurl's only failure here, the handle being ours */
     if (callback) {
         job->callback_polls++;
     } else {
@@ -258,18 +252,18 @@ static void start_call(worker *w, call_slot *slot)
     /* Polls for an Implicit Async answer never probe an unavailable Jube: they wait for the gate
      * like any call, and their answers do not move it. */
     slot->probe = ja_jube_gate_started(&w->gate, !callback);
-    slot->in_flight_at_start = atomic_fetch_add(&w->svc->jube.calls, 1) + 1;
+    slot->in_flight_at_start = ja_jube_limit_call_started(&w->svc->jube);
 }
 
 /* A call is over, answered or not. */
-static void call_ended(worker *w)
+static void call_ended(ja_worker *w)
 {
-    atomic_fetch_sub(&w->svc->jube.calls, 1);
+    ja_jube_limit_call_ended(&w->svc->jube);
 }
 
 /* Checks a job fresh from the ring. Returns true when it is to be sent to Jube; otherwise it has
  * gone on already (dead letter, or back to the consumer). */
-static bool accept_job(worker *w, ja_job *job, uint64_t now)
+static bool accept_job(ja_worker *w, ja_job *job, uint64_t now)
 {
     ja_service *svc = w->svc;
     if (!ja_service_is_live(svc, job->generation)) {
@@ -281,8 +275,7 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
     if (!ja_validate_body_size(job->body_size, msg->body.len, (size_t)w->cfg->max_body_bytes,
                                &job->failure) ||
         !ja_validate_model_header(&msg->properties, job->model_guid, &job->failure) ||
-        !ja_validate_body(msg->body.bytes, msg->body.len, (size_t)w->cfg->max_body_bytes,
-                          &job->failure)) {
+        !ja_validate_body(msg->body.bytes, msg->body.len, &job->failure)) {
         ja_log_fields fields = fields_of(job);
         ja_log_debug_about(&fields, "dead-lettered: %s", job->failure.detail);
         job->state = JA_JOB_DEAD_LETTER;
@@ -314,7 +307,7 @@ static bool accept_job(worker *w, ja_job *job, uint64_t now)
 
 /* Puts a job fresh from the ring into a free slot and calls Jube for it, unless accept_job sent
  * it on already. Returns whether the slot was taken. */
-static bool take_job(worker *w, call_slot *slot, ja_job *job, uint64_t now)
+static bool take_job(ja_worker *w, call_slot *slot, ja_job *job, uint64_t now)
 {
     if (!accept_job(w, job, now))
         return false;
@@ -325,7 +318,7 @@ static bool take_job(worker *w, call_slot *slot, ja_job *job, uint64_t now)
 
 /* Starts what may start now: jobs whose retry is due first (they have waited longest), then new
  * jobs from the ring while there is room. */
-static void start_calls(worker *w, uint64_t now)
+static void start_calls(ja_worker *w, uint64_t now)
 {
     for (int i = 0; i < w->slot_count && may_start(w, now); i++) {
         call_slot *slot = &w->slots[i];
@@ -348,7 +341,7 @@ static void start_calls(worker *w, uint64_t now)
 
 /* Waiting jobs go back to the broker when the service stops or their channel is gone; stopping,
  * one waiting for its Implicit Async answer is polled until the shutdown's settle-by time. */
-static void release_waiting(worker *w)
+static void release_waiting(ja_worker *w)
 {
     bool stop = stopping(w);
     uint64_t now = ja_clock_ms();
@@ -371,7 +364,7 @@ static void release_waiting(worker *w)
 /* Jube answered with an Implicit Async placeholder: the full answer is collected from the
  * Callback endpoint, at once and then with backoff, never by posting the transaction again.
  * Returns false when the answer is the real one. */
-static bool awaits_callback(worker *w, call_slot *slot, uint64_t now)
+static bool awaits_callback(ja_worker *w, call_slot *slot, uint64_t now)
 {
     ja_job *job = slot->job;
     char guid[JA_GUID_LEN + 1];
@@ -405,7 +398,7 @@ static bool awaits_callback(worker *w, call_slot *slot, uint64_t now)
 }
 
 /* What the Callback endpoint answered for a job awaiting its Implicit Async answer. */
-static void handle_callback_answer(worker *w, call_slot *slot, const ja_http_result *result,
+static void handle_callback_answer(ja_worker *w, call_slot *slot, const ja_http_result *result,
                                    uint64_t now)
 {
     ja_job *job = slot->job;
@@ -447,7 +440,7 @@ static void handle_callback_answer(worker *w, call_slot *slot, const ja_http_res
 }
 
 /* Tells the shared concurrency limit what one invoke's answer says of Jube's load. */
-static void sample_for_limit(worker *w, const call_slot *slot, const ja_http_result *result)
+static void sample_for_limit(ja_worker *w, const call_slot *slot, const ja_http_result *result)
 {
     long status = result->status;
     bool overload = !result->transport_ok || status == 408 || status == 429 || status == 502 ||
@@ -457,7 +450,7 @@ static void sample_for_limit(worker *w, const call_slot *slot, const ja_http_res
         ja_worker_bells_ring_all(&w->svc->bells); /* every thread's share grew */
 }
 
-static void handle_answer(worker *w, call_slot *slot, const ja_http_result *result, uint64_t now)
+static void handle_answer(ja_worker *w, call_slot *slot, const ja_http_result *result, uint64_t now)
 {
     ja_job *job = slot->job;
     bool was_probe = slot->probe;
@@ -529,7 +522,7 @@ static void handle_answer(worker *w, call_slot *slot, const ja_http_result *resu
 }
 
 /* Handles every call libcurl has finished. Returns true when there were any. */
-static bool collect_answers(worker *w)
+static bool collect_answers(ja_worker *w)
 {
     bool any = false;
     CURLMsg *msg;
@@ -550,7 +543,7 @@ static bool collect_answers(worker *w)
     return any;
 }
 
-static call_slot *free_slot_of(worker *w)
+static call_slot *free_slot_of(ja_worker *w)
 {
     for (int i = 0; i < w->slot_count; i++)
         if (w->slots[i].state == SLOT_FREE)
@@ -561,11 +554,10 @@ static call_slot *free_slot_of(worker *w)
 /* How long poll() may sleep before a waiting job is due (libcurl shortens it further for its
  * own time-outs). A job whose time has come but for which the share has no room waits for an
  * answer, which wakes the thread anyway; so does one waiting for the probe's answer. */
-static int wait_timeout_ms(const worker *w, uint64_t now)
+static int wait_timeout_ms(const ja_worker *w, uint64_t now)
 {
     uint64_t soonest = now + IDLE_WAIT_MS;
-    bool room =
-        ja_jube_gate_closed(&w->gate) ? !w->gate.probe_in_flight : w->gate.calls < share_of(w);
+    bool room = ja_jube_gate_has_room(&w->gate, share_of(w));
     for (int i = 0; room && i < w->slot_count; i++) {
         const call_slot *slot = &w->slots[i];
         if (slot->state != SLOT_WAITING)
@@ -583,7 +575,7 @@ static int wait_timeout_ms(const worker *w, uint64_t now)
 
 /* Sleeps until an answer arrives, a waiting job is due, or the bell rings. With room for more
  * calls it arms the bell first and looks at the ring once more, so no push is missed. */
-static void wait_for_something(worker *w, uint64_t now)
+static void wait_for_something(ja_worker *w, uint64_t now)
 {
     ja_worker_bells *bells = &w->svc->bells;
     call_slot *room = free_slot_of(w);
@@ -613,7 +605,7 @@ static void wait_for_something(worker *w, uint64_t now)
 }
 
 /* Only once the consumer has finished (or given up): whatever is still held goes back. */
-static void abandon_all(worker *w)
+static void abandon_all(ja_worker *w)
 {
     for (int i = 0; i < w->slot_count; i++) {
         call_slot *slot = &w->slots[i];
@@ -629,24 +621,24 @@ static void abandon_all(worker *w)
     }
 }
 
-static bool worker_init(worker *w, const ja_worker_args *args)
+static bool worker_init(ja_worker *w, ja_service *svc, int index, int calls)
 {
-    w->svc = args->svc;
-    w->cfg = args->svc->cfg;
-    w->index = args->index;
-    w->rng = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(args->index + 1) * 0x9E3779B97F4A7C15ull;
+    w->svc = svc;
+    w->cfg = svc->cfg;
+    w->index = index;
+    w->rng = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(index + 1) * 0x9E3779B97F4A7C15ull;
     if (w->rng == 0)
         w->rng = 1;
     ja_jube_gate_init(&w->gate, (uint64_t)w->cfg->retry_base_ms, (uint64_t)w->cfg->retry_max_ms,
                       w->rng ^ 0xD1B54A32D192ED03ull);
     w->multi = curl_multi_init();
-    w->slots = calloc((size_t)args->calls, sizeof *w->slots);
+    w->slots = calloc((size_t)calls, sizeof *w->slots);
     if (!w->multi || !w->slots)
         return false;
     /* Keep one idle connection per call, not libcurl's default that shrinks with the number of
      * calls under way at the moment. */
-    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)args->calls);
-    for (int i = 0; i < args->calls; i++) {
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)calls);
+    for (int i = 0; i < calls; i++) {
         w->slots[i].http = ja_http_call_new(w->cfg, &w->slots[i]);
         if (!w->slots[i].http)
             return false;
@@ -655,7 +647,7 @@ static bool worker_init(worker *w, const ja_worker_args *args)
     return true;
 }
 
-static void worker_free(worker *w)
+static void worker_free(ja_worker *w)
 {
     for (int i = 0; i < w->slot_count; i++)
         ja_http_call_free(w->slots[i].http);
@@ -664,30 +656,42 @@ static void worker_free(worker *w)
         curl_multi_cleanup(w->multi);
 }
 
-void *ja_worker_run(void *arg)
+ja_worker *ja_worker_new(ja_service *svc, int index, int calls)
 {
-    ja_worker_args *args = arg;
-    char name[24];
-    snprintf(name, sizeof name, "worker-%d", args->index);
-    ja_log_set_thread_name(name);
-
-    worker w = {0};
-    if (!worker_init(&w, args)) {
-        ja_log_error("out of memory creating worker %d", args->index);
-        worker_free(&w);
+    ja_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    if (!worker_init(w, svc, index, calls)) {
+        ja_worker_free(w);
         return NULL;
     }
-    while (!atomic_load(&w.svc->threads_exit)) {
-        release_waiting(&w);
-        start_calls(&w, ja_clock_ms());
+    return w;
+}
+
+void ja_worker_free(ja_worker *w)
+{
+    if (!w)
+        return;
+    worker_free(w);
+    free(w);
+}
+
+void *ja_worker_run(void *arg)
+{
+    ja_worker *w = arg;
+    char name[24];
+    snprintf(name, sizeof name, "worker-%d", w->index);
+    ja_log_set_thread_name(name);
+    while (!atomic_load(&w->svc->threads_exit)) {
+        release_waiting(w);
+        start_calls(w, ja_clock_ms());
         int running;
-        curl_multi_perform(w.multi, &running);
+        curl_multi_perform(w->multi, &running);
         /* Answers free slots: fill them before sleeping. */
-        if (collect_answers(&w))
+        if (collect_answers(w))
             continue;
-        wait_for_something(&w, ja_clock_ms());
+        wait_for_something(w, ja_clock_ms());
     }
-    abandon_all(&w);
-    worker_free(&w);
+    abandon_all(w);
     return NULL;
 }

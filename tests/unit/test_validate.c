@@ -123,18 +123,20 @@ TEST(header_not_a_guid_is_quoted_escaped)
 TEST(body_checks)
 {
     ja_failure why = {0};
-    ASSERT(ja_validate_body("{\"TxnId\":\"1\"}", 13, 100, &why));
-    ASSERT(!ja_validate_body("", 0, 100, &why));
+    ASSERT(ja_validate_body("{\"TxnId\":\"1\"}", 13, &why));
+    ASSERT(!ja_validate_body("", 0, &why));
     ASSERT_STR_EQ(why.code, "empty_body");
-    ASSERT(!ja_validate_body("{\"a\":1}", 7, 6, &why));
+    ASSERT(!ja_validate_body_size(7, 6, 6, &why));
     ASSERT_STR_EQ(why.code, "body_too_large");
-    ASSERT_CONTAINS(why.detail, "7 bytes, more than --max-body-bytes 6");
-    ASSERT(!ja_validate_body("not json", 8, 100, &why));
+    ASSERT_CONTAINS(why.detail, "7 bytes, more than --max-body-bytes 6; this dead letter keeps "
+                                "its first 6 bytes");
+    ASSERT(ja_validate_body_size(6, 6, 6, &why));
+    ASSERT(!ja_validate_body("not json", 8, &why));
     ASSERT_STR_EQ(why.code, "invalid_json");
     ASSERT_CONTAINS(why.detail, "at byte 0");
-    ASSERT(!ja_validate_body("{\"a\":}", 6, 100, &why));
+    ASSERT(!ja_validate_body("{\"a\":}", 6, &why));
     ASSERT_CONTAINS(why.detail, "at byte 5");
-    ASSERT(!ja_validate_body("[1,2]", 5, 100, &why));
+    ASSERT(!ja_validate_body("[1,2]", 5, &why));
     ASSERT_STR_EQ(why.code, "invalid_json");
     ASSERT_CONTAINS(why.detail, "not an object");
 }
@@ -221,7 +223,7 @@ TEST(json_sample_transaction_is_an_object)
     size_t n = fread(text, 1, sizeof text, f);
     fclose(f);
     ja_failure why = {0};
-    ASSERT(ja_validate_body(text, n, 1048576, &why));
+    ASSERT(ja_validate_body(text, n, &why));
 }
 
 /* Details and quoted values are UTF-8 header strings: never cut inside a character. */
