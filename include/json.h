@@ -39,8 +39,8 @@ typedef bool (*ja_json_member_fn)(const char *name, size_t name_len, ja_json_cur
 bool ja_json_each_member(ja_json_cursor *c, ja_json_member_fn member, void *arg);
 
 /* Decodes the raw contents of a JSON string (as ja_json_read_string gives them) into out, as
- * UTF-8. Returns the decoded length, -1 when an escape is malformed, or -2 when it does not fit
- * in out_size bytes. */
-long ja_json_unescape(const char *s, size_t n, char *out, size_t out_size);
+ * UTF-8, its length in *out_len. Returns 0, -EINVAL when an escape is malformed, or -ENOSPC when
+ * it does not fit in out_size bytes. */
+int ja_json_unescape(const char *s, size_t n, char *out, size_t out_size, size_t *out_len);
 
 #endif

@@ -33,8 +33,8 @@ typedef enum {
     JA_KEY_STATUSES
 } ja_key_status;
 
-/* Parses "" (off), "$.Name[.Name...]" or "header:NAME". Returns 0, or -1 with a sentence for a
- * person in err that quotes the value and says what is allowed. */
+/* Parses "" (off), "$.Name[.Name...]" or "header:NAME". Returns 0, or -EINVAL with a sentence
+ * for a person in err that quotes the value and says what is allowed. */
 int ja_order_key_parse_spec(const char *text, ja_order_spec *spec, char *err, size_t err_size);
 
 /* Finds the key of a message. key receives *key_len bytes (not NUL-terminated) when found. */

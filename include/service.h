@@ -5,8 +5,8 @@
 #include "inbox.h"
 #include "job.h"
 #include "jube_limit.h"
-#include "ring.h"
 #include "metrics.h"
+#include "ring.h"
 #include "watchdog.h"
 #include "worker_bells.h"
 

@@ -1,7 +1,7 @@
 #include "confirm_window.h"
 
-#include "oom.h"
 #include "backoff.h"
+#include "oom.h"
 #include "text.h"
 
 #include <errno.h>

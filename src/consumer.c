@@ -1,8 +1,8 @@
 #include "consumer.h"
 
-#include "clock.h"
 #include "ack_window.h"
 #include "amqp_connection.h"
+#include "clock.h"
 #include "delivery.h"
 #include "delivery_limit.h"
 #include "key_scheduler.h"

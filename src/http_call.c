@@ -1,7 +1,7 @@
 #include "http_call.h"
 
-#include "oom.h"
 #include "backoff.h"
+#include "oom.h"
 
 #include <stdio.h>
 #include <stdlib.h>

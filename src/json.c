@@ -1,6 +1,7 @@
 #include "json.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <string.h>
 
 void ja_json_skip_space(ja_json_cursor *c)
@@ -300,18 +301,18 @@ static bool put_utf8(unsigned long cp, char *out, size_t out_size, size_t *len)
     return true;
 }
 
-long ja_json_unescape(const char *s, size_t n, char *out, size_t out_size)
+int ja_json_unescape(const char *s, size_t n, char *out, size_t out_size, size_t *out_len)
 {
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '\\') {
             if (len >= out_size)
-                return -2;
+                return -ENOSPC;
             out[len++] = s[i];
             continue;
         }
         if (++i >= n)
-            return -1;
+            return -EINVAL;
         char simple = 0;
         switch (s[i]) {
         case '"':
@@ -337,7 +338,7 @@ long ja_json_unescape(const char *s, size_t n, char *out, size_t out_size)
         case 'u': {
             long unit = read_hex4(s + i + 1, n - i - 1);
             if (unit < 0)
-                return -1;
+                return -EINVAL;
             i += 4;
             unsigned long cp = (unsigned long)unit;
             /* A high surrogate followed by \u and a low one is one character. */
@@ -351,15 +352,16 @@ long ja_json_unescape(const char *s, size_t n, char *out, size_t out_size)
                 }
             }
             if (!put_utf8(cp, out, out_size, &len))
-                return -2;
+                return -ENOSPC;
             continue;
         }
         default:
-            return -1;
+            return -EINVAL;
         }
         if (len >= out_size)
-            return -2;
+            return -ENOSPC;
         out[len++] = simple;
     }
-    return (long)len;
+    *out_len = len;
+    return 0;
 }

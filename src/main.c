@@ -4,14 +4,14 @@
  * (service.h shows how a message travels between them), then waits for SIGTERM or SIGINT and
  * runs the graceful shutdown. */
 
+#include "clock.h"
 #include "concurrency_limit.h"
 #include "config.h"
-#include "clock.h"
 #include "consumer.h"
 #include "log.h"
+#include "metrics_server.h"
 #include "publisher.h"
 #include "service.h"
-#include "metrics_server.h"
 #include "worker.h"
 
 #include <curl/curl.h>

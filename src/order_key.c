@@ -3,6 +3,7 @@
 #include "amqp_headers.h"
 #include "json.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@ int ja_order_key_parse_spec(const char *text, ja_order_spec *spec, char *err, si
     if (len >= sizeof spec->text) {
         snprintf(err, err_size, "--order-by: %zu bytes is longer than %d", len,
                  JA_ORDER_SPEC_MAX - 1);
-        return -1;
+        return -EINVAL;
     }
     memcpy(spec->text, text, len + 1);
     size_t prefix = strlen(HEADER_PREFIX);
@@ -30,7 +31,7 @@ int ja_order_key_parse_spec(const char *text, ja_order_spec *spec, char *err, si
                      "--order-by: '%s' names no header; header:NAME needs a name of 1 to 255 "
                      "bytes",
                      text);
-            return -1;
+            return -EINVAL;
         }
         spec->source = JA_ORDER_BY_HEADER;
         spec->part_at[0] = (unsigned short)prefix;
@@ -60,7 +61,7 @@ bad:
              "%d member names, none empty) nor header:NAME",
              text, JA_ORDER_PATH_MAX);
     memset(spec, 0, sizeof *spec);
-    return -1;
+    return -EINVAL;
 }
 
 /* What one step of the path walk looks for in an object. */
@@ -95,12 +96,11 @@ static ja_key_status key_from_json_value(ja_json_cursor value, char *key, size_t
         size_t n;
         if (!ja_json_read_string(&value, &s, &n))
             return JA_KEY_MISSING;
-        long decoded = ja_json_unescape(s, n, key, JA_ORDER_KEY_MAX);
-        if (decoded == -2)
+        int rc = ja_json_unescape(s, n, key, JA_ORDER_KEY_MAX, key_len);
+        if (rc == -ENOSPC)
             return JA_KEY_TOO_LONG;
-        if (decoded < 0)
+        if (rc != 0)
             return JA_KEY_MISSING; /* not JSON: dead-lettered as invalid_json by the worker */
-        *key_len = (size_t)decoded;
         return JA_KEY_FOUND;
     }
     if (!looks_like_number(*value.p))

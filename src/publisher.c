@@ -1,9 +1,8 @@
 #include "publisher.h"
 
-#include "amqp_headers.h"
-#include "text.h"
-#include "clock.h"
 #include "amqp_connection.h"
+#include "amqp_headers.h"
+#include "clock.h"
 #include "confirm_window.h"
 #include "log.h"
 #include "metrics.h"
@@ -12,14 +11,15 @@
 #include "outbound_message.h"
 #include "publish_frames.h"
 #include "reconnect.h"
+#include "text.h"
 #include "topology.h"
 
 #include <amqp_framing.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 

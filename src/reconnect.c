@@ -1,9 +1,9 @@
 #include "reconnect.h"
 
+#include "backoff.h"
 #include "clock.h"
 #include "job.h"
 #include "log.h"
-#include "backoff.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,9 +2,9 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 int ja_service_init(ja_service *svc, const ja_config *cfg)
 {

@@ -1,6 +1,6 @@
 #include "worker.h"
 
-#include "text.h"
+#include "backoff.h"
 #include "clock.h"
 #include "http_call.h"
 #include "implicit_async.h"
@@ -8,8 +8,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "oom.h"
-#include "backoff.h"
 #include "outcome.h"
+#include "text.h"
 #include "validate.h"
 
 #include <curl/curl.h>

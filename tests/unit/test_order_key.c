@@ -3,6 +3,8 @@
 #include "order_key.h"
 #include "test.h"
 
+#include <errno.h>
+
 #include <string.h>
 
 static ja_key_status key_of(const char *spec_text, const char *body, char *key, size_t *len)
@@ -125,7 +127,7 @@ static void expect_refused(const char *text, const char *says)
 {
     ja_order_spec spec;
     char err[512] = "";
-    ASSERT_EQ(ja_order_key_parse_spec(text, &spec, err, sizeof err), -1);
+    ASSERT_EQ(ja_order_key_parse_spec(text, &spec, err, sizeof err), -EINVAL);
     ASSERT_CONTAINS(err, "--order-by");
     ASSERT_CONTAINS(err, says);
     ASSERT_EQ(spec.source, JA_ORDER_OFF);

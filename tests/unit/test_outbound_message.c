@@ -1,8 +1,8 @@
 /* The properties and headers of responses and dead letters. */
 
 #include "outbound_message.h"
-#include "test.h"
 #include "validate.h"
+#include "test.h"
 
 static const amqp_table_entry_t *find(const amqp_table_t *t, const char *key)
 {

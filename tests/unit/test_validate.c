@@ -1,9 +1,9 @@
 /* Input checks: the model header and the body, each failure with its code and the value. */
 
-#include "test.h"
 #include "json.h"
 #include "text.h"
 #include "validate.h"
+#include "test.h"
 
 #define SAMPLE_GUID "90c425fd-101a-420b-91d1-cb7a24a969cc"
 

@@ -1,8 +1,8 @@
 /* The watchdog: an owner stuck inside a library call past the limit gets its socket shut down,
  * once; an owner that waits, or makes progress, is left alone. */
 
-#include "test.h"
 #include "watchdog.h"
+#include "test.h"
 
 #include <sys/socket.h>
 

@@ -2,8 +2,8 @@
  * jobs, yet a job never waits in the ring while every worker with room for it sleeps. */
 
 #include "ring.h"
-#include "test.h"
 #include "worker_bells.h"
+#include "test.h"
 
 #include <poll.h>
 #include <pthread.h>
