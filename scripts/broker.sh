@@ -16,7 +16,8 @@
 # node also serves RabbitMQ's management UI and HTTP API on 127.0.0.1, port JA_TEST_MANAGEMENT_PORT
 # (the AMQP port plus 200), login guest/guest. Without PORT the node takes the first free port
 # from JA_BROKER_PORT_HINT (20100 unless set) on. JA_BROKER_NO_BUSY_WAIT=1 (remembered too) keeps
-# its schedulers from spinning while idle, for nodes that share the machine's cores. Every node has the consistent-hash exchange (for
+# its schedulers from spinning while idle, for nodes that share the machine's cores;
+# JA_BROKER_CLASSIC_V2=1 (remembered) makes new classic queues version 2, as on RabbitMQ 4.x. Every node has the consistent-hash exchange (for
 # the partitioning recipe in README.md) and also listens for amqps:// on JA_TEST_TLS_PORT (the AMQP
 # port plus 100, on 127.0.0.1) with the certificates scripts/tls-certs.sh makes in DIR/tls: its
 # certificate is for the host name localhost, and it requires a client certificate from the same
@@ -138,6 +139,13 @@ CONF
     if [ -n "$management_port" ]; then
         printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$management_port" \
             >>"$dir/rabbitmq.conf"
+    fi
+    if [ "${JA_BROKER_CLASSIC_V2:-0}" = 1 ]; then
+        touch "$dir/classic-v2"
+    fi
+    if [ -f "$dir/classic-v2" ]; then
+        # Classic queues of version 2, the only version RabbitMQ 4.x has (3.10 defaults to 1).
+        echo 'classic_queue.default_version = 2' >>"$dir/rabbitmq.conf"
     fi
     chown -R rabbitmq:rabbitmq "$dir"
     printf 'JA_TEST_AMQP_PORT=%s\nJA_TEST_TLS_PORT=%s\nJA_TEST_NODE=%s\nJA_TEST_MANAGEMENT_PORT=%s\n' \

@@ -6,11 +6,12 @@
 #   release        the cluster tests (a local three-node cluster, scripts/cluster.sh), at the
 #                  same time as the ASan run; then the unit tests and the adaptive-concurrency
 #                  measurements (label release), alone on the machine, since they measure
-#   TSan           the ring, the worker bells and two pipeline tests, under ThreadSanitizer
+#   TSan           the ring, the worker bells and two pipeline tests, under ThreadSanitizer,
+#                  beside the ASan run too
 # Each integration scenario runs once, in the build that checks it most: memory and undefined
 # behaviour on one node, timing on the cluster and in the measurements. The integration programs
 # run side by side on RabbitMQ nodes of their own (scripts/broker.sh, one per group of programs),
-# JA_TEST_JOBS tests at once (4 unless set); the tests of one node run one at a time.
+# JA_TEST_JOBS tests at once (5 unless set); the tests of one node run one at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,7 @@ run_ctest() {
     shift 2
     local log="$dir/$name.log"
     logs+=("$log")
-    ctest --test-dir "$dir" --output-on-failure -j "${JA_TEST_JOBS:-4}" "$@" >"$log" 2>&1 ||
+    ctest --test-dir "$dir" --output-on-failure -j "${JA_TEST_JOBS:-5}" "$@" >"$log" 2>&1 ||
         echo "ctest exited with status $?" >>"$log"
 }
 
@@ -44,22 +45,25 @@ build build/test-release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 build build/test-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=address
 build build/test-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=thread
 
-echo "== ASan + UBSan: unit and integration tests; release: the cluster tests, side by side"
+echo "== side by side: ASan + UBSan (unit and integration tests), release (the cluster tests), TSan"
 (
     export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     run_ctest build/test-asan asan -LE "cluster|release"
 ) &
 asan=$!
+(
+    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+    run_ctest build/test-tsan tsan -L tsan
+) &
+tsan=$!
 run_ctest build/test-release cluster -L cluster
 wait "$asan" || true
-logs+=(build/test-asan/asan.log)
+wait "$tsan" || true
+logs+=(build/test-asan/asan.log build/test-tsan/tsan.log)
 
-echo "== release: unit tests and the adaptive-concurrency measurements"
+echo "== release: unit tests and the adaptive-concurrency measurements, alone"
 run_ctest build/test-release release -L "unit|release"
-
-echo "== TSan"
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_ctest build/test-tsan tsan -L tsan
 
 passed=0
 failed=0
