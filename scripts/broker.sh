@@ -162,10 +162,17 @@ CONF
     export RABBITMQ_CONFIG_FILE=$dir/rabbitmq
     setsid rabbitmq-server >"$dir/log/server.out" 2>&1 </dev/null &
     server=$!
-    # await_startup fails at once while the node is not yet registered, so retry it; give up
-    # when the server process has died or after about two minutes.
+    # Wait for the AMQP listener (a look at /proc, nearly free) before asking rabbitmqctl: each
+    # rabbitmqctl call boots an Erlang VM, a second or more of CPU, and await_startup fails at
+    # once while the node is not yet registered. Give up when the server process has died or
+    # after about two minutes.
     started=0
-    for _ in $(seq 1 120); do
+    for _ in $(seq 1 1200); do
+        port_in_use "$port" && break
+        kill -0 "$server" 2>/dev/null || break
+        sleep 0.1
+    done
+    for _ in $(seq 1 10); do
         if ctl "$node" await_startup --timeout 60 >/dev/null 2>&1; then
             started=1
             break

@@ -6,8 +6,7 @@
 #   release        the cluster tests (a local three-node cluster, scripts/cluster.sh), at the
 #                  same time as the ASan run; then the unit tests and the adaptive-concurrency
 #                  measurements (label release), alone on the machine, since they measure
-#   TSan           the ring, the worker bells and two pipeline tests, under ThreadSanitizer,
-#                  beside the ASan run too
+#   TSan           the ring, the worker bells and two pipeline tests, under ThreadSanitizer
 # Each integration scenario runs once, in the build that checks it most: memory and undefined
 # behaviour on one node, timing on the cluster and in the measurements. The integration programs
 # run side by side on RabbitMQ nodes of their own (scripts/broker.sh, one per group of programs),
@@ -45,25 +44,22 @@ build build/test-release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 build build/test-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=address
 build build/test-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=thread
 
-echo "== side by side: ASan + UBSan (unit and integration tests), release (the cluster tests), TSan"
+echo "== side by side: ASan + UBSan (unit and integration tests), release (the cluster tests)"
 (
     export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     run_ctest build/test-asan asan -LE "cluster|release"
 ) &
 asan=$!
-(
-    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
-    run_ctest build/test-tsan tsan -L tsan
-) &
-tsan=$!
 run_ctest build/test-release cluster -L cluster
 wait "$asan" || true
-wait "$tsan" || true
-logs+=(build/test-asan/asan.log build/test-tsan/tsan.log)
+logs+=(build/test-asan/asan.log)
 
 echo "== release: unit tests and the adaptive-concurrency measurements, alone"
 run_ctest build/test-release release -L "unit|release"
+
+echo "== TSan: its stress tests need the machine to themselves"
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_ctest build/test-tsan tsan -L tsan
 
 passed=0
 failed=0

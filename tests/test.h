@@ -66,6 +66,48 @@ typedef struct {
             FAIL("%s <= %s: %lld > %lld", #a, #b, a_, b_);                                         \
     } while (0)
 
+/* a op b for integers, printing both values when it fails. */
+#define ASSERT_CMP(a, op, b)                                                                       \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (!(a_ op b_))                                                                           \
+            FAIL("%s %s %s: %lld against %lld", #a, #op, #b, a_, b_);                              \
+    } while (0)
+#define ASSERT_LT(a, b) ASSERT_CMP(a, <, b)
+#define ASSERT_GT(a, b) ASSERT_CMP(a, >, b)
+#define ASSERT_GE(a, b) ASSERT_CMP(a, >=, b)
+
+#define ASSERT_PTR_EQ(a, b)                                                                        \
+    do {                                                                                           \
+        const void *a_ = (a), *b_ = (b);                                                           \
+        if (a_ != b_)                                                                              \
+            FAIL("%s == %s: %p != %p", #a, #b, a_, b_);                                            \
+    } while (0)
+
+#define ASSERT_NULL(a)                                                                             \
+    do {                                                                                           \
+        const void *a_ = (a);                                                                      \
+        if (a_)                                                                                    \
+            FAIL("%s is %p, not NULL", #a, a_);                                                    \
+    } while (0)
+
+#define ASSERT_NOT_NULL(a)                                                                         \
+    do {                                                                                           \
+        if (!(a))                                                                                  \
+            FAIL("%s is NULL", #a);                                                                \
+    } while (0)
+
+/* n bytes at a and b are the same; prints the first that differs. */
+#define ASSERT_MEM_EQ(a, b, n)                                                                     \
+    do {                                                                                           \
+        const unsigned char *a_ = (const unsigned char *)(a), *b_ = (const unsigned char *)(b);    \
+        size_t n_ = (n);                                                                           \
+        for (size_t i_ = 0; i_ < n_; i_++)                                                         \
+            if (a_[i_] != b_[i_])                                                                  \
+                FAIL("%s and %s differ at byte %zu of %zu: 0x%02x against 0x%02x", #a, #b, i_, n_, \
+                     a_[i_], b_[i_]);                                                              \
+    } while (0)
+
 #define ASSERT_STR_EQ(a, b)                                                                        \
     do {                                                                                           \
         const char *a_ = (a), *b_ = (b);                                                           \
@@ -121,6 +163,8 @@ static inline int run_tests(const test_case *tests, size_t count, int argc, char
         }
         if (pid == 0) {
             setpgid(0, 0); /* so a time-out can end everything the test started */
+            /* The harness names the test's queues and logs after it (test_name()). */
+            setenv("JA_TEST_NAME", tests[i].name, 1);
             tests[i].fn();
             exit(0);
         }

@@ -467,38 +467,62 @@ void declare_queue(amqp_connection_state_t conn, const char *queue, bool durable
 
 static const char *log_dir(void);
 
-static void empty_log(const char *test_name)
+const char *test_name(void)
+{
+    const char *name = getenv("JA_TEST_NAME");
+    return name && name[0] ? name : "test";
+}
+
+/* Queues, exchanges and logs carry the running test's name. A test that sets up a second
+ * topology or service under another label gets "<test>.<label>" for it. */
+static char first_label[128];
+
+static void name_after_test(const char *label, char *out, size_t size)
+{
+    if (!first_label[0])
+        snprintf(first_label, sizeof first_label, "%s", label);
+    if (strcmp(label, first_label) == 0)
+        snprintf(out, size, "%s", test_name());
+    else
+        snprintf(out, size, "%s.%s", test_name(), label);
+}
+
+static void empty_log(const char *name)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s.log", log_dir(), test_name);
+    snprintf(path, sizeof path, "%s/%s.log", log_dir(), name);
     FILE *log = fopen(path, "w");
     if (log)
         fclose(log);
 }
 
-topology_names test_begin_with_default_names(const char *test_name)
+topology_names test_begin_with_default_names(const char *label)
 {
+    char name[256];
+    name_after_test(label, name, sizeof name);
     topology_names n = {.defaults = true};
     snprintf(n.inbound, sizeof n.inbound, "jubeInbound");
     snprintf(n.outbound, sizeof n.outbound, "jubeOutbound");
-    snprintf(n.outbound_queue, sizeof n.outbound_queue, "%s.outq", test_name);
+    snprintf(n.outbound_queue, sizeof n.outbound_queue, "%s.outq", name);
     snprintf(n.dead_letter_exchange, sizeof n.dead_letter_exchange, "jubeDeadLetter");
     snprintf(n.dead_letter_queue, sizeof n.dead_letter_queue, "jubeDeadLetter");
     delete_topology(&n);
-    empty_log(test_name);
+    empty_log(name);
     return n;
 }
 
-topology_names test_begin(const char *test_name)
+topology_names test_begin(const char *label)
 {
+    char name[256];
+    name_after_test(label, name, sizeof name);
     topology_names n = {.defaults = false};
-    snprintf(n.inbound, sizeof n.inbound, "%s.in", test_name);
-    snprintf(n.outbound, sizeof n.outbound, "%s.out", test_name);
-    snprintf(n.outbound_queue, sizeof n.outbound_queue, "%s.outq", test_name);
-    snprintf(n.dead_letter_exchange, sizeof n.dead_letter_exchange, "%s.dlx", test_name);
-    snprintf(n.dead_letter_queue, sizeof n.dead_letter_queue, "%s.dlq", test_name);
+    snprintf(n.inbound, sizeof n.inbound, "%s.in", name);
+    snprintf(n.outbound, sizeof n.outbound, "%s.out", name);
+    snprintf(n.outbound_queue, sizeof n.outbound_queue, "%s.outq", name);
+    snprintf(n.dead_letter_exchange, sizeof n.dead_letter_exchange, "%s.dlx", name);
+    snprintf(n.dead_letter_queue, sizeof n.dead_letter_queue, "%s.dlq", name);
     delete_topology(&n);
-    empty_log(test_name);
+    empty_log(name);
     return n;
 }
 
@@ -839,10 +863,12 @@ long stub_stat(const stub_process *stub, const char *name)
     return strtol(at + strlen(key), NULL, 10);
 }
 
-service_process service_spawn(const char *test_name, const char *const *args)
+service_process service_spawn(const char *label, const char *const *args)
 {
     service_process s = {0};
-    snprintf(s.log_path, sizeof s.log_path, "%s/%s.log", log_dir(), test_name);
+    char name[256];
+    name_after_test(label, name, sizeof name);
+    snprintf(s.log_path, sizeof s.log_path, "%s/%s.log", log_dir(), name);
     const char *argv[64] = {JA_SERVICE_BIN};
     int argc = 1;
     for (int i = 0; args && args[i] && argc < 63; i++)
@@ -862,7 +888,7 @@ service_process service_spawn(const char *test_name, const char *const *args)
     return s;
 }
 
-service_process service_launch(const char *test_name, const topology_names *names,
+service_process service_launch(const char *label, const topology_names *names,
                                const stub_process *stub, const char *const *extra_args)
 {
     char jube_url[64];
@@ -889,7 +915,7 @@ service_process service_launch(const char *test_name, const topology_names *name
     for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
         args[argc++] = extra_args[i];
     args[argc] = NULL;
-    return service_spawn(test_name, args);
+    return service_spawn(label, args);
 }
 
 void service_wait_consuming(const service_process *services, int count, const topology_names *names)
@@ -918,10 +944,10 @@ void service_wait_consuming(const service_process *services, int count, const to
     test_disconnect(conn);
 }
 
-service_process service_start(const char *test_name, const topology_names *names,
+service_process service_start(const char *label, const topology_names *names,
                               const stub_process *stub, const char *const *extra_args)
 {
-    service_process s = service_launch(test_name, names, stub, extra_args);
+    service_process s = service_launch(label, names, stub, extra_args);
     service_wait_consuming(&s, 1, names);
     return s;
 }
@@ -1112,4 +1138,24 @@ void wait_depth_zero(const char *queue, int timeout_ms)
             FAIL("%s still holds %ld messages after %d ms", queue, depth, timeout_ms);
         pause_ms(20);
     }
+}
+
+/* ---- the usual start and end of a test ---- */
+
+fixture fixture_start(const char *const *stub_args, const char *const *service_args)
+{
+    fixture f;
+    f.t = test_begin(test_name());
+    f.stub = stub_start(stub_args);
+    f.svc = service_start(test_name(), &f.t, &f.stub, service_args);
+    f.conn = test_connect();
+    return f;
+}
+
+void fixture_stop(fixture *f)
+{
+    if (f->svc.pid)
+        ASSERT_EQ(service_stop(&f->svc, SIGTERM), 0);
+    test_disconnect(f->conn);
+    stub_stop(&f->stub);
 }

@@ -15,11 +15,11 @@
 
 /* Names of one test's queues and exchanges, all prefixed with the test's name. */
 typedef struct {
-    char inbound[128];
-    char outbound[128];
-    char outbound_queue[128];
-    char dead_letter_exchange[128];
-    char dead_letter_queue[128];
+    char inbound[300];
+    char outbound[300];
+    char outbound_queue[300];
+    char dead_letter_exchange[300];
+    char dead_letter_queue[300];
     bool defaults; /* the service runs without name flags: these are its defaults */
 } topology_names;
 
@@ -69,11 +69,16 @@ const char *broker_tls_file(const char *name);
 /* Kills the broker's VM at once, then starts it again on the same port and data. */
 void broker_kill_and_restart(void);
 
+/* The running test's name (set by the runner, test.h). Queues, exchanges and service logs are
+ * named after it: the first label a test uses stands for the test itself, another label gives
+ * "<test>.<label>" (a second topology or service of the same test). */
+const char *test_name(void);
+
 /* Starts a test: names its topology, deletes anything left of it from an earlier run, and
  * empties its service log. */
-topology_names test_begin(const char *test_name);
+topology_names test_begin(const char *label);
 /* The same with the service's default names (jubeInbound, jubeOutbound, jubeDeadLetter). */
-topology_names test_begin_with_default_names(const char *test_name);
+topology_names test_begin_with_default_names(const char *label);
 void delete_topology(const topology_names *names);
 
 /* Starts jube-stub with extra arguments (NULL-terminated); waits until it listens. */
@@ -87,15 +92,15 @@ long stub_stat(const stub_process *stub, const char *name);
 /* Starts the service on the test's topology (binding no queue to the outbound exchange when
  * names->outbound_queue is empty), with extra arguments (NULL-terminated), and waits
  * until it consumes the inbound queue. */
-service_process service_start(const char *test_name, const topology_names *names,
+service_process service_start(const char *label, const topology_names *names,
                               const stub_process *stub, const char *const *extra_args);
 /* The same without waiting; then wait for `count` copies at once (they may race to declare). */
-service_process service_launch(const char *test_name, const topology_names *names,
+service_process service_launch(const char *label, const topology_names *names,
                                const stub_process *stub, const char *const *extra_args);
 void service_wait_consuming(const service_process *services, int count,
                             const topology_names *names);
 /* Starts the service without waiting, with exactly these arguments after the binary name. */
-service_process service_spawn(const char *test_name, const char *const *args);
+service_process service_spawn(const char *label, const char *const *args);
 /* Sends sig and waits (bounded) for the exit; returns the exit status, or 128+signal. */
 int service_stop(service_process *service, int sig);
 /* Waits (bounded) for an exit that should happen by itself. */
@@ -198,5 +203,19 @@ bool wait_metric_at_least(int port, const char *series, double value, int timeou
 /* A memory figure of a process from /proc/PID/status, in KiB: "VmRSS" (resident now) or "VmHWM"
  * (its peak); -1 when unknown. */
 long memory_kib(pid_t pid, const char *field);
+
+/* The usual start of a test: its topology, the stand-in Jube (with stub_args) and the service
+ * (with service_args) on it, both lists NULL-terminated or NULL, and a connection of the test's
+ * own; all named after the running test. */
+typedef struct {
+    topology_names t;
+    stub_process stub;
+    service_process svc;
+    amqp_connection_state_t conn;
+} fixture;
+fixture fixture_start(const char *const *stub_args, const char *const *service_args);
+/* The usual end: the service stopped with SIGTERM (it must exit 0), the connection closed, the
+ * stand-in stopped. */
+void fixture_stop(fixture *f);
 
 #endif

@@ -19,7 +19,7 @@ arrivals check_every_id_arrived(const scenario *s, long count)
 {
     amqp_connection_state_t conn = test_connect();
     long depth = queue_depth(conn, s->t.outbound_queue);
-    ASSERT(depth >= count);
+    ASSERT_GE(depth, count);
     unsigned char *seen = calloc((size_t)count, 1);
     uint64_t *first_answer = calloc((size_t)count, sizeof *first_answer);
     arrivals a = {0};

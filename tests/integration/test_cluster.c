@@ -36,7 +36,7 @@ static int downed; /* the node a fault left down, restarted after the scenario *
 static void kill_node_of(scenario *s, const char *connection)
 {
     downed = node_of(s, connection);
-    ASSERT(downed != 0);
+    ASSERT_NE(downed, 0);
     fprintf(stderr, "killing node %d (port %d), where the %s connection is\n", downed,
             cluster_node_port(downed), connection);
     cluster_fault("kill", downed);
@@ -177,7 +177,7 @@ static void rolling_restart(scenario *s)
                 now_ms() - at, queue_depth_now(s->t.outbound_queue));
         /* The stream goes on through the first restart at least, whatever the machine's load. */
         if (node == 1)
-            ASSERT(queue_depth_now(s->t.inbound) > 0);
+            ASSERT_GT(queue_depth_now(s->t.inbound), 0);
     }
 }
 
@@ -201,7 +201,7 @@ TEST(rolling_restart)
 static void freeze_consumer_node(scenario *s)
 {
     int node = node_of(s, "consumer");
-    ASSERT(node != 0);
+    ASSERT_NE(node, 0);
     cluster_fault("pause", node);
     long long frozen_at = now_ms();
     long long deadline = frozen_at + 30000;

@@ -78,7 +78,7 @@ TEST(adaptive_finds_the_knee)
     /* At least 80% of the knee's capacity, with few 503s. */
     ASSERT(adaptive.rate >= 0.8 * at_knee.rate);
     ASSERT_LE(adaptive.refused, 10000 / 50);
-    ASSERT(adaptive.rate > 2 * fixed.rate);
+    ASSERT_GT(adaptive.rate, 2 * fixed.rate);
 }
 
 /* The best of several runs: on a machine whose two cores the broker, the stand-in and the service

@@ -106,7 +106,7 @@ static void delete_outbound_exchange(scenario *s)
     test_disconnect(conn);
     long long deadline = now_ms() + 20000;
     while (!service_log_contains(&s->svc, "404 NOT_FOUND")) {
-        ASSERT(now_ms() < deadline);
+        ASSERT_LT(now_ms(), deadline);
         pause_ms(20);
     }
 }
@@ -159,7 +159,7 @@ static void memory_alarm(scenario *s)
     ASSERT_EQ(broker_ctl("set_vm_memory_high_watermark 0.0000001"), 0);
     long long deadline = now_ms() + 20000;
     while (!service_log_contains(&s->svc, "the broker blocked publishing")) {
-        ASSERT(now_ms() < deadline);
+        ASSERT_LT(now_ms(), deadline);
         pause_ms(20);
     }
     pause_ms(3000); /* the alarm lasts a few seconds */
@@ -200,7 +200,7 @@ TEST(inbound_queue_deleted_and_recreated)
     declare_queue(conn, s.t.inbound, true);
     long long deadline = now_ms() + 30000;
     while (queue_consumers(conn, s.t.inbound) < 1) {
-        ASSERT(now_ms() < deadline);
+        ASSERT_LT(now_ms(), deadline);
         pause_ms(20);
     }
     long long consuming_again = now_ms();
@@ -240,7 +240,7 @@ TEST(jube_not_hammered_while_unavailable)
     fprintf(stderr, "%ld calls to an unavailable Jube from 4 worker threads in %lld ms\n", calls,
             window);
     ASSERT_LE(calls, 4 * (16 + (window - 3000) / 200 + 1) + 4);
-    ASSERT(calls >= 4);
+    ASSERT_GE(calls, 4);
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
     amqp_connection_state_t conn = test_connect();
     ASSERT_EQ(queue_depth(conn, t.inbound), 50); /* all given back, none lost */
@@ -263,7 +263,7 @@ TEST(long_outage_returns_held_deliveries)
     publish_range(t.inbound, "max_hold", 0, 10);
     long long deadline = now_ms() + 20000;
     while (!service_log_contains(&svc, "to the queue: held")) {
-        ASSERT(now_ms() < deadline);
+        ASSERT_LT(now_ms(), deadline);
         pause_ms(50);
     }
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
@@ -292,14 +292,14 @@ static void stuck_shutdown(const char *name, bool second_signal)
     publish_range(t.inbound, name, 0, 20);
     long long deadline = now_ms() + 20000;
     while (stub_stat(&stub, "requests") < 2) {
-        ASSERT(now_ms() < deadline);
+        ASSERT_LT(now_ms(), deadline);
         pause_ms(20);
     }
     kill(svc.pid, SIGTERM);
     long long first = now_ms();
     if (second_signal) {
         while (!service_log_contains(&svc, "received Terminated")) {
-            ASSERT(now_ms() < deadline);
+            ASSERT_LT(now_ms(), deadline);
             pause_ms(10);
         }
         ASSERT_EQ(service_stop(&svc, SIGTERM), 1);
@@ -308,7 +308,7 @@ static void stuck_shutdown(const char *name, bool second_signal)
         ASSERT(service_log_contains(&svc, "shutdown did not finish within 2 s"));
     }
     fprintf(stderr, "%s: exited %lld ms after the first SIGTERM\n", name, now_ms() - first);
-    ASSERT(now_ms() - first < 10000);
+    ASSERT_LT(now_ms() - first, 10000);
     amqp_connection_state_t conn = test_connect();
     ASSERT(wait_queue_depth(conn, t.inbound, 20, 10000)); /* nothing lost */
     test_disconnect(conn);

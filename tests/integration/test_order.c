@@ -206,7 +206,7 @@ TEST(fifty_accounts_in_order_at_64_calls)
     ASSERT_EQ(order.rewinds, 0);
     ASSERT_EQ(order.duplicates, 0);
     /* The stand-in can tell: without --order-by the same stream overlaps. */
-    ASSERT(u_overlaps > 0);
+    ASSERT_GT(u_overlaps, 0);
 }
 
 TEST(retries_keep_the_order)
@@ -275,8 +275,8 @@ TEST(a_dead_letter_in_the_middle_unblocks_its_key)
         char *id = response_entry_id(&got.items[i]);
         long n = strtol(id + strlen(name) + 1, NULL, 10);
         free(id);
-        ASSERT(n != BAD);
-        ASSERT(n > last[n % ACCOUNTS]);
+        ASSERT_NE(n, BAD);
+        ASSERT_GT(n, last[n % ACCOUNTS]);
         last[n % ACCOUNTS] = n;
     }
     free_messages(&got);
@@ -314,7 +314,7 @@ TEST(messages_without_a_usable_key)
     ASSERT_EQ(dead.count, 2);
     for (size_t i = 0; i < dead.count; i++) {
         ASSERT(header_text_is(&dead.items[i], "x-jube-error", "order_key_missing"));
-        ASSERT(header_of(&dead.items[i], "x-jube-order-key") == NULL);
+        ASSERT_NULL(header_of(&dead.items[i], "x-jube-order-key"));
     }
     const amqp_field_value_t *detail = header_of(&dead.items[0], "x-jube-error-detail");
     ASSERT(detail && detail->kind == AMQP_FIELD_KIND_UTF8);
@@ -499,7 +499,7 @@ static void standby_takes_over(const char *name, int kind)
     ASSERT_EQ(scrape_metric(standby_port, "jube_amqp_messages_consumed_total"), 0);
     ASSERT_EQ(service_stop(&active, SIGKILL), 128 + SIGKILL);
     wait_stream_done(&t);
-    ASSERT(scrape_metric(standby_port, "jube_amqp_messages_consumed_total") >= STREAM / 2);
+    ASSERT_GE(scrape_metric(standby_port, "jube_amqp_messages_consumed_total"), STREAM / 2);
     ASSERT_EQ(service_stop(&standby, SIGTERM), 0);
     report_survival(kind & QUORUM ? "standby replica taking over after SIGKILL, quorum queue"
                                   : "standby replica taking over after SIGKILL",
@@ -666,7 +666,7 @@ TEST(partitions_by_consistent_hash)
         else
             pause_ms(20);
     for (int i = 0; i < PARTITIONS; i++)
-        ASSERT(queue_depth(conn, queues[i]) > COUNT / 10); /* both partitions have accounts */
+        ASSERT_GT(queue_depth(conn, queues[i]), COUNT / 10); /* both partitions have accounts */
 
     stub_process stub = stub_start(ordered_stub);
     service_process svc[PARTITIONS];

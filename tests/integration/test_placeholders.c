@@ -78,8 +78,8 @@ TEST(not_ready_then_ready)
     free_messages(&out);
     long not_ready = stub_stat(&stub, "callback_not_ready");
     printf("answer collected after %lld ms, after %ld polls answered 408\n", took, not_ready);
-    ASSERT(took >= 1500);
-    ASSERT(not_ready >= 1);
+    ASSERT_GE(took, 1500);
+    ASSERT_GE(not_ready, 1);
     ASSERT_EQ(stub_stat(&stub, "requests"), 1);
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
     test_disconnect(conn);
@@ -141,7 +141,7 @@ TEST(shutdown_waits_for_an_answer_on_its_way)
     publish_range(t.inbound, "waits", 0, 1);
     long long deadline = now_ms() + 10000;
     while (stub_stat(&stub, "callback_not_ready") < 1) {
-        ASSERT(now_ms() < deadline);
+        ASSERT_LT(now_ms(), deadline);
         pause_ms(20);
     }
     long long stopped_at = now_ms();
@@ -173,7 +173,7 @@ TEST(shutdown_while_awaiting_the_answer_loses_nothing)
     publish_range(t.inbound, "stop", 0, 1);
     long long deadline = now_ms() + 10000;
     while (stub_stat(&stub, "callback_not_ready") < 1) {
-        ASSERT(now_ms() < deadline);
+        ASSERT_LT(now_ms(), deadline);
         pause_ms(20);
     }
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);

@@ -181,8 +181,8 @@ TEST(api_key_required_by_jube)
     stub_process stub = stub_start(stub_args);
     char key_file[] = "/tmp/jube-amqp-api-key-XXXXXX";
     int fd = mkstemp(key_file);
-    ASSERT(fd >= 0);
-    ASSERT(write(fd, key, strlen(key)) == (ssize_t)strlen(key));
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, key, strlen(key)), (ssize_t)strlen(key));
     close(fd);
 
     topology_names t = test_begin("api_key");
@@ -207,7 +207,7 @@ TEST(api_key_required_by_jube)
     ASSERT_EQ(queue_depth(conn, t.dead_letter_queue), 0);
     /* Jube refused the calls made without the key (the first 401 closes the gate: the others
      * wait for a probe). */
-    ASSERT(stub_stat(&stub, "rejections") >= 1);
+    ASSERT_GE(stub_stat(&stub, "rejections"), 1);
     test_disconnect(conn);
     stub_stop(&stub);
 }

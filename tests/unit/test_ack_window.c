@@ -116,7 +116,7 @@ TEST(random_orders_against_a_model_broker)
                 in_flight[in_flight_count++] = delivered;
                 out++;
             }
-            ASSERT(in_flight_count > 0);
+            ASSERT_GT(in_flight_count, 0);
             /* Settle a random one; a few are requeued (answered alone by the caller). */
             rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
             int pick = (int)(rng % (uint64_t)in_flight_count);

@@ -28,7 +28,7 @@ TEST(backoff_jitter_spreads_workers)
     int different = 0;
     for (int i = 0; i < 50; i++)
         different += ja_backoff_ms(5, 100, 30000, &rng) != first;
-    ASSERT(different > 40);
+    ASSERT_GT(different, 40);
 }
 
 TEST(retry_after)

@@ -14,11 +14,11 @@ TEST(appends_keep_every_byte_in_order_across_growth)
         ASSERT_EQ(ja_buffer_append(&b, &byte, 1, SIZE_MAX), 0);
     }
     ASSERT_EQ(b.len, 10000);
-    ASSERT(b.cap >= b.len);
+    ASSERT_GE(b.cap, b.len);
     for (int i = 0; i < 10000; i++)
         ASSERT_EQ((unsigned char)b.data[i], (unsigned char)(i * 7));
     ja_buffer_free(&b);
-    ASSERT(b.data == NULL);
+    ASSERT_NULL(b.data);
     ASSERT_EQ(b.cap, 0);
 }
 
@@ -38,12 +38,12 @@ TEST(reserve_makes_room_without_using_it)
     ja_buffer b = {0};
     ASSERT_EQ(ja_buffer_reserve(&b, 5000), 0);
     ASSERT_EQ(b.len, 0);
-    ASSERT(b.cap >= 5000);
+    ASSERT_GE(b.cap, 5000);
     char *before = b.data;
     ASSERT_EQ(ja_buffer_reserve(&b, 4000), 0); /* room already there: no new allocation */
-    ASSERT(b.data == before);
+    ASSERT_PTR_EQ(b.data, before);
     ASSERT_EQ(ja_buffer_reserve(&b, SIZE_MAX), -ENOMEM);
-    ASSERT(b.data == before);
+    ASSERT_PTR_EQ(b.data, before);
     ja_buffer_free(&b);
 }
 
@@ -53,12 +53,12 @@ TEST(a_grown_buffer_gives_its_memory_back_once_empty)
     static char big[2 * 1024 * 1024];
     ASSERT_EQ(ja_buffer_append(&b, big, sizeof big, SIZE_MAX), 0);
     ja_buffer_trim(&b, 1024 * 1024); /* not empty yet: kept */
-    ASSERT(b.data != NULL);
+    ASSERT_NOT_NULL(b.data);
     b.len = 0;                           /* used */
     ja_buffer_trim(&b, 4 * 1024 * 1024); /* small enough: kept */
-    ASSERT(b.data != NULL);
+    ASSERT_NOT_NULL(b.data);
     ja_buffer_trim(&b, 1024 * 1024);
-    ASSERT(b.data == NULL);
+    ASSERT_NULL(b.data);
     ASSERT_EQ(b.cap, 0);
     ja_buffer_free(&b);
 }

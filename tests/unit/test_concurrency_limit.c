@@ -150,7 +150,7 @@ TEST(knee_at_10)
     ASSERT(mean_limit(&s) >= 9 && mean_limit(&s) <= 13);
     /* The knee carries 2,000 answers a second. */
     ASSERT(s.answered / 20.0 >= 0.8 * 2000);
-    ASSERT(s.failed == 0);
+    ASSERT_EQ(s.failed, 0);
 }
 
 TEST(knee_at_10_with_jitter)
@@ -177,7 +177,7 @@ TEST(overload_above_5)
     ASSERT(mean_limit(&s) >= 4 && mean_limit(&s) <= 12);
     ASSERT(s.answered / 20.0 >= 0.8 * 1000);
     /* Few 503s: the limit sits below the line most of the time. */
-    ASSERT(s.failed * 10 < s.answered);
+    ASSERT_LT(s.failed * 10, s.answered);
 }
 
 TEST(capacity_rising_from_5_to_40)
@@ -185,7 +185,7 @@ TEST(capacity_rising_from_5_to_40)
     sim s;
     sim_init(&s, (jube_model){.base_ms = 5, .knee = 5, .slope_ms = 5, .overload_above = 200}, 256);
     run(&s, 10000, false);
-    ASSERT(ja_concurrency_limit_current(&s.limit) <= 8);
+    ASSERT_LE(ja_concurrency_limit_current(&s.limit), 8);
     s.jube.knee = 40;
     /* Within three seconds the service carries 80% of the new capacity (8,000 answers/s). */
     run(&s, 3000, false);
@@ -214,13 +214,13 @@ TEST(quick_return_after_an_outage)
     sim_init(&s, (jube_model){.base_ms = 5, .knee = 40, .slope_ms = 5, .overload_above = 200}, 256);
     run(&s, 10000, false);
     int before = ja_concurrency_limit_current(&s.limit);
-    ASSERT(before >= 30);
+    ASSERT_GE(before, 30);
     s.jube.down = true;
     run(&s, 3000, false);
     ASSERT_EQ(ja_concurrency_limit_current(&s.limit), 2); /* the floor */
     s.jube.down = false;
     run(&s, 500, false);
-    ASSERT(ja_concurrency_limit_current(&s.limit) >= before * 8 / 10);
+    ASSERT_GE(ja_concurrency_limit_current(&s.limit), before * 8 / 10);
 }
 
 TEST(a_slower_jube_is_learnt)
@@ -228,7 +228,7 @@ TEST(a_slower_jube_is_learnt)
     sim s;
     sim_init(&s, (jube_model){.base_ms = 5, .knee = 20, .slope_ms = 5, .overload_above = 200}, 256);
     run(&s, 5000, false);
-    ASSERT(ja_concurrency_limit_current(&s.limit) >= 16);
+    ASSERT_GE(ja_concurrency_limit_current(&s.limit), 16);
     /* A heavier model: every call takes 20 ms, the knee where it was. */
     s.jube.base_ms = 20;
     run(&s, 10000, false);
@@ -249,7 +249,7 @@ TEST(a_few_slow_answers_do_not_starve)
     for (int i = 0; i < 3; i++)
         ja_concurrency_limit_sample(&s.limit, s.now_us / 1000, 100000, false, 64);
     run(&s, 1000, false);
-    ASSERT(ja_concurrency_limit_current(&s.limit) >= 57);
+    ASSERT_GE(ja_concurrency_limit_current(&s.limit), 57);
 }
 
 TEST(fixed_is_the_bound)

@@ -147,7 +147,7 @@ TEST(every_option_of_the_table_as_a_flag_both_ways_and_as_its_variable)
 {
     char file[] = "/tmp/ja-config-test-XXXXXX";
     int fd = mkstemp(file);
-    ASSERT(fd >= 0);
+    ASSERT_GE(fd, 0);
     ASSERT_EQ(write(fd, "amqp://f:p@filehost:5672/\n", 26), 26);
     close(fd);
     size_t count = ja_config_option_count();
@@ -295,7 +295,7 @@ static char *write_temp(const char *contents)
     static char path[64];
     snprintf(path, sizeof path, "/tmp/jube-amqp-secret-XXXXXX");
     int fd = mkstemp(path);
-    ASSERT(fd >= 0);
+    ASSERT_GE(fd, 0);
     ASSERT_EQ(write(fd, contents, strlen(contents)), (ssize_t)strlen(contents));
     close(fd);
     return path;

@@ -131,11 +131,11 @@ TEST(nack_backs_off_then_publishes_again)
         ja_confirm_window_confirm(&w, ja_confirm_window_next_seq(&w) - 1, false, false, now);
         ASSERT_EQ(r.finished[0], 0);
         uint64_t due = ja_confirm_window_next_due_ms(&w);
-        ASSERT(due > now);
+        ASSERT_GT(due, now);
         ASSERT_EQ(send_all(&w, due - 1, NULL, 4), 0);
         /* Exponential with jitter: never below half the previous full step. */
         uint64_t delay = due - now;
-        ASSERT(delay >= previous_delay / 2);
+        ASSERT_GE(delay, previous_delay / 2);
         ASSERT_LE(delay, 1000);
         previous_delay = delay;
         now = due;
@@ -185,7 +185,7 @@ TEST(a_refusing_broker_is_probed_one_publish_at_a_time)
         ASSERT_EQ(send_all(&w, now, NULL, JOBS), 0);
         ja_confirm_window_confirm(&w, ja_confirm_window_next_seq(&w) - 1, false, false, now);
         uint64_t due = ja_confirm_window_next_due_ms(&w);
-        ASSERT(due > now);
+        ASSERT_GT(due, now);
         ASSERT_LE(due, now + policy.retry_max_ms);
         ASSERT_EQ(send_all(&w, due - 1, NULL, JOBS), 0);
         now = due;
@@ -308,8 +308,8 @@ TEST(held_past_max_hold_goes_back_to_the_queue)
     ASSERT_EQ(r.finished[0], 1);
     ASSERT_EQ(r.end[0], JA_JOB_REQUEUE);
     /* Given back when the next try would pass the limit, not after it. */
-    ASSERT(now < 60000);
-    ASSERT(now > 60000 - 2 * 1000);
+    ASSERT_LT(now, 60000);
+    ASSERT_GT(now, 60000 - 2 * 1000);
     ja_confirm_window_free(&w);
 }
 
@@ -327,9 +327,9 @@ TEST(lost_connection_sends_everything_unconfirmed_again_in_order)
     ASSERT_EQ(ja_confirm_window_next_seq(&w), 1);
     ja_publish sent[10];
     ASSERT_EQ(send_all(&w, 0, sent, 10), 3);
-    ASSERT(sent[0].job == &jobs[0]);
-    ASSERT(sent[1].job == &jobs[2]);
-    ASSERT(sent[2].job == &jobs[3]);
+    ASSERT_PTR_EQ(sent[0].job, &jobs[0]);
+    ASSERT_PTR_EQ(sent[1].job, &jobs[2]);
+    ASSERT_PTR_EQ(sent[2].job, &jobs[3]);
     ja_confirm_window_confirm(&w, 3, true, true, 0);
     for (int i = 0; i < 4; i++)
         ASSERT_EQ(r.finished[i], 1);
@@ -407,7 +407,7 @@ TEST(poisonous_publish_is_found_and_demoted)
     /* Both are suspected twice now: each goes out alone. */
     ja_publish sent[4];
     ASSERT_EQ(send_all(&w, 0, sent, 4), 1);
-    ASSERT(sent[0].job == &jobs[0]);
+    ASSERT_PTR_EQ(sent[0].job, &jobs[0]);
     ja_confirm_window_lost(&w, true, "406 PRECONDITION_FAILED - bad");
     ASSERT_EQ(jobs[0].state, JA_JOB_DEAD_LETTER);
     ASSERT_STR_EQ(jobs[0].failure.code, "unpublishable");
@@ -415,7 +415,7 @@ TEST(poisonous_publish_is_found_and_demoted)
     ASSERT_EQ(r.events[JA_PUBLISH_UNPUBLISHABLE], 1);
 
     ASSERT_EQ(send_all(&w, 0, sent, 4), 1); /* the innocent one, alone */
-    ASSERT(sent[0].job == &jobs[1]);
+    ASSERT_PTR_EQ(sent[0].job, &jobs[1]);
     ASSERT_EQ(send_all(&w, 0, sent, 4), 0);
     ja_confirm_window_confirm(&w, 1, false, true, 0);
     ASSERT_EQ(r.end[1], JA_JOB_ACK);

@@ -106,7 +106,7 @@ TEST(no_message_reaches_the_limit_in_a_random_model)
                 if (count > (uint32_t)limit)
                     FAIL("limit %d: removed at count %u without a renewal", limit, count);
             }
-            ASSERT(renewals > 0);
+            ASSERT_GT(renewals, 0);
         }
     }
 }

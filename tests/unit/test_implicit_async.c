@@ -119,17 +119,17 @@ TEST(agrees_with_a_model_of_an_answer_that_becomes_ready)
         unsigned polls = 0;
         for (;;) {
             polls++;
-            ASSERT(polls < 1000);
+            ASSERT_LT(polls, 1000);
             bool is_ready = now >= ready;
             uint64_t backoff = 100u << (polls < 6 ? polls : 6); /* doubling, capped */
             ja_poll_step s =
                 ja_implicit_async_step(is_ready ? 200 : 408, is_ready, now, deadline, backoff);
             if (s.action == JA_POLL_PUBLISH) {
-                ASSERT(ready <= deadline);
+                ASSERT_LE(ready, deadline);
                 break;
             }
             if (s.action == JA_POLL_TOO_LATE) {
-                ASSERT(ready > deadline);
+                ASSERT_GT(ready, deadline);
                 ASSERT_EQ(now, deadline);
                 break;
             }

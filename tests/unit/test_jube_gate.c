@@ -98,7 +98,7 @@ TEST(model_random_answers)
         bool closed = ja_jube_gate_closed(&g);
         if ((rng >> 8) % 2 == 0 && ja_jube_gate_may_start(&g, share, now)) {
             if (!closed)
-                ASSERT(calls < share);
+                ASSERT_LT(calls, share);
             else
                 ASSERT(now >= g.open_at_ms && probes == 0);
             if (ja_jube_gate_started(&g, true))

@@ -24,9 +24,9 @@ TEST(one_key_runs_one_at_a_time_in_order)
     ASSERT_EQ(arrive(&s, &n[2], "A", 3), JA_ORDER_WAIT);
     ASSERT_EQ(s.live_keys, 1);
     ASSERT_EQ(s.waiting, 2);
-    ASSERT(ja_key_scheduler_finish(&s, &n[0]) == &n[1]);
-    ASSERT(ja_key_scheduler_finish(&s, &n[1]) == &n[2]);
-    ASSERT(ja_key_scheduler_finish(&s, &n[2]) == NULL);
+    ASSERT_PTR_EQ(ja_key_scheduler_finish(&s, &n[0]), &n[1]);
+    ASSERT_PTR_EQ(ja_key_scheduler_finish(&s, &n[1]), &n[2]);
+    ASSERT_NULL(ja_key_scheduler_finish(&s, &n[2]));
     ASSERT_EQ(s.live_keys, 0);
     ASSERT_EQ(s.waiting, 0);
     ja_key_scheduler_free(&s);
@@ -76,9 +76,9 @@ TEST(the_longest_wait_is_the_oldest_waiting_message)
     ASSERT_EQ(arrive(&s, &n[3], "B", 1), JA_ORDER_RUN);
     ASSERT_EQ(arrive(&s, &n[4], "B", 15), JA_ORDER_WAIT);
     ASSERT_EQ(ja_key_scheduler_oldest_wait(&s), 5);
-    ASSERT(ja_key_scheduler_finish(&s, &n[0]) == &n[1]);
+    ASSERT_PTR_EQ(ja_key_scheduler_finish(&s, &n[0]), &n[1]);
     ASSERT_EQ(ja_key_scheduler_oldest_wait(&s), 15);
-    ASSERT(ja_key_scheduler_finish(&s, &n[3]) == &n[4]);
+    ASSERT_PTR_EQ(ja_key_scheduler_finish(&s, &n[3]), &n[4]);
     ASSERT_EQ(ja_key_scheduler_oldest_wait(&s), 20);
     ja_key_scheduler_free(&s);
 }
@@ -91,7 +91,7 @@ TEST(no_more_keys_than_capacity)
     ASSERT_EQ(arrive(&s, &n[0], "A", 1), JA_ORDER_RUN);
     ASSERT_EQ(arrive(&s, &n[1], "B", 1), JA_ORDER_RUN);
     ASSERT_EQ(arrive(&s, &n[2], "C", 1), JA_ORDER_FULL);
-    ASSERT(ja_key_scheduler_finish(&s, &n[0]) == NULL);
+    ASSERT_NULL(ja_key_scheduler_finish(&s, &n[0]));
     ASSERT_EQ(arrive(&s, &n[2], "C", 1), JA_ORDER_RUN);
     ja_key_scheduler_free(&s);
 }
@@ -143,7 +143,7 @@ static void started(message *m)
     ASSERT_EQ(m->held, HELD_WAITING);
     ASSERT_EQ(model.length[m->key] > 0 ? model.queue[m->key][0] : -1, (int)(m - messages));
     /* Delivery order within the key. */
-    ASSERT(m->seq > model.last_started[m->key]);
+    ASSERT_GT(m->seq, model.last_started[m->key]);
     model.last_started[m->key] = m->seq;
     m->held = HELD_RUNNING;
     model.started++;
@@ -176,7 +176,7 @@ static void check_returned(ja_order_node *list, int key_or_any)
         int k = m->key;
         int first_waiting =
             model.length[k] > 0 && messages[model.queue[k][0]].held == HELD_RUNNING ? 1 : 0;
-        ASSERT(model.length[k] > first_waiting);
+        ASSERT_GT(model.length[k], first_waiting);
         ASSERT_EQ(model.queue[k][first_waiting], (int)(m - messages));
         memmove(&model.queue[k][first_waiting], &model.queue[k][first_waiting + 1],
                 (size_t)(model.length[k] - first_waiting - 1) * sizeof(int));
@@ -236,7 +236,7 @@ TEST(model_random_operations)
             char name[16];
             key_name(m->key, name);
             ja_order_decision d = ja_key_scheduler_arrive(&s, &m->node, name, strlen(name), now);
-            ASSERT(d != JA_ORDER_FULL);
+            ASSERT_NE(d, JA_ORDER_FULL);
             bool key_idle = model.length[m->key] == 0;
             model.queue[m->key][model.length[m->key]++] = (int)(m - messages);
             model.held++;
@@ -253,10 +253,10 @@ TEST(model_random_operations)
             remove_front(k);
             left(m);
             if (model.length[k] > 0) {
-                ASSERT(next == &messages[model.queue[k][0]].node);
+                ASSERT_PTR_EQ(next, &messages[model.queue[k][0]].node);
                 started(message_of(next));
             } else {
-                ASSERT(next == NULL);
+                ASSERT_NULL(next);
             }
         } else if (op < 93) {
             int i = random_running();

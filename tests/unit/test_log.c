@@ -12,7 +12,7 @@ static char *capture_stderr(void (*fn)(void))
 {
     char path[] = "/tmp/jube-amqp-log-XXXXXX";
     int fd = mkstemp(path);
-    ASSERT(fd >= 0);
+    ASSERT_GE(fd, 0);
     int saved = dup(STDERR_FILENO);
     dup2(fd, STDERR_FILENO);
     fn();

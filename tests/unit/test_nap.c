@@ -60,9 +60,9 @@ TEST(one_close_pair_after_a_quiet_spell_is_not_enough)
     while (!ja_nap_may(&nap, start + (uint64_t)needed * 600)) {
         ja_nap_event(&nap, start + (uint64_t)needed * 600);
         needed++;
-        ASSERT(needed < 40);
+        ASSERT_LT(needed, 40);
     }
-    ASSERT(needed > 8);
+    ASSERT_GT(needed, 8);
 }
 
 TEST(a_clock_that_steps_back_counts_as_no_gap)

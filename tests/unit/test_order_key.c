@@ -22,7 +22,7 @@ static void expect_key(const char *spec, const char *body, const char *want)
     size_t len;
     ASSERT_EQ(key_of(spec, body, key, &len), JA_KEY_FOUND);
     ASSERT_EQ(len, strlen(want));
-    ASSERT(memcmp(key, want, len) == 0);
+    ASSERT_MEM_EQ(key, want, len);
 }
 
 static void expect_status(const char *spec, const char *body, ja_key_status want)

@@ -76,8 +76,8 @@ TEST(response_properties)
     ASSERT_EQ(ja_outbound_message_response(&job, &scratch, 17, &props), 0);
     ASSERT(props._flags & AMQP_BASIC_CONTENT_TYPE_FLAG);
     ASSERT(!(props._flags & AMQP_BASIC_USER_ID_FLAG));
-    ASSERT(find(&props.headers, "CC") == NULL);
-    ASSERT(find(&props.headers, "BCC") == NULL);
+    ASSERT_NULL(find(&props.headers, "CC"));
+    ASSERT_NULL(find(&props.headers, "BCC"));
     const amqp_table_entry_t *seq = find(&props.headers, JA_PUBLISH_SEQ_HEADER);
     ASSERT(seq && seq->value.kind == AMQP_FIELD_KIND_I64);
     ASSERT_EQ(seq->value.value.i64, 17);
@@ -95,8 +95,8 @@ TEST(response_properties)
     ASSERT(status);
     ASSERT_EQ(status->value.kind, AMQP_FIELD_KIND_I32);
     ASSERT_EQ(status->value.value.i32, 200);
-    ASSERT(find(&props.headers, "x-jube-error") == NULL); /* a forged one is not passed on */
-    ASSERT(find(&props.headers, "x-jube-implicit-async") == NULL);
+    ASSERT_NULL(find(&props.headers, "x-jube-error")); /* a forged one is not passed on */
+    ASSERT_NULL(find(&props.headers, "x-jube-implicit-async"));
     strcpy(job.instance_guid, "6f1d2a0e-3c1b-4e0a-9a51-0d2c9e4b7f10");
     ASSERT_EQ(ja_outbound_message_response(&job, &scratch, 18, &props), 0);
     const amqp_table_entry_t *via = find(&props.headers, "x-jube-implicit-async");
@@ -115,10 +115,10 @@ TEST(dead_letter_properties)
     ASSERT_EQ(props.delivery_mode, AMQP_DELIVERY_PERSISTENT);
     /* The broker would refuse the producer's user_id from the service's login. */
     ASSERT(!(props._flags & AMQP_BASIC_USER_ID_FLAG));
-    ASSERT(find(&props.headers, "CC") == NULL);
-    ASSERT(find(&props.headers, "BCC") == NULL);
+    ASSERT_NULL(find(&props.headers, "CC"));
+    ASSERT_NULL(find(&props.headers, "BCC"));
     ASSERT_EQ(find(&props.headers, JA_PUBLISH_SEQ_HEADER)->value.value.i64, 9);
-    ASSERT(find(&props.headers, "x-jube-body-size") == NULL);
+    ASSERT_NULL(find(&props.headers, "x-jube-body-size"));
     ASSERT(!(props._flags & AMQP_BASIC_EXPIRATION_FLAG)); /* it must not expire in the queue */
     ASSERT(bytes_are(props.content_type, "text/plain"));  /* the original properties stay */
     ASSERT(bytes_are(props.reply_to, "replies"));
@@ -153,11 +153,11 @@ TEST(renewal_properties)
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
     ASSERT_EQ(ja_outbound_message_renewal(&job, &scratch, 5, &props), 0);
-    ASSERT(find(&props.headers, "x-delivery-count") == NULL);
-    ASSERT(find(&props.headers, "x-acquired-count") == NULL);
-    ASSERT(find(&props.headers, "CC") == NULL);
-    ASSERT(find(&props.headers, "BCC") == NULL);
-    ASSERT(find(&props.headers, "x-jube-error") == NULL);
+    ASSERT_NULL(find(&props.headers, "x-delivery-count"));
+    ASSERT_NULL(find(&props.headers, "x-acquired-count"));
+    ASSERT_NULL(find(&props.headers, "CC"));
+    ASSERT_NULL(find(&props.headers, "BCC"));
+    ASSERT_NULL(find(&props.headers, "x-jube-error"));
     const amqp_table_entry_t *e = find(&props.headers, "x-jube-renewals");
     ASSERT(e && e->value.kind == AMQP_FIELD_KIND_I32);
     ASSERT_EQ(e->value.value.i32, 3);
@@ -209,8 +209,8 @@ TEST(bare_dead_letter_keeps_only_the_services_headers)
     ja_header_scratch scratch = {0};
     amqp_basic_properties_t props;
     ASSERT_EQ(ja_outbound_message_dead_letter(&job, &scratch, 3, &props), 0);
-    ASSERT(find(&props.headers, "tenant") == NULL);
-    ASSERT(find(&props.headers, JA_MODEL_HEADER) == NULL);
+    ASSERT_NULL(find(&props.headers, "tenant"));
+    ASSERT_NULL(find(&props.headers, JA_MODEL_HEADER));
     ASSERT(find(&props.headers, "x-jube-error"));
     ASSERT_EQ(find(&props.headers, "x-jube-body-size")->value.value.i64, 5000);
     ASSERT(bytes_are(props.correlation_id, "corr-1"));

@@ -34,7 +34,7 @@ static void read_exactly(int fd, uint8_t *into, size_t len)
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         ASSERT_EQ(poll(&pfd, 1, 10000), 1);
         ssize_t n = read(fd, into + got, len - got);
-        ASSERT(n > 0);
+        ASSERT_GT(n, 0);
         got += (size_t)n;
     }
 }
@@ -52,10 +52,10 @@ static wire open_wire(void)
     int listener = listen_locally(&port);
     wire w = {.conn = amqp_new_connection()};
     amqp_socket_t *socket = amqp_tcp_socket_new(w.conn);
-    ASSERT(socket != NULL);
+    ASSERT_NOT_NULL(socket);
     ASSERT_EQ(amqp_socket_open(socket, "127.0.0.1", port), AMQP_STATUS_OK);
     w.peer = accept(listener, NULL, NULL);
-    ASSERT(w.peer >= 0);
+    ASSERT_GE(w.peer, 0);
     close(listener);
     return w;
 }
@@ -87,7 +87,7 @@ static void same_bytes(wire *w, uint32_t frame_max, const char *exchange, const 
               AMQP_STATUS_OK);
     uint8_t *theirs = malloc(ours.len + 1);
     read_exactly(w->peer, theirs, ours.len);
-    ASSERT(memcmp(theirs, ours.data, ours.len) == 0);
+    ASSERT_MEM_EQ(theirs, ours.data, ours.len);
     /* and nothing more came */
     struct pollfd pfd = {.fd = w->peer, .events = POLLIN};
     ASSERT_EQ(poll(&pfd, 1, 0), 0);
@@ -128,7 +128,7 @@ TEST(bodies_of_every_size_split_at_frame_max_as_rabbitmq_c_splits_them)
     fill(body, sizeof body, &rng);
     /* Body frames carry frame_max - 8 bytes at most. */
     size_t most = (size_t)amqp_get_frame_max(w.conn) - 8;
-    ASSERT(3 * most + 1 < sizeof body);
+    ASSERT_LT(3 * most + 1, sizeof body);
     const size_t sizes[] = {0,        1,        4088,         most - 1,    most,
                             most + 1, 2 * most, 2 * most + 1, 3 * most + 1};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -176,7 +176,7 @@ TEST(several_publishes_follow_each_other_in_one_buffer)
     }
     uint8_t *theirs = malloc(ours.len);
     read_exactly(w.peer, theirs, ours.len);
-    ASSERT(memcmp(theirs, ours.data, ours.len) == 0);
+    ASSERT_MEM_EQ(theirs, ours.data, ours.len);
     free(theirs);
     ja_buffer_free(&ours);
     close_wire(&w);

@@ -16,15 +16,15 @@ TEST(short_lived_connections_do_not_reset_the_backoff)
     for (int i = 0; i < 6; i++) {
         ja_reconnect_succeeded(&r, &cfg);
         uint64_t delay = ja_reconnect_lost(&r, &cfg, r.up_since_ms + 10);
-        ASSERT(delay > 0);
-        ASSERT(delay >= previous); /* equal jitter: each step at least half of a doubled one */
+        ASSERT_GT(delay, 0);
+        ASSERT_GE(delay, previous); /* equal jitter: each step at least half of a doubled one */
         previous = delay;
     }
-    ASSERT(previous >= 1600); /* 100 ms doubled five times, less at most half for jitter */
+    ASSERT_GE(previous, 1600); /* 100 ms doubled five times, less at most half for jitter */
     ja_reconnect_succeeded(&r, &cfg);
     ASSERT_EQ(ja_reconnect_lost(&r, &cfg, r.up_since_ms + JA_RECONNECT_STABLE_MS), 0);
     ASSERT_EQ(r.failures, 0);
-    ASSERT(ja_reconnect_failed(&r, &cfg, "refused") <= 100);
+    ASSERT_LE(ja_reconnect_failed(&r, &cfg, "refused"), 100);
 }
 
 static ja_config three_nodes(void)
@@ -72,7 +72,7 @@ TEST(orders_differ_by_seed)
         first[ja_reconnect_node(&r)]++;
     }
     for (int i = 0; i < 3; i++)
-        ASSERT(first[i] >= 5);
+        ASSERT_GE(first[i], 5);
 }
 
 int main(int argc, char **argv)

@@ -22,8 +22,8 @@ TEST(capacity_rounds_up_and_full_ring_refuses)
     ASSERT(!ja_ring_push(ring, &items[8]));
     ASSERT_EQ(ja_ring_depth(ring), 8);
     for (int i = 0; i < 8; i++)
-        ASSERT(ja_ring_pop(ring) == &items[i]); /* FIFO with one thread */
-    ASSERT(ja_ring_pop(ring) == NULL);
+        ASSERT_PTR_EQ(ja_ring_pop(ring), &items[i]); /* FIFO with one thread */
+    ASSERT_NULL(ja_ring_pop(ring));
     ja_ring_free(ring);
 }
 
@@ -99,7 +99,7 @@ static void exactly_once(int producers, int consumers, size_t capacity)
         if (atomic_load(&seen[i]) != 1)
             FAIL("item %ld seen %d times", i, atomic_load(&seen[i]));
     }
-    ASSERT(ja_ring_pop(ring) == NULL);
+    ASSERT_NULL(ja_ring_pop(ring));
     free(seen);
     ja_ring_free(ring);
 }
@@ -172,7 +172,7 @@ TEST(inbox_delivers_every_node_once_and_wakes_its_owner)
     }
     for (int i = 0; i < PUSHERS; i++)
         pthread_join(threads[i], NULL);
-    ASSERT(ja_inbox_take_all(&inbox) == NULL);
+    ASSERT_NULL(ja_inbox_take_all(&inbox));
     ja_inbox_destroy(&inbox);
     free(nodes);
     free(seen);
@@ -187,7 +187,7 @@ TEST(inbox_keeps_order_of_one_producer)
         ja_inbox_push(&inbox, &nodes[i]);
     int i = 0;
     for (ja_inbox_node *n = ja_inbox_take_all(&inbox); n; n = n->next, i++)
-        ASSERT(n == &nodes[i]);
+        ASSERT_PTR_EQ(n, &nodes[i]);
     ASSERT_EQ(i, 5);
     ja_inbox_destroy(&inbox);
 }
@@ -206,7 +206,7 @@ TEST(inbox_lazy_push_wakes_only_an_owner_that_does_not_nap)
     ja_inbox_push_lazy(&inbox, &nodes[0]); /* the owner sleeps until woken */
     ASSERT(fd_readable(ja_inbox_fd(&inbox)));
     ja_inbox_woken(&inbox);
-    ASSERT(ja_inbox_take_all(&inbox) == &nodes[0]);
+    ASSERT_PTR_EQ(ja_inbox_take_all(&inbox), &nodes[0]);
     ASSERT(!fd_readable(ja_inbox_fd(&inbox)));
 
     ja_inbox_set_napping(&inbox, true);
@@ -219,7 +219,7 @@ TEST(inbox_lazy_push_wakes_only_an_owner_that_does_not_nap)
     ja_inbox_woken(&inbox);
     int count = 0;
     for (ja_inbox_node *n = ja_inbox_take_all(&inbox); n; n = n->next)
-        ASSERT(n == &nodes[1 + count++]);
+        ASSERT_PTR_EQ(n, &nodes[1 + count++]);
     ASSERT_EQ(count, 3);
     ASSERT(!ja_inbox_has_nodes(&inbox));
 

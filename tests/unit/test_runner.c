@@ -26,13 +26,13 @@ TEST(helper_of_hangs_is_gone)
     int pid = 0;
     ASSERT(f && fscanf(f, "%d", &pid) == 1);
     fclose(f);
-    ASSERT(pid > 0);
+    ASSERT_GT(pid, 0);
     /* Gone, or dead and waiting for its new parent to reap it. */
     char path[64], state = 'Z';
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *stat = fopen(path, "r");
     if (stat) {
-        ASSERT(fscanf(stat, "%*d (%*[^)]) %c", &state) == 1);
+        ASSERT_EQ(fscanf(stat, "%*d (%*[^)]) %c", &state), 1);
         fclose(stat);
     }
     if (state != 'Z')

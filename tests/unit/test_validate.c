@@ -211,7 +211,7 @@ TEST(json_scanner_bounds_nesting)
     size_t at;
     bool object;
     const char *why = ja_json_check(deep, 2000, &at, &object);
-    ASSERT(why != NULL);
+    ASSERT_NOT_NULL(why);
     ASSERT_STR_EQ(why, "nested too deeply");
 }
 

@@ -28,7 +28,7 @@ TEST(a_stuck_owner_has_its_socket_shut_down_once)
     ASSERT(ja_watchdog_check(&w, 2600, 1000));
     char byte;
     ASSERT_EQ(recv(pair[1], &byte, 1, 0), 0); /* the peer sees the end */
-    ASSERT(send(pair[0], "x", 1, MSG_NOSIGNAL) < 0);
+    ASSERT_LT(send(pair[0], "x", 1, MSG_NOSIGNAL), 0);
     ASSERT(!ja_watchdog_check(&w, 9000, 1000)); /* said once */
     ja_watchdog_attach(&w, -1, 0);
     ASSERT(!ja_watchdog_check(&w, 99000, 1000));

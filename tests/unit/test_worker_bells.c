@@ -86,7 +86,7 @@ TEST(a_job_never_waits_while_every_worker_with_room_sleeps)
     }
     long long deadline = 0;
     while (atomic_load(&s.taken) < JOBS) {
-        ASSERT(deadline++ < 10000);
+        ASSERT_LT(deadline++, 10000);
         usleep(1000);
     }
     ja_worker_bells_ring_all(&s.bells);
