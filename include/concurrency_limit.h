@@ -10,19 +10,17 @@
  * Pure bookkeeping, driven by a clock the caller passes in. Each answer is one sample: its
  * round-trip time, whether it was a sign of overload (429, 503, 502, 504, 408, no answer), and
  * how many calls were under way. Samples are judged a window at a time (at least WINDOW_MIN_MS,
- * and two baseline round trips), as Vector's Adaptive Request Concurrency does:
- * - overload in the window: the limit shrinks by the decrease ratio (0.9, Vector's default);
- * - calls queueing inside Jube: by Little's law (Netflix's Vegas limit), calls x (mean round trip
- *   - baseline) / mean round trip of them were waiting rather than served; more than 2, or 10% of
- *   the limit, with the round trip over JA_LIMIT_LATENCY_SLACK_MS above the baseline, shrinks the
- *   limit the same way. The baseline is the lowest recent window mean, what Jube answers in
- *   unloaded (Envoy's idea of a minimum RTT, here kept without probing);
+ * and two baseline round trips):
+ * - overload in the window: the limit shrinks by the decrease ratio (0.9);
+ * - calls queueing inside Jube: calls x (mean round trip - baseline) / mean round trip of them
+ *   were waiting rather than served (Little's law); more than 2, or 10% of the limit, with the
+ *   round trip over JA_LIMIT_LATENCY_SLACK_MS above the baseline, shrinks the limit the same
+ *   way. The baseline is the lowest recent window mean, what Jube answers in unloaded;
  * - otherwise, if the calls under way reached the limit, it grows: doubling (slow start) until the
  *   first decrease (which halves it), then by one per window (additive increase).
- * Added to what those limiters do: slow start (Vector ramps by one from 1), a quick return after
- * Jube recovers (slow start again up to the limit before the outage), and a floor with a least
- * number of samples per judgement, so a few slow answers cannot starve the service. Overload is
- * not ignored, unlike Netflix's Gradient2: Jube's 503 and 429 are its clearest signal.
+ * After an outage, slow start climbs straight back to the limit before it; a floor and a least
+ * number of samples per judgement keep a few slow answers from starving the service. Where the
+ * rules come from, and why, is in docs/DESIGN.md ("Adaptive concurrency").
  *
  * With --concurrency fixed the limit is the upper bound, always. */
 

@@ -109,7 +109,7 @@ typedef struct {
     size_t ready_capacity, ready_start, ready_count;
 
     ja_buffer delayed;      /* ja_delayed_publish items, in no order */
-    size_t unroutable_held; /* delayed entries held because no queue took them */
+    size_t unroutable_held; /* jobs with a publish no queue took, held until they leave */
 
     uint64_t alone_seq;     /* a suspect publish in flight alone, or 0 */
     uint64_t refused_since; /* the first of the nacks since the last ack, or 0 */

@@ -38,6 +38,7 @@ typedef struct {
     unsigned failures; /* nacks and returns so far: the backoff step */
     unsigned suspect;  /* channel errors a message may cause while one of its publishes was out */
     bool bare;         /* a dead letter without the producer's headers */
+    bool unroutable;   /* a publish of it came back unroutable and is held (unroutable_held) */
     ja_job_state end;  /* what happens to the delivery once nothing of it is out: JA_JOB_ACK,
                           or _REQUEUE, _DROP, _REJECT once decided */
 } ja_publishing;

@@ -3,7 +3,8 @@
 # nodes: each has its own node name, AMQP port and data directory under DIR/node1..3.
 #
 #   scripts/cluster.sh start DIR         start three fresh nodes and cluster them (node 1 first);
-#                                        prints the comma-separated AMQP URIs
+#                                        prints the comma-separated AMQP URIs; a cluster DIR
+#                                        already runs with its three nodes up is used as it is
 #   scripts/cluster.sh stop DIR          stop every node
 #   scripts/cluster.sh kill DIR N        kill node N's VM at once (a crash); it stays down
 #   scripts/cluster.sh stop-node DIR N   stop node N gracefully
@@ -80,6 +81,18 @@ case "$command" in
 start)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
+    # A cluster this DIR already runs (the suite starts one while it builds) is used as it is.
+    if [ -f "$dir/cluster.env" ]; then
+        load
+        up=0
+        for n in 1 2 3; do
+            port_in_use "${ports[$((n - 1))]}" && kill -0 "$(pid_of $n)" 2>/dev/null && up=$((up + 1))
+        done
+        if [ "$up" = 3 ]; then
+            echo "$JA_CLUSTER_URIS"
+            exit 0
+        fi
+    fi
     read -r -a ports <<<"$(pick_ports)"
     # The three start together (each takes a few seconds); then 2 and 3 join 1, one at a time.
     pids=()

@@ -37,12 +37,21 @@ run_ctest() {
         echo "ctest exited with status $?" >>"$log"
 }
 
+# The cluster takes a minute to form: it starts while the service builds, and the cluster tests'
+# fixture (scripts/cluster.sh start) finds it running.
+echo "== the local cluster for the cluster tests, started while building"
+mkdir -p build/test-release
+JA_BROKER_NO_BUSY_WAIT=1 JA_BROKER_CLASSIC_V2=1 \
+    bash scripts/cluster.sh start build/test-release/test-cluster >build/test-release/cluster-start.log 2>&1 &
+cluster=$!
+
 echo "== builds: release, ASan + UBSan, TSan"
-build build/test-release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build build/test-release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_BENCH=OFF
 # Optimised as ASan's authors advise: the sanitizers check the same, and the integration tests
 # push tens of thousands of messages through the service.
-build build/test-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=address
-build build/test-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=thread
+build build/test-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=address -DJA_BENCH=OFF
+build build/test-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJA_SANITIZE=thread -DJA_BENCH=OFF
+wait "$cluster" || cat build/test-release/cluster-start.log
 
 echo "== side by side: ASan + UBSan (unit and integration tests), release (the cluster tests)"
 (

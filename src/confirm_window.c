@@ -107,8 +107,13 @@ static ja_job_state worse(ja_job_state a, ja_job_state b)
 static void release(ja_confirm_window *w, ja_job *job, ja_job_state end)
 {
     job->publishing.end = worse(job->publishing.end, end);
-    if (--job->publishing.open == 0)
+    if (--job->publishing.open == 0) {
+        if (job->publishing.unroutable) {
+            job->publishing.unroutable = false;
+            w->unroutable_held--;
+        }
         w->cb.finished(w->cb.ctx, job, job->publishing.end);
+    }
 }
 
 static bool held_too_long(const ja_confirm_window *w, const ja_job *job, uint64_t when)
@@ -144,8 +149,12 @@ static void delay(ja_confirm_window *w, ja_job *job, ja_publish_target target, u
         .job = job, .target = target, .due_ms = due, .unroutable = unroutable};
     if (ja_buffer_append(&w->delayed, &entry, sizeof entry, SIZE_MAX) != 0)
         ja_oom("tracking publishes");
-    if (unroutable)
+    /* Held counts the job from its first return until it leaves, published again meanwhile or
+     * not: /readyz must not read "ready" while a held publish is out for another try. */
+    if (unroutable && !job->publishing.unroutable) {
+        job->publishing.unroutable = true;
         w->unroutable_held++;
+    }
 }
 
 static ja_delayed_publish *delayed(const ja_confirm_window *w)
@@ -160,8 +169,6 @@ static size_t delayed_count(const ja_confirm_window *w)
 
 static void remove_delayed(ja_confirm_window *w, size_t i)
 {
-    if (delayed(w)[i].unroutable)
-        w->unroutable_held--;
     w->delayed.len -= sizeof(ja_delayed_publish);
     delayed(w)[i] = delayed(w)[delayed_count(w)];
 }

@@ -671,7 +671,7 @@ message_list collect_messages(amqp_connection_state_t conn, const char *queue, s
     amqp_bytes_t tag = amqp_bytes_malloc_dup(ok->consumer_tag);
     long long deadline = now_ms() + timeout_ms;
     /* Acked 64 at a time ("multiple"): one ack per message cost the broker a fair share of a
-     * 20,000-message test. Whatever is read is acked before the channel closes. */
+     * 10,000-message test. Whatever is read is acked before the channel closes. */
     uint64_t unacked_tag = 0;
     while (list.count < count && now_ms() < deadline) {
         amqp_maybe_release_buffers(conn);

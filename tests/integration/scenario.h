@@ -14,7 +14,7 @@
 
 #include "harness.h"
 
-enum { STREAM = 20000, PREFETCH = 256, MAX_INSTANCES = 3 };
+enum { STREAM = 10000, PREFETCH = 256, MAX_INSTANCES = 3 };
 
 typedef struct scenario {
     const char *name;

@@ -1,5 +1,5 @@
 /* On a local three-node cluster (scripts/cluster.sh, started once for all of these), with
- * quorum queues and the service given all three nodes: a node fails under a stream of 20,000
+ * quorum queues and the service given all three nodes: a node fails under a stream of 10,000
  * transactions, and every id still arrives, with duplicates within the prefetch, nothing
  * dead-lettered and the inbound queue empty. Each prints how long the service took to consume
  * again. */
@@ -58,8 +58,8 @@ static void bring_back_downed_node(void)
  *
  * The same answer stored twice is the broker's doing on a cluster, and the prefetch does not
  * bound it: when a node dies, RabbitMQ 3.10 may store publishes twice that it had not confirmed
- * yet (seen: 833 answers stored twice when only the consumer's node died, the service having
- * sent 20,056 publishes for 20,000 messages, 56 of them for deliveries taken again), and on the
+ * yet (seen, in a stream of 20,000: 833 answers stored twice when only the consumer's node died,
+ * the service having sent 20,056 publishes, 56 of them for deliveries taken again), and on the
  * publisher's next channel it nacks publishes and yet stores some of them (see
  * publisher_node_killed). A tenth of the stream is allowed: a service that sent every response
  * twice would still fail. */
@@ -94,7 +94,9 @@ static void kill_consumer_node(scenario *s)
     kill_node_of(s, "consumer");
 }
 
-static const char *const jube_pace[] = {"--latency-ms", "10", NULL};
+/* 16 calls of 20 ms, about 800 a second: the 7,500 transactions after the fault last longer than
+ * a failover on a busy machine. */
+static const char *const jube_pace[] = {"--latency-ms", "20", NULL};
 
 TEST(consumer_node_killed)
 {
@@ -183,10 +185,10 @@ static void rolling_restart(scenario *s)
 
 TEST(rolling_restart)
 {
-    /* A slower Jube keeps the stream going through the restarts (240 a second: 62 s after the
+    /* A slower Jube keeps the stream going through the restarts (120 a second: 62 s after the
      * fault begins; a restart takes 10 s on a quiet machine, up to 45 s on a busy one). */
     const char *slow[] = {"--latency-ms", "25", NULL};
-    const char *args[] = {"--workers", "6", "--prefetch", "256", "--heartbeat", "2", NULL};
+    const char *args[] = {"--workers", "3", "--prefetch", "256", "--heartbeat", "2", NULL};
     /* Up to three connection losses (the next node of the consumer's order may be the next one
      * restarted), each returning its unacknowledged window, plus acks the broker loses. */
     scenario_options o = {.stub_args = slow,
@@ -240,9 +242,14 @@ static void kill_one_replica(scenario *s)
 
 TEST(three_replicas_one_killed)
 {
-    /* Three copies drain three times as fast: a slower Jube keeps the stream going. */
+    /* Three copies drain three times as fast: a slower Jube keeps the stream going. The two
+     * left never stop consuming, so on a busy machine the stream may be over before the test
+     * looks again; what counts is that the killed copy's deliveries are all answered. */
     const char *slow[] = {"--latency-ms", "25", NULL};
-    scenario_options o = {.stub_args = slow, .service_args = cluster_args, .instances = 3};
+    scenario_options o = {.stub_args = slow,
+                          .service_args = cluster_args,
+                          .instances = 3,
+                          .fault_may_outlast_stream = true};
     run_on_cluster("cluster_replicas", &o, kill_one_replica);
 }
 

@@ -12,6 +12,10 @@
 static const char *const service_args[] = {"--workers",   "16", "--prefetch", "256",
                                            "--heartbeat", "5",  NULL};
 
+/* A Jube slow enough that the stream outlasts a fault started with rabbitmqctl (a few seconds
+ * of its own on a busy machine): 16 calls of 30 ms, about 500 a second. */
+static const char *const paced_jube[] = {"--latency-ms", "30", NULL};
+
 static void stop_and_start_app(scenario *s)
 {
     (void)s;
@@ -21,7 +25,7 @@ static void stop_and_start_app(scenario *s)
 
 TEST(broker_app_restarted)
 {
-    run_scenario("fault_stop_app", NULL, service_args, stop_and_start_app);
+    run_scenario("fault_stop_app", paced_jube, service_args, stop_and_start_app);
 }
 
 static void kill_broker(scenario *s)
@@ -78,11 +82,10 @@ static void close_publisher_connection(scenario *s)
 
 /* rabbitmqctl takes a second or two to find and close a connection: a slower Jube keeps the
  * stream going meanwhile. */
-static const char *const slow_jube[] = {"--latency-ms", "10", NULL};
 
 TEST(publisher_connection_closed)
 {
-    run_scenario("fault_publisher_closed", slow_jube, service_args, close_publisher_connection);
+    run_scenario("fault_publisher_closed", paced_jube, service_args, close_publisher_connection);
 }
 
 static void close_consumer_connection(scenario *s)
@@ -93,7 +96,7 @@ static void close_consumer_connection(scenario *s)
 
 TEST(consumer_connection_closed)
 {
-    run_scenario("fault_consumer_closed", slow_jube, service_args, close_consumer_connection);
+    run_scenario("fault_consumer_closed", paced_jube, service_args, close_consumer_connection);
 }
 
 /* Publishing to a deleted exchange makes the broker close the channel with 404; the service
@@ -113,7 +116,7 @@ static void delete_outbound_exchange(scenario *s)
 
 TEST(outbound_exchange_deleted)
 {
-    run_scenario("fault_exchange_deleted", NULL, service_args, delete_outbound_exchange);
+    run_scenario("fault_exchange_deleted", paced_jube, service_args, delete_outbound_exchange);
 }
 
 /* A broker that stops answering without closing anything (a frozen VM, a network partition)
@@ -168,7 +171,7 @@ static void memory_alarm(scenario *s)
 
 TEST(broker_memory_alarm)
 {
-    run_scenario("fault_memory_alarm", NULL, service_args, memory_alarm);
+    run_scenario("fault_memory_alarm", paced_jube, service_args, memory_alarm);
 }
 
 static void sigterm_then_restart(scenario *s)

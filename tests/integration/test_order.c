@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { STREAM = 20000, ACCOUNTS = 50 };
+enum { STREAM = 10000, ACCOUNTS = 50 };
 
 static const char *const ordered_stub[] = {"--latency-jitter-ms", "3", "--order-key", "AccountId",
                                            NULL};
