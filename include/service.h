@@ -111,7 +111,4 @@ static inline void ja_service_to_consumer_lazily(ja_service *svc, ja_job *job, j
     ja_inbox_push_lazy(&svc->to_consumer, &job->node);
 }
 
-/* Frees a job and its delivery. */
-void ja_job_free(ja_job *job);
-
 #endif

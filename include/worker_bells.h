@@ -39,13 +39,13 @@ void ja_worker_bells_destroy(ja_worker_bells *bells);
 
 /* The worker's side: arm (with room for more calls), count itself asleep, look at the ring once
  * more; after waking count itself awake and disarm. */
-void ja_worker_bell_arm(ja_worker_bells *bells, int index);
-void ja_worker_bell_disarm(ja_worker_bells *bells, int index);
+void ja_worker_bells_arm(ja_worker_bells *bells, int index);
+void ja_worker_bells_disarm(ja_worker_bells *bells, int index);
 void ja_worker_bells_falling_asleep(ja_worker_bells *bells);
 void ja_worker_bells_woke(ja_worker_bells *bells);
 /* Reads the bell's eventfd after poll() found it readable. */
-void ja_worker_bell_clear(ja_worker_bells *bells, int index);
-int ja_worker_bell_fd(const ja_worker_bells *bells, int index);
+void ja_worker_bells_clear(ja_worker_bells *bells, int index);
+int ja_worker_bells_fd(const ja_worker_bells *bells, int index);
 
 /* The consumer's side, after pushing a job (waiting: the ring's depth after the push): wakes the
  * lowest armed worker, unless one is awake and fewer than JA_BELL_BACKLOG jobs wait. */

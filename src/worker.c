@@ -581,27 +581,27 @@ static void wait_for_something(ja_worker *w, uint64_t now)
     call_slot *room = free_slot_of(w);
     bool hungry = room && takes_jobs(w, now);
     if (hungry)
-        ja_worker_bell_arm(bells, w->index);
+        ja_worker_bells_arm(bells, w->index);
     ja_worker_bells_falling_asleep(bells);
     if (hungry) {
         ja_job *job = ja_ring_pop(w->svc->work);
         if (job) {
             ja_worker_bells_woke(bells);
-            ja_worker_bell_disarm(bells, w->index);
+            ja_worker_bells_disarm(bells, w->index);
             take_job(w, room, job, now);
             return;
         }
     } else if (ja_ring_depth(w->svc->work) > 0) {
         ja_worker_bells_ring_one(bells); /* jobs this thread has no room for */
     }
-    struct curl_waitfd bell = {.fd = ja_worker_bell_fd(bells, w->index),
+    struct curl_waitfd bell = {.fd = ja_worker_bells_fd(bells, w->index),
                                .events = CURL_WAIT_POLLIN};
     curl_multi_poll(w->multi, &bell, 1, wait_timeout_ms(w, now), NULL);
     ja_worker_bells_woke(bells);
     if (hungry)
-        ja_worker_bell_disarm(bells, w->index);
+        ja_worker_bells_disarm(bells, w->index);
     if (bell.revents)
-        ja_worker_bell_clear(bells, w->index);
+        ja_worker_bells_clear(bells, w->index);
 }
 
 /* Only once the consumer has finished (or given up): whatever is still held goes back. */

@@ -40,7 +40,7 @@ static void ring(ja_worker_bell *bell)
     (void)ignored;
 }
 
-void ja_worker_bell_arm(ja_worker_bells *bells, int index)
+void ja_worker_bells_arm(ja_worker_bells *bells, int index)
 {
     ja_worker_bell *bell = &bells->bells[index];
     if (!atomic_exchange(&bell->armed, true))
@@ -49,7 +49,7 @@ void ja_worker_bell_arm(ja_worker_bells *bells, int index)
     atomic_thread_fence(memory_order_seq_cst);
 }
 
-void ja_worker_bell_disarm(ja_worker_bells *bells, int index)
+void ja_worker_bells_disarm(ja_worker_bells *bells, int index)
 {
     /* Whoever clears the flag also takes it out of the count: the worker here, or the
      * consumer when it rang this bell. */
@@ -57,14 +57,14 @@ void ja_worker_bell_disarm(ja_worker_bells *bells, int index)
         atomic_fetch_sub(&bells->armed_count, 1);
 }
 
-void ja_worker_bell_clear(ja_worker_bells *bells, int index)
+void ja_worker_bells_clear(ja_worker_bells *bells, int index)
 {
     uint64_t count;
     ssize_t ignored = read(bells->bells[index].fd, &count, sizeof count);
     (void)ignored;
 }
 
-int ja_worker_bell_fd(const ja_worker_bells *bells, int index)
+int ja_worker_bells_fd(const ja_worker_bells *bells, int index)
 {
     return bells->bells[index].fd;
 }

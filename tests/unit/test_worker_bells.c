@@ -35,27 +35,27 @@ static void *run_worker(void *arg)
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
         bool hungry = rng % 4 != 0;
         if (hungry)
-            ja_worker_bell_arm(&s->bells, a->index);
+            ja_worker_bells_arm(&s->bells, a->index);
         ja_worker_bells_falling_asleep(&s->bells);
         if (hungry) {
             if (ja_ring_pop(s->ring)) {
                 ja_worker_bells_woke(&s->bells);
-                ja_worker_bell_disarm(&s->bells, a->index);
+                ja_worker_bells_disarm(&s->bells, a->index);
                 atomic_fetch_add(&s->taken, 1);
                 continue;
             }
         } else if (ja_ring_depth(s->ring) > 0) {
             ja_worker_bells_ring_one(&s->bells);
         }
-        struct pollfd pfd = {.fd = ja_worker_bell_fd(&s->bells, a->index), .events = POLLIN};
+        struct pollfd pfd = {.fd = ja_worker_bells_fd(&s->bells, a->index), .events = POLLIN};
         int ready = poll(&pfd, 1, hungry ? LONG_SLEEP_MS : ANSWER_MS);
         if (hungry && ready == 0 && ja_ring_depth(s->ring) > 0 && atomic_load(&s->taken) < JOBS)
             atomic_fetch_add(&s->missed, 1);
         ja_worker_bells_woke(&s->bells);
         if (hungry)
-            ja_worker_bell_disarm(&s->bells, a->index);
+            ja_worker_bells_disarm(&s->bells, a->index);
         if (ready == 1)
-            ja_worker_bell_clear(&s->bells, a->index);
+            ja_worker_bells_clear(&s->bells, a->index);
         /* Take what waits while there is room (as a worker's next pass does). */
         if (ja_ring_pop(s->ring))
             atomic_fetch_add(&s->taken, 1);
@@ -102,11 +102,11 @@ TEST(an_awake_worker_takes_a_few_jobs_without_a_bell)
     ja_worker_bells bells;
     ASSERT_EQ(ja_worker_bells_init(&bells, 2), 0);
     /* Worker 1 sleeps armed; worker 0 is awake. */
-    ja_worker_bell_arm(&bells, 1);
+    ja_worker_bells_arm(&bells, 1);
     ja_worker_bells_falling_asleep(&bells);
     ja_worker_bells_work_added(&bells, 1);
     ja_worker_bells_work_added(&bells, JA_BELL_BACKLOG - 1);
-    struct pollfd pfd = {.fd = ja_worker_bell_fd(&bells, 1), .events = POLLIN};
+    struct pollfd pfd = {.fd = ja_worker_bells_fd(&bells, 1), .events = POLLIN};
     ASSERT_EQ(poll(&pfd, 1, 0), 0);
     ja_worker_bells_work_added(&bells, JA_BELL_BACKLOG); /* jobs pile up: wake a second */
     ASSERT_EQ(poll(&pfd, 1, 0), 1);
@@ -118,13 +118,13 @@ TEST(with_every_worker_asleep_the_lowest_armed_is_rung)
     ja_worker_bells bells;
     ASSERT_EQ(ja_worker_bells_init(&bells, 3), 0);
     for (int i = 2; i >= 1; i--) {
-        ja_worker_bell_arm(&bells, i);
+        ja_worker_bells_arm(&bells, i);
         ja_worker_bells_falling_asleep(&bells);
     }
     ja_worker_bells_falling_asleep(&bells); /* worker 0 asleep without room */
     ja_worker_bells_work_added(&bells, 1);
-    struct pollfd one = {.fd = ja_worker_bell_fd(&bells, 1), .events = POLLIN};
-    struct pollfd two = {.fd = ja_worker_bell_fd(&bells, 2), .events = POLLIN};
+    struct pollfd one = {.fd = ja_worker_bells_fd(&bells, 1), .events = POLLIN};
+    struct pollfd two = {.fd = ja_worker_bells_fd(&bells, 2), .events = POLLIN};
     ASSERT_EQ(poll(&one, 1, 0), 1);
     ASSERT_EQ(poll(&two, 1, 0), 0);
     ja_worker_bells_destroy(&bells);
