@@ -81,20 +81,23 @@ static inline ja_job *ja_job_of(ja_inbox_node *node)
     return (ja_job *)((char *)node - offsetof(ja_job, node));
 }
 
-/* The consumer's jobs, kept for reuse so that steady traffic allocates none. The first
- * `prefetch` are made before any thread starts (oom.h); a burst beyond them (deliveries of a
- * new connection while the old one's are still settling) allocates more, and running out of
- * memory then ends the process. Only the consumer thread uses the pool. */
+/* The consumer's jobs, kept for reuse so that steady traffic allocates none. The pool's room is
+ * made before any thread starts (oom.h); the jobs themselves are message memory, made by the
+ * consumer thread as deliveries first need them (at most about the prefetch), so they live in
+ * that thread's malloc arena beside the deliveries' bodies: made before the threads started,
+ * they left that arena so empty that glibc trimmed and grew it again with every few messages
+ * (the benchmark's drain: 4 us more CPU a message). Running out of memory for one ends the
+ * process. Only the consumer thread uses the pool. */
 typedef struct {
     ja_job **spare;
     size_t count, capacity;
 } ja_job_pool;
 
-/* Makes `prepared` jobs and room to keep `capacity` (>= prepared). Returns 0 or -ENOMEM. */
-int ja_job_pool_init(ja_job_pool *pool, size_t prepared, size_t capacity);
+/* Makes room to keep `capacity` jobs. Returns 0 or -ENOMEM. */
+int ja_job_pool_init(ja_job_pool *pool, size_t capacity);
 void ja_job_pool_destroy(ja_job_pool *pool);
 
-/* A job for a delivery just read: it takes over the envelope, and everything learnt about an
+/* A job for a delivery just read: it takes over the envelope, and what was learnt about an
  * earlier delivery is forgotten (the answer buffer keeps its memory). Never NULL. */
 ja_job *ja_job_new(ja_job_pool *pool, const amqp_envelope_t *envelope, uint64_t body_size,
                    uint64_t generation, uint64_t now_ms);

@@ -26,7 +26,6 @@ typedef struct ja_service {
     const ja_config *cfg;
 
     ja_ring *work;         /* consumer -> workers; capacity >= prefetch, so a push never fails */
-    ja_job_pool jobs;      /* the consumer's jobs, made before the threads start */
     ja_worker_bells bells; /* one per worker thread: wakes it for new work or a change below */
     ja_inbox to_publisher; /* workers -> publisher: responses and dead letters to publish; and
                               consumer -> publisher: deliveries to renew (delivery_limit.h) */

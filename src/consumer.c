@@ -42,11 +42,12 @@ struct ja_consumer {
     bool priority_seen; /* a message with a priority was logged */
     /* Acks wait for the next delivery while deliveries come close together (nap.h). */
     ja_nap nap;
+    ja_job_pool jobs; /* reused: steady traffic allocates no jobs (job.h) */
 };
 
 static void recycle_job(ja_consumer *c, ja_job *job)
 {
-    ja_job_recycle(&c->svc->jobs, job);
+    ja_job_recycle(&c->jobs, job);
 }
 
 static ja_job *job_of_order(ja_order_node *node)
@@ -274,7 +275,7 @@ static bool renew_near_the_limit(ja_consumer *c, ja_job *job)
 
 static void take_delivery(ja_consumer *c, amqp_envelope_t *envelope, uint64_t body_size)
 {
-    ja_job *job = ja_job_new(&c->svc->jobs, envelope, body_size, c->generation, ja_clock_ms());
+    ja_job *job = ja_job_new(&c->jobs, envelope, body_size, c->generation, ja_clock_ms());
     c->in_flight++;
     ja_nap_event(&c->nap, ja_clock_us());
     ja_metrics_count(&ja_stats.consumed);
@@ -528,7 +529,8 @@ ja_consumer *ja_consumer_new(ja_service *svc)
                       c->cfg->broker_count);
     c->ordered = c->cfg->ordered;
     ja_nap_init(&c->nap, c->cfg->nap_linger_us);
-    if (ja_ack_window_init(&c->acks, (unsigned)c->cfg->prefetch) != 0 ||
+    if (ja_job_pool_init(&c->jobs, c->cfg->ring_capacity) != 0 ||
+        ja_ack_window_init(&c->acks, (unsigned)c->cfg->prefetch) != 0 ||
         (c->ordered && ja_key_scheduler_init(&c->keys, (size_t)c->cfg->prefetch) != 0)) {
         ja_consumer_free(c);
         return NULL;
@@ -542,6 +544,7 @@ void ja_consumer_free(ja_consumer *c)
         return;
     ja_ack_window_free(&c->acks);
     ja_key_scheduler_free(&c->keys);
+    ja_job_pool_destroy(&c->jobs);
     amqp_bytes_free(c->consumer_tag);
     free(c);
 }

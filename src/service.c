@@ -10,7 +10,7 @@ int ja_service_init(ja_service *svc, const ja_config *cfg)
 {
     svc->cfg = cfg;
     svc->work = ja_ring_new(cfg->ring_capacity);
-    if (!svc->work || ja_job_pool_init(&svc->jobs, (size_t)cfg->prefetch, cfg->ring_capacity) != 0)
+    if (!svc->work)
         return -ENOMEM;
     int rc = ja_worker_bells_init(&svc->bells, cfg->worker_threads);
     if (rc == 0)
@@ -62,7 +62,6 @@ void ja_service_destroy(ja_service *svc)
     }
     free_list(ja_inbox_take_all(&svc->to_publisher));
     free_list(ja_inbox_take_all(&svc->to_consumer));
-    ja_job_pool_destroy(&svc->jobs);
     ja_inbox_destroy(&svc->to_publisher);
     ja_jube_limit_destroy(&svc->jube);
     ja_inbox_destroy(&svc->to_consumer);
