@@ -92,7 +92,6 @@ typedef struct {
     ja_job *job;
     ja_publish_target target;
     uint64_t due_ms;
-    bool unroutable; /* held because no queue took it */
 } ja_delayed_publish;
 
 typedef struct {

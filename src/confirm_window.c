@@ -145,8 +145,7 @@ static void delay(ja_confirm_window *w, ja_job *job, ja_publish_target target, u
         release(w, job, JA_JOB_REQUEUE);
         return;
     }
-    ja_delayed_publish entry = {
-        .job = job, .target = target, .due_ms = due, .unroutable = unroutable};
+    ja_delayed_publish entry = {.job = job, .target = target, .due_ms = due};
     if (ja_buffer_append(&w->delayed, &entry, sizeof entry, SIZE_MAX) != 0)
         ja_oom("tracking publishes");
     /* Held counts the job from its first return until it leaves, published again meanwhile or

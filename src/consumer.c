@@ -45,11 +45,6 @@ struct ja_consumer {
     ja_job_pool jobs; /* reused: steady traffic allocates no jobs (job.h) */
 };
 
-static void recycle_job(ja_consumer *c, ja_job *job)
-{
-    ja_job_recycle(&c->jobs, job);
-}
-
 static ja_job *job_of_order(ja_order_node *node)
 {
     return (ja_job *)((char *)node - offsetof(ja_job, order));
@@ -78,7 +73,7 @@ static void park_list(ja_consumer *c, ja_order_node *list)
     while (list) {
         ja_order_node *next = list->next;
         c->parked++;
-        recycle_job(c, job_of_order(list));
+        ja_job_recycle(&c->jobs, job_of_order(list));
         list = next;
     }
 }
@@ -103,13 +98,13 @@ static void lose_connection(ja_consumer *c, const char *why)
     ja_service_wake_sleepers(c->svc);
     ja_job *job;
     while ((job = ja_ring_pop(c->svc->work)))
-        recycle_job(c, job);
+        ja_job_recycle(&c->jobs, job);
     if (c->ordered) {
         /* The broker redelivers them all; the keys start afresh on the next connection. */
         ja_order_node *waiting = ja_key_scheduler_clear(&c->keys);
         while (waiting) {
             ja_order_node *next = waiting->next;
-            recycle_job(c, job_of_order(waiting));
+            ja_job_recycle(&c->jobs, job_of_order(waiting));
             waiting = next;
         }
         publish_order_gauges(c);
@@ -222,7 +217,7 @@ static bool dispatch(ja_consumer *c, ja_job *job)
         /* Nothing of a key starts once stopping: an earlier message of it may be parked. */
         job->ordered = false;
         c->parked++;
-        recycle_job(c, job);
+        ja_job_recycle(&c->jobs, job);
         return true;
     }
     ja_order_decision decision = ja_key_scheduler_arrive(&c->keys, &job->order, job->order_key,
@@ -292,7 +287,7 @@ static void take_delivery(ja_consumer *c, amqp_envelope_t *envelope, uint64_t bo
                  ja_ring_capacity(c->svc->work), c->keys.capacity, c->in_flight);
         return_at_once(c, envelope->delivery_tag, why);
         c->in_flight--;
-        recycle_job(c, job);
+        ja_job_recycle(&c->jobs, job);
     }
 }
 
@@ -448,7 +443,7 @@ static bool settle_returned_jobs(ja_consumer *c, bool stopping)
             if (job->ordered && rc == AMQP_STATUS_OK)
                 settle_order(c, job, stopping);
         }
-        recycle_job(c, job);
+        ja_job_recycle(&c->jobs, job);
         node = next;
     }
     atomic_store_explicit(&ja_stats.in_flight, (long)c->in_flight, memory_order_relaxed);
