@@ -9,13 +9,15 @@
  *
  * Pure bookkeeping, driven by a clock the caller passes in. Each answer is one sample: its
  * round-trip time, whether it was a sign of overload (429, 503, 502, 504, 408, no answer), and
- * how many calls were under way. Samples are judged a window at a time (at least WINDOW_MIN_MS,
- * and two baseline round trips):
+ * how many calls were under way. Only answers to calls made since the limit last changed are
+ * samples, judged a window at a time (at least WINDOW_MIN_MS, and two baseline round trips):
  * - overload in the window: the limit shrinks by the decrease ratio (0.9);
  * - calls queueing inside Jube: calls x (mean round trip - baseline) / mean round trip of them
  *   were waiting rather than served (Little's law); more than 2, or 10% of the limit, with the
- *   round trip over JA_LIMIT_LATENCY_SLACK_MS above the baseline, shrinks the limit the same
- *   way. The baseline is the lowest recent window mean, what Jube answers in unloaded;
+ *   round trip over JA_LIMIT_LATENCY_SLACK_MS above the baseline, shrinks the limit: back to the
+ *   last level that did not queue when the limit had just grown past it (the step did it), else
+ *   by the decrease ratio, or by half when the round trip doubled. The baseline is the lowest
+ *   recent window mean, what Jube answers in unloaded;
  * - otherwise, if the calls under way reached the limit, it grows: doubling (slow start) until the
  *   first decrease (which halves it), then by one per window (additive increase).
  * After an outage, slow start climbs straight back to the limit before it; a floor and a least
@@ -38,12 +40,18 @@ typedef struct {
     int recovery_target; /* slow start stops here after an outage; 0 when not recovering */
     bool in_outage;      /* Jube is unavailable: cuts do not end the recovery's slow start */
 
+    int last_good;           /* the last limit a window reached without queueing; 0 after a cut */
+    int good_here;           /* windows at the limit now without queueing */
+    bool stepped;            /* it got where it is by a step up, or by undoing one */
+    bool settling;           /* a step up was just undone: its slow calls may linger */
+    uint64_t last_change_ms; /* calls made before it say nothing of the limit now */
+
     /* After a cut at limit C the limit grows back to C - 1 but stays below C for hold_ms; a cut
      * near C again doubles the hold (up to JA_LIMIT_HOLD_MAX_MS), windows at C without one end
-     * it. So a steep knee is probed rarely instead of once per sawtooth. */
+     * it and start a slow start (the knee moved, maybe far). So a steep knee is probed rarely
+     * instead of once per sawtooth. */
     int cut_at;
-    int good_at_cut;      /* windows at or above cut_at without a cut */
-    uint64_t last_cut_ms; /* answers to calls made before it say nothing of the new limit */
+    int good_at_cut; /* windows at or above cut_at without a cut */
     uint64_t hold_until_ms;
     uint64_t hold_ms;
 

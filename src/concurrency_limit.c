@@ -26,8 +26,8 @@ void ja_concurrency_limit_sample(ja_concurrency_limit *l, uint64_t now_ms, uint6
     if (!l->adaptive)
         return;
     uint64_t rtt_ms = rtt_us / 1000;
-    if (l->last_cut_ms && (now_ms < rtt_ms || now_ms - rtt_ms < l->last_cut_ms))
-        return; /* made before the last cut: judged already */
+    if (l->last_change_ms && (now_ms < rtt_ms || now_ms - rtt_ms < l->last_change_ms))
+        return; /* made before the limit last changed: it says nothing of the new limit */
     if (l->samples == 0 && !l->overloaded)
         l->window_start_ms = now_ms; /* a window starts with its first answer */
     l->samples++;
@@ -46,11 +46,10 @@ static void set_limit(ja_concurrency_limit *l, double limit)
     l->limit = limit;
 }
 
-static void cut(ja_concurrency_limit *l, ja_limit_cut cause, uint64_t now_ms)
+/* Lowers the limit to `to` for `cause`, and remembers the level that was too much. */
+static void cut(ja_concurrency_limit *l, ja_limit_cut cause, double to, uint64_t now_ms)
 {
     int at = (int)l->limit;
-    /* Slow start doubled past the point: the window before was fine at half the limit. */
-    double ratio = l->slow_start && !l->in_outage ? 0.5 : DECREASE_RATIO;
     if (!l->in_outage) {
         /* The same knee again (a cut is noticed a window or so late): probe it less often. */
         bool same_knee = l->cut_at > 0 && at <= l->cut_at + 1 && at + 1 >= l->cut_at;
@@ -61,9 +60,12 @@ static void cut(ja_concurrency_limit *l, ja_limit_cut cause, uint64_t now_ms)
         l->good_at_cut = 0;
         l->hold_until_ms = now_ms + l->hold_ms;
     }
-    set_limit(l, l->limit * ratio);
+    set_limit(l, to);
     l->cuts[cause]++;
-    l->last_cut_ms = now_ms;
+    l->last_change_ms = now_ms;
+    l->last_good = 0; /* judged afresh at the new limit */
+    l->good_here = 0;
+    l->stepped = false;
     if (l->in_outage)
         return; /* the outage's failures say nothing of the capacity to return to */
     l->slow_start = false;
@@ -73,9 +75,11 @@ static void cut(ja_concurrency_limit *l, ja_limit_cut cause, uint64_t now_ms)
 static void grow(ja_concurrency_limit *l, uint64_t now_ms)
 {
     if (l->cut_at > 0 && (int)l->limit >= l->cut_at && ++l->good_at_cut >= 3) {
-        /* Windows at the level of the last cut without another: the knee moved. */
+        /* Windows at the level of the last cut without another: the knee moved, maybe far
+         * (Jube scaled out). Slow start finds it; its first cut comes back here. */
         l->cut_at = 0;
         l->hold_ms = 0;
+        l->slow_start = true;
     }
     if (l->slow_start) {
         double doubled = l->limit * 2;
@@ -96,6 +100,23 @@ static void grow(ja_concurrency_limit *l, uint64_t now_ms)
     }
 }
 
+/* Where a window that queued takes the limit. Above the last level judged fine, the step up did
+ * it: back to that level, at once (on a steep knee one call too many doubles the latency of the
+ * calls beyond it; a 10% cut would leave the knee too, on the other side). At a level reached by
+ * a step (up, or back down) and judged fine only once or twice, the knee is right there: one
+ * down, as Vegas steps. Otherwise Jube got slower, or the last cut was not enough: down in
+ * proportion, baseline over mean round trip (Gradient2's gradient), by half at most. */
+static double latency_cut_to(const ja_concurrency_limit *l, double mean_ms)
+{
+    if (l->last_good > 0 && (int)l->limit > l->last_good)
+        return l->last_good;
+    if (l->stepped && l->good_here < 3)
+        return l->limit - 1;
+    double ratio = l->baseline_ms / mean_ms;
+    ratio = ratio < 0.5 ? 0.5 : ratio > DECREASE_RATIO ? DECREASE_RATIO : ratio;
+    return l->limit * ratio;
+}
+
 static void start_window(ja_concurrency_limit *l, uint64_t now_ms)
 {
     l->window_start_ms = now_ms;
@@ -109,17 +130,25 @@ bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
 {
     if (!l->adaptive)
         return false;
-    /* A window lasts at least two mean round trips, so that the calls it judges were made at the
-     * limit it judges; overload is acted on at once. */
+    /* A window judges answers to calls made at the limit it judges (older ones are not sampled):
+     * at least two unloaded round trips and WINDOW_MIN_MS long, and an answer for every call the
+     * limit allows. The first answers after a change are the fast ones; the calls that queue
+     * inside Jube come later, and a window of the fast ones alone would see no queue. Overload is
+     * acted on at once. */
     uint64_t length = JA_LIMIT_WINDOW_MIN_MS;
     if (l->have_baseline && 2 * l->baseline_ms > (double)length)
         length = (uint64_t)(2 * l->baseline_ms);
+    unsigned least = JA_LIMIT_MIN_SAMPLES;
+    if ((unsigned)l->limit > least)
+        least = (unsigned)l->limit;
     bool overloaded = l->overloaded && l->samples > 0;
-    if (!overloaded && (now_ms < l->window_start_ms + length || l->samples < JA_LIMIT_MIN_SAMPLES))
+    if (!overloaded && (now_ms < l->window_start_ms + length || l->samples < least))
         return false;
     double before = l->limit;
     if (overloaded) {
-        cut(l, JA_LIMIT_CUT_OVERLOAD, now_ms);
+        /* Slow start doubled past the point: the window before was fine at half the limit. */
+        double ratio = l->slow_start && !l->in_outage ? 0.5 : DECREASE_RATIO;
+        cut(l, JA_LIMIT_CUT_OVERLOAD, l->limit * ratio, now_ms);
         start_window(l, now_ms);
         return (int)before != (int)l->limit;
     }
@@ -150,10 +179,26 @@ bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
         l->baseline_ms = mean;
         queueing = false;
     }
-    if (queueing)
-        cut(l, JA_LIMIT_CUT_LATENCY, now_ms);
-    else if (room && l->most_in_flight >= (int)l->limit)
+    bool settling = l->settling;
+    l->settling = false;
+    if (queueing && settling && mean < 2 * l->baseline_ms) {
+        /* The window after a step up was undone: the calls the step slowed may still weigh on
+         * Jube. Judged again in the next window. */
+    } else if (queueing) {
+        bool undo = l->last_good > 0 && (int)l->limit > l->last_good;
+        cut(l, JA_LIMIT_CUT_LATENCY, latency_cut_to(l, mean), now_ms);
+        l->settling = undo;
+        l->stepped = undo;
+    } else if (room && l->most_in_flight >= (int)l->limit) {
+        l->last_good = (int)l->limit;
+        l->good_here++;
         grow(l, now_ms);
+        if ((int)l->limit != (int)before) {
+            l->last_change_ms = now_ms;
+            l->good_here = 0;
+            l->stepped = true;
+        }
+    }
     start_window(l, now_ms);
     return (int)before != (int)l->limit;
 }

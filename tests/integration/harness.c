@@ -839,28 +839,48 @@ void stub_stop(stub_process *stub)
     stub->pid = 0;
 }
 
-long stub_stat(const stub_process *stub, const char *name)
+/* One HTTP/1.1 request to the stand-in (Connection: close); its whole answer into answer. */
+static void stub_request(const stub_process *stub, const char *method_and_path, char *answer,
+                         size_t size)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)stub->port)};
     inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
-        FAIL("cannot reach jube-stub for /stats");
-    const char *request = "GET /stats HTTP/1.1\r\nHost: stub\r\nConnection: close\r\n\r\n";
+        FAIL("cannot reach jube-stub for %s", method_and_path);
+    char request[256];
+    snprintf(request, sizeof request,
+             "%s HTTP/1.1\r\nHost: stub\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+             method_and_path);
     if (write(fd, request, strlen(request)) < 0)
         FAIL("cannot send to jube-stub");
-    char answer[2048] = {0};
     size_t len = 0;
     ssize_t n;
-    while (len < sizeof answer - 1 && (n = read(fd, answer + len, sizeof answer - 1 - len)) > 0)
+    while (len < size - 1 && (n = read(fd, answer + len, size - 1 - len)) > 0)
         len += (size_t)n;
+    answer[len] = '\0';
     close(fd);
+}
+
+long stub_stat(const stub_process *stub, const char *name)
+{
+    char answer[2048];
+    stub_request(stub, "GET /stats", answer, sizeof answer);
     char key[64];
     snprintf(key, sizeof key, "\"%s\":", name);
     const char *at = strstr(answer, key);
     if (!at)
         FAIL("no %s in jube-stub's /stats: %s", name, answer);
     return strtol(at + strlen(key), NULL, 10);
+}
+
+void stub_set_knee(const stub_process *stub, int calls)
+{
+    char path[64], answer[512];
+    snprintf(path, sizeof path, "PUT /knee/%d", calls);
+    stub_request(stub, path, answer, sizeof answer);
+    if (strncmp(answer, "HTTP/1.1 200", 12) != 0)
+        FAIL("jube-stub refused %s: %s", path, answer);
 }
 
 service_process service_spawn(const char *label, const char *const *args)

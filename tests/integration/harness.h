@@ -88,6 +88,8 @@ void stub_stop(stub_process *stub);
 bool stub_log_contains(const char *text);
 /* A counter from GET /stats ("requests", "invocations", "failures", ...). */
 long stub_stat(const stub_process *stub, const char *name);
+/* Moves the stand-in's knee (started with --knee): from now on `calls` are served unslowed. */
+void stub_set_knee(const stub_process *stub, int calls);
 
 /* Starts the service on the test's topology (binding no queue to the outbound exchange when
  * names->outbound_queue is empty), with extra arguments (NULL-terminated), and waits

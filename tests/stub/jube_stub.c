@@ -7,17 +7,22 @@
  * is required, and on success 200 with a partial-format response whose EntityInstanceEntryId is
  * the request's TxnId. Error bodies are JSON string literals, as Jube writes them.
  *
- * Knobs for tests: latency (with random jitter), failure injection, and GET /stats with its
- * counters. With --order-key NAME it watches per-key order as Jube's stateful models would feel
- * it: for each value of the top-level member NAME, the calls under way at once (an overlap is a
- * call arriving while another of its key is unanswered) and the order of arrival (an inversion
- * is a call whose TxnId ends in a smaller number than the key's previous call).
+ * Knobs for tests: latency (with random jitter), failure injection, a knee (--knee N
+ * --knee-step-ms S: past N invocations under way each one more adds S ms; PUT /knee/N moves it
+ * while running, as when Jube scales out), overload (--overload-above N: 503 past N), and GET
+ * /stats with its counters, among them the time invocations spent inside (serving_ms) and the
+ * caller's mean time between an answer and its next call on a connection (gap_us). With --order-key
+ * NAME it watches per-key order as Jube's stateful models would feel it: for each value of the
+ * top-level member NAME, the calls under way at once (an overlap is a call arriving while another
+ * of its key is unanswered) and the order of arrival (an inversion is a call whose TxnId ends in a
+ * smaller number than the key's previous call).
  *
  * Like Jube's own web server (Kestrel), it serves every connection from a few event-loop threads
  * (epoll; --threads, 1 by default) rather than a thread per connection: on a machine it shares
  * with the broker and the service under benchmark, a sleeping thread per connection would cost
  * every caller a wake-up per request. --latency-ms delays each answer on a timer, without holding
- * up the other connections. */
+ * up the other connections, counted from the request's arrival and kept to the microsecond, so
+ * that a knee of 10 calls at 5 ms carries the 2,000 a second it should. */
 
 #include <cjson/cJSON.h>
 
@@ -36,6 +41,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,8 +86,12 @@ static atomic_long callback_requests;  /* GETs of the Callback endpoint */
 static atomic_long callback_answers;   /* answered 200 */
 static atomic_long callback_not_ready; /* answered 408 */
 static atomic_long serving;            /* invocations under way (--knee, --overload-above) */
+static atomic_int knee;                /* --knee, or what PUT /knee/N set since */
 static atomic_long overloaded;         /* answered 503 by --overload-above */
 static atomic_long most_serving;
+static atomic_llong serving_ns; /* the time invocations spent inside, from request to answer */
+static atomic_llong gap_ns;     /* on a kept-alive connection, from an answer to the next request */
+static atomic_long gaps;
 
 /* Per-key order (--order-key): one slot per key value seen. */
 #define MAX_ORDER_KEYS 8192
@@ -198,12 +208,19 @@ typedef struct conn {
     struct conn *next_due;
     int order_slot; /* the key slot of the call being answered, or -1 */
     bool serving;   /* an invocation of it is under way (counted in `serving`) */
-    long extra_ms;  /* latency its answer adds for the knee */
+    long long serving_since_ns;
+    long long answered_ns; /* when its last invocation's answer went out; 0 before the first */
+    long long arrived_ns;  /* when the first bytes of the request being read arrived */
+    long extra_ms;         /* latency its answer adds for the knee */
 } conn;
 
 struct event_loop {
     int epoll_fd;
     conn *due_head; /* answers in the order they are due */
+    /* How much earlier than due the loop sends: a thread wakes some tens of microseconds after
+     * its timer on a busy machine, so answers are sent that much early, learnt from how late they
+     * go out, to keep the mean latency the one asked for. */
+    long long early_ns;
 };
 
 static long long now_ns(void)
@@ -323,6 +340,8 @@ static void order_call_ends(conn *c)
     if (c->serving) {
         c->serving = false;
         atomic_fetch_sub(&serving, 1);
+        c->answered_ns = now_ns();
+        atomic_fetch_add(&serving_ns, c->answered_ns - c->serving_since_ns);
     }
     if (c->order_slot < 0)
         return;
@@ -382,7 +401,8 @@ static bool send_answer(conn *c, int status, const char *body, bool keep_alive, 
     c->extra_ms = 0;
     if (opt.latency_jitter_ms > 0)
         delay_ms += (long long)(next_random() % (uint64_t)(opt.latency_jitter_ms + 1));
-    c->due_ns = now_ns() + delay_ms * 1000000LL;
+    /* Counted from the request's arrival: the time to parse it is part of Jube's latency. */
+    c->due_ns = (c->serving ? c->serving_since_ns : now_ns()) + delay_ms * 1000000LL;
     /* Kept in the order they are due: with jitter that is not the order they were queued. */
     conn **at = &loop->due_head;
     while (*at && (*at)->due_ns <= c->due_ns)
@@ -547,6 +567,12 @@ static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len
     long n = atomic_fetch_add(&requests, 1) + 1;
     long under_way = atomic_fetch_add(&serving, 1) + 1;
     c->serving = true;
+    c->serving_since_ns = c->arrived_ns ? c->arrived_ns : now_ns();
+    if (c->answered_ns) {
+        /* The caller's own time between calls: Jube sits idle for it. */
+        atomic_fetch_add(&gap_ns, c->serving_since_ns - c->answered_ns);
+        atomic_fetch_add(&gaps, 1);
+    }
     for (long most = atomic_load(&most_serving); under_way > most;)
         if (atomic_compare_exchange_weak(&most_serving, &most, under_way))
             break;
@@ -555,8 +581,9 @@ static bool handle_invoke(conn *c, const request *r, char *body, size_t body_len
         atomic_fetch_add(&overloaded, 1);
         return respond(c, 503, "\"Service Unavailable.\"", keep);
     }
-    if (opt.knee_step_ms > 0 && opt.knee > 0 && under_way > opt.knee)
-        c->extra_ms = (under_way - opt.knee) * opt.knee_step_ms;
+    int knee_now = atomic_load(&knee);
+    if (opt.knee_step_ms > 0 && knee_now > 0 && under_way > knee_now)
+        c->extra_ms = (under_way - knee_now) * opt.knee_step_ms;
     if (r->traceparent[0])
         fprintf(stderr, "traceparent %s\n", r->traceparent);
     if (opt.order_key) {
@@ -656,17 +683,32 @@ static bool handle_stats(conn *c, bool keep)
     snprintf(body, sizeof body,
              "{\"order_keys\":%ld,\"order_calls\":%ld,\"order_overlaps\":%ld,"
              "\"order_inversions\":%ld,\"order_inverted_keys\":%ld,"
-             "\"order_max_in_flight\":%ld,\"overloaded\":%ld,\"most_serving\":%ld,"
+             "\"order_max_in_flight\":%ld,\"overloaded\":%ld,\"most_serving\":%ld,\"serving_ms\":%"
+             "lld,\"gap_us\":%lld,"
              "\"requests\":%ld,\"invocations\":%ld,\"failures\":%ld,"
              "\"rejections\":%ld,"
              "\"connections\":%ld,\"placeholders\":%ld,\"callback_requests\":%ld,"
              "\"callback_answers\":%ld,\"callback_not_ready\":%ld}",
              keys, calls, overlaps, inversions, inverted, most, atomic_load(&overloaded),
-             atomic_load(&most_serving), atomic_load(&requests), atomic_load(&invocations),
-             atomic_load(&failures), atomic_load(&rejections), atomic_load(&connections),
-             atomic_load(&placeholders), atomic_load(&callback_requests),
-             atomic_load(&callback_answers), atomic_load(&callback_not_ready));
+             atomic_load(&most_serving), atomic_load(&serving_ns) / 1000000,
+             atomic_load(&gaps) ? atomic_load(&gap_ns) / 1000 / atomic_load(&gaps) : 0LL,
+             atomic_load(&requests), atomic_load(&invocations), atomic_load(&failures),
+             atomic_load(&rejections), atomic_load(&connections), atomic_load(&placeholders),
+             atomic_load(&callback_requests), atomic_load(&callback_answers),
+             atomic_load(&callback_not_ready));
     return respond(c, 200, body, keep);
+}
+
+/* PUT /knee/N: Jube's capacity changes (it scaled out, or in): from now on N invocations are
+ * served at the base latency. */
+static bool handle_knee(conn *c, const char *value, bool keep)
+{
+    char *end;
+    long n = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || n < 1 || n > 1000000)
+        return respond(c, 400, "\"The knee is a number of invocations.\"", keep);
+    atomic_store(&knee, (int)n);
+    return respond(c, 200, "\"ok\"", keep);
 }
 
 static void close_conn(conn *c)
@@ -741,6 +783,8 @@ static bool serve_buffered(conn *c)
             ok = handle_invoke(c, &r, c->buf, body_len, keep);
         } else if (strcmp(r.path, "/stats") == 0 && strcmp(r.method, "GET") == 0) {
             ok = handle_stats(c, keep);
+        } else if (strncmp(r.path, "/knee/", 6) == 0 && strcmp(r.method, "PUT") == 0) {
+            ok = handle_knee(c, r.path + 6, keep);
         } else if (invoke) {
             ok = respond(c, 405, "\"Method not allowed.\"", keep);
         } else {
@@ -766,7 +810,10 @@ static void on_readable(conn *c)
                 break; /* nothing in it can be served: a head over HEADER_LIMIT */
             continue;
         }
+        bool first_bytes = c->len == 0;
         ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, MSG_DONTWAIT);
+        if (n > 0 && first_bytes)
+            c->arrived_ns = now_ns(); /* Jube's time for the request starts here */
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -781,14 +828,20 @@ static void on_readable(conn *c)
     close_conn(c);
 }
 
-/* Sends the answers whose latency has passed; returns how long until the next is due (ms), or -1
+/* Sends the answers whose latency has passed; returns how long until the next is due (ns), or -1
  * when none waits. */
-static int send_due_answers(event_loop *loop)
+static long long send_due_answers(event_loop *loop)
 {
     long long now = now_ns();
-    while (loop->due_head && loop->due_head->due_ns <= now) {
+    while (loop->due_head && loop->due_head->due_ns <= now + loop->early_ns) {
         conn *c = loop->due_head;
         loop->due_head = c->next_due;
+        long long late = now_ns() - c->due_ns;
+        loop->early_ns += late / 16;
+        if (loop->early_ns < 0)
+            loop->early_ns = 0;
+        else if (loop->early_ns > 500000)
+            loop->early_ns = 500000;
         bool ok = !c->closed && send_all(c->fd, c->answer, c->answer_len) && !c->close_after;
         free(c->answer);
         c->answer = NULL;
@@ -806,16 +859,37 @@ static int send_due_answers(event_loop *loop)
     }
     if (!loop->due_head)
         return -1;
-    return (int)((loop->due_head->due_ns - now + 999999) / 1000000);
+    long long wait = loop->due_head->due_ns - loop->early_ns - now;
+    return wait > 0 ? wait : 0;
+}
+
+/* Waits for events at most timeout_ns (forever when negative), to the microsecond: epoll_wait's
+ * whole milliseconds would make a 5 ms answer take up to 6, and the next one due a moment later
+ * wait a millisecond more. Kernels before 5.11 have no epoll_pwait2: there, whole milliseconds. */
+static int wait_events(int epoll_fd, struct epoll_event *events, int max, long long timeout_ns)
+{
+    static atomic_bool no_pwait2;
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        struct timespec t = {.tv_sec = timeout_ns / 1000000000LL,
+                             .tv_nsec = timeout_ns % 1000000000LL};
+        int n = epoll_pwait2(epoll_fd, events, max, timeout_ns < 0 ? NULL : &t, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store(&no_pwait2, true);
+    }
+    return epoll_wait(epoll_fd, events, max,
+                      timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000));
 }
 
 static void *run_loop(void *arg)
 {
     event_loop *loop = arg;
     struct epoll_event events[64];
+    /* Answers go out when due, not up to the default 50 us later. */
+    prctl(PR_SET_TIMERSLACK, 1000UL);
     for (;;) {
-        int timeout = send_due_answers(loop);
-        int n = epoll_wait(loop->epoll_fd, events, 64, timeout);
+        long long timeout_ns = send_due_answers(loop);
+        int n = wait_events(loop->epoll_fd, events, 64, timeout_ns);
         for (int i = 0; i < n; i++) {
             conn *c = events[i].data.ptr;
             if (c->closed)
@@ -832,6 +906,7 @@ static void *run_loop(void *arg)
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
+    atomic_init(&knee, opt.knee);
     signal(SIGPIPE, SIG_IGN);
     int listener = socket(AF_INET, SOCK_STREAM, 0);
     int on = 1;

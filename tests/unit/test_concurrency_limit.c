@@ -1,7 +1,9 @@
 /* The adaptive concurrency limit against a simulated Jube (Vector's simulator approach): a base
  * latency, a knee past which each extra call adds latency, 503 above a limit, jitter, and
  * capacity that changes or vanishes. The service calls as fast as the limit allows (a full
- * queue); each scenario asserts where the limit settles and what it carries. */
+ * queue), and may notice each answer late, as a busy machine's thread wakes late: Jube is idle for
+ * that time and the round trip the limit sees includes it. Each scenario asserts where the limit
+ * settles and what it carries. */
 
 #include "concurrency_limit.h"
 #include "test.h"
@@ -16,6 +18,7 @@ typedef struct {
     int overload_above; /* 503 (answered in 1 ms) beyond this many calls; 0: never */
     double jitter_ms;   /* uniform 0..jitter added to each call */
     bool down;          /* every call fails at once (connection refused) */
+    double notice_ms;   /* the service notices an answer uniformly 0..this late */
 } jube_model;
 
 enum { MAX_CALLS = 4096 };
@@ -24,7 +27,8 @@ typedef struct {
     jube_model jube;
     ja_concurrency_limit limit;
     uint64_t now_us;
-    uint64_t due_us[MAX_CALLS]; /* when each call under way is answered */
+    uint64_t due_us[MAX_CALLS];  /* when the service notices each call's answer */
+    uint64_t jube_us[MAX_CALLS]; /* when Jube sent it (Jube works on the call until then) */
     uint64_t start_us[MAX_CALLS];
     bool fails[MAX_CALLS];
     int in_flight_at_start[MAX_CALLS];
@@ -35,6 +39,8 @@ typedef struct {
     double limit_sum;
     long limit_samples;
     long answered, failed;
+    double at_jube_sum; /* calls at Jube, integrated over time (us) */
+    uint64_t measured_us;
 } sim;
 
 static double uniform(sim *s)
@@ -45,10 +51,19 @@ static double uniform(sim *s)
     return (double)(s->rng % 1000000) / 1000000.0;
 }
 
+/* The calls Jube is working on now. */
+static int at_jube(const sim *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->in_flight; i++)
+        n += s->jube_us[i] > s->now_us;
+    return n;
+}
+
 static void start_call(sim *s)
 {
+    int n = at_jube(s) + 1;
     int i = s->in_flight++;
-    int n = s->in_flight;
     const jube_model *j = &s->jube;
     double latency;
     bool fail = j->down || (j->overload_above > 0 && n > j->overload_above);
@@ -59,9 +74,10 @@ static void start_call(sim *s)
                   j->jitter_ms * uniform(s);
     }
     s->start_us[i] = s->now_us;
-    s->due_us[i] = s->now_us + (uint64_t)(latency * 1000.0);
+    s->jube_us[i] = s->now_us + (uint64_t)(latency * 1000.0);
+    s->due_us[i] = s->jube_us[i] + (uint64_t)(j->notice_ms * 1000.0 * uniform(s));
     s->fails[i] = fail;
-    s->in_flight_at_start[i] = n;
+    s->in_flight_at_start[i] = s->in_flight;
 }
 
 static void finish_call(sim *s, int i, bool measure)
@@ -84,6 +100,7 @@ static void finish_call(sim *s, int i, bool measure)
     }
     s->in_flight--;
     s->due_us[i] = s->due_us[s->in_flight];
+    s->jube_us[i] = s->jube_us[s->in_flight];
     s->start_us[i] = s->start_us[s->in_flight];
     s->fails[i] = s->fails[s->in_flight];
     s->in_flight_at_start[i] = s->in_flight_at_start[s->in_flight];
@@ -102,6 +119,14 @@ static void run(sim *s, uint64_t ms, bool measure)
         for (int i = 1; i < s->in_flight; i++)
             if (s->due_us[i] < s->due_us[next])
                 next = i;
+        if (measure) {
+            for (int i = 0; i < s->in_flight; i++) {
+                uint64_t until = s->jube_us[i] < s->due_us[next] ? s->jube_us[i] : s->due_us[next];
+                if (until > s->now_us)
+                    s->at_jube_sum += (double)(until - s->now_us);
+            }
+            s->measured_us += s->due_us[next] - s->now_us;
+        }
         s->now_us = s->due_us[next];
         finish_call(s, next, measure);
         ja_concurrency_limit_update(&s->limit, s->now_us / 1000);
@@ -126,6 +151,8 @@ static void reset_measures(sim *s)
     s->limit_sum = 0;
     s->limit_samples = 0;
     s->answered = s->failed = 0;
+    s->at_jube_sum = 0;
+    s->measured_us = 0;
 }
 
 static double mean_limit(const sim *s)
@@ -135,7 +162,8 @@ static double mean_limit(const sim *s)
 
 static void report(const char *name, const sim *s, double seconds)
 {
-    fprintf(stderr, "%-34s mean limit %6.1f, %7.0f answers/s, %5.1f%% 503\n", name, mean_limit(s),
+    fprintf(stderr, "%-34s mean limit %6.1f, %5.1f at Jube, %7.0f answers/s, %5.1f%% 503\n", name,
+            mean_limit(s), s->measured_us ? s->at_jube_sum / (double)s->measured_us : 0,
             s->answered / seconds,
             100.0 * s->failed / (double)(s->answered + s->failed ? s->answered + s->failed : 1));
 }
@@ -150,6 +178,21 @@ TEST(knee_at_10)
     ASSERT(mean_limit(&s) >= 9 && mean_limit(&s) <= 13);
     /* The knee carries 2,000 answers a second. */
     ASSERT(s.answered / 20.0 >= 0.8 * 2000);
+    ASSERT_EQ(s.failed, 0);
+}
+
+/* The same knee, noticed as late as a busy 2-core machine notices (0-0.4 ms, 0.2 on average). */
+TEST(knee_at_10_noticed_late)
+{
+    sim s;
+    sim_init(&s,
+             (jube_model){
+                 .base_ms = 5, .knee = 10, .slope_ms = 5, .overload_above = 40, .notice_ms = 0.4},
+             256);
+    run(&s, 5000, false);
+    run(&s, 20000, true);
+    report("knee 10, noticed 0-0.4 ms late", &s, 20);
+    ASSERT(s.answered / 20.0 >= 0.9 * 2000);
     ASSERT_EQ(s.failed, 0);
 }
 
@@ -183,7 +226,10 @@ TEST(overload_above_5)
 TEST(capacity_rising_from_5_to_40)
 {
     sim s;
-    sim_init(&s, (jube_model){.base_ms = 5, .knee = 5, .slope_ms = 5, .overload_above = 200}, 256);
+    sim_init(&s,
+             (jube_model){
+                 .base_ms = 5, .knee = 5, .slope_ms = 5, .overload_above = 200, .notice_ms = 0.4},
+             256);
     run(&s, 10000, false);
     ASSERT_LE(ja_concurrency_limit_current(&s.limit), 8);
     s.jube.knee = 40;
@@ -193,6 +239,53 @@ TEST(capacity_rising_from_5_to_40)
     run(&s, 3000, true);
     report("capacity 5 -> 40, 3-6 s after", &s, 3);
     ASSERT(s.answered / 3.0 >= 0.8 * 8000);
+}
+
+/* Runs until the limit is within [low, high]; returns the simulated milliseconds that took, or
+ * -1 when it did not within ms. */
+static long ms_until_within(sim *s, int low, int high, uint64_t ms)
+{
+    uint64_t start = s->now_us;
+    while (s->now_us < start + ms * 1000) {
+        int limit = ja_concurrency_limit_current(&s->limit);
+        if (limit >= low && limit <= high)
+            return (long)((s->now_us - start) / 1000);
+        run(s, 1, false);
+    }
+    return -1;
+}
+
+/* Jube's capacity changes under a steady load (as when it scales out and back): the limit is
+ * near the new knee within 2 s each way, at 5 ms and at 20 ms a call. */
+TEST(capacity_5_to_40_and_back_is_followed_within_2_s)
+{
+    const double base_ms[] = {5, 20};
+    for (int b = 0; b < 2; b++) {
+        sim s;
+        sim_init(&s,
+                 (jube_model){.base_ms = base_ms[b],
+                              .knee = 5,
+                              .slope_ms = 5,
+                              .overload_above = 200,
+                              .notice_ms = 0.4},
+                 256);
+        run(&s, 10000, false);
+        int before = ja_concurrency_limit_current(&s.limit);
+        ASSERT_LE(before, 10);
+        s.jube.knee = 40;
+        long up = ms_until_within(&s, 32, 256, 5000);
+        run(&s, 5000, false);
+        int settled = ja_concurrency_limit_current(&s.limit);
+        s.jube.knee = 5;
+        long down = ms_until_within(&s, 1, before * 5 / 4 + 1, 5000);
+        fprintf(stderr,
+                "%.0f ms a call: knee 5 -> 40 followed in %ld ms (limit %d after 5 s), "
+                "40 -> 5 in %ld ms\n",
+                base_ms[b], up, settled, down);
+        ASSERT(up >= 0 && up <= 2000);
+        ASSERT(settled >= 36 && settled <= 44);
+        ASSERT(down >= 0 && down <= 2000);
+    }
 }
 
 TEST(flat_fast_jube_grows_to_the_bound)
@@ -276,9 +369,11 @@ TEST(shares_split_the_limit_evenly)
 
 static const test_case tests[] = {
     TEST_ENTRY(knee_at_10),
+    TEST_ENTRY(knee_at_10_noticed_late),
     TEST_ENTRY(knee_at_10_with_jitter),
     TEST_ENTRY(overload_above_5),
     TEST_ENTRY(capacity_rising_from_5_to_40),
+    TEST_ENTRY(capacity_5_to_40_and_back_is_followed_within_2_s),
     TEST_ENTRY(flat_fast_jube_grows_to_the_bound),
     TEST_ENTRY(quick_return_after_an_outage),
     TEST_ENTRY(a_slower_jube_is_learnt),
