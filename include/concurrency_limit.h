@@ -14,7 +14,7 @@
  * - overload in the window: the limit shrinks by the decrease ratio (0.9);
  * - calls queueing inside Jube: calls x (mean round trip - baseline) / mean round trip of them
  *   were waiting rather than served (Little's law); more than 2, or 10% of the limit, with the
- *   round trip over JA_LIMIT_LATENCY_SLACK_MS above the baseline, shrinks the limit: back to the
+ *   round trip over a fifth of the baseline (1 to 2 ms) above it, shrinks the limit: back to the
  *   last level that did not queue when the limit had just grown past it (the step did it), else
  *   by the decrease ratio, or by half when the round trip doubled. The baseline is the lowest
  *   recent window mean, what Jube answers in unloaded;
@@ -43,15 +43,16 @@ typedef struct {
     int last_good;           /* the last limit a window reached without queueing; 0 after a cut */
     int good_here;           /* windows at the limit now without queueing */
     bool stepped;            /* it got where it is by a step up, or by undoing one */
-    bool settling;           /* a step up was just undone: its slow calls may linger */
+    bool doubted;            /* the last window queued, not enough to cut on its own */
     uint64_t last_change_ms; /* calls made before it say nothing of the limit now */
 
     /* After a cut at limit C the limit grows back to C - 1 but stays below C for hold_ms; a cut
      * near C again doubles the hold (up to JA_LIMIT_HOLD_MAX_MS), windows at C without one end
-     * it and start a slow start (the knee moved, maybe far). So a steep knee is probed rarely
-     * instead of once per sawtooth. */
+     * it and start steps that double (the knee moved, maybe far). So a steep knee is probed
+     * rarely instead of once per sawtooth. */
     int cut_at;
     int good_at_cut; /* windows at or above cut_at without a cut */
+    int probe_step;  /* past a knee that moved: the next step up (doubling); 0 otherwise */
     uint64_t hold_until_ms;
     uint64_t hold_ms;
 
@@ -74,9 +75,10 @@ typedef struct {
 #define JA_LIMIT_WINDOW_MIN_MS 20
 #define JA_LIMIT_MIN_SAMPLES   8
 #define JA_LIMIT_HOLD_MIN_MS   100
-/* Round trips this much above the baseline are noise whatever the ratio (sub-millisecond Jube). */
-#define JA_LIMIT_LATENCY_SLACK_MS 2.0
-#define JA_LIMIT_HOLD_MAX_MS      1600
+/* Round trips above the baseline by a fifth of it, within these bounds, are noise. */
+#define JA_LIMIT_SLACK_MIN_MS 1.0
+#define JA_LIMIT_SLACK_MAX_MS 2.0
+#define JA_LIMIT_HOLD_MAX_MS  1600
 
 void ja_concurrency_limit_init(ja_concurrency_limit *l, bool adaptive, int floor, int ceiling,
                                uint64_t now_ms);

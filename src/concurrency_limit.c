@@ -7,6 +7,7 @@
 #define QUEUE_SHARE    0.1  /* calls queued inside Jube tolerated, as a share of the limit */
 #define QUEUE_MIN      2.0  /* ... and at least this many */
 #define BASELINE_RISE  0.02 /* how fast an unrenewed baseline drifts towards the window mean */
+#define SLACK_SHARE    0.2  /* round trips this share of the baseline above it are noise */
 
 void ja_concurrency_limit_init(ja_concurrency_limit *l, bool adaptive, int floor, int ceiling,
                                uint64_t now_ms)
@@ -66,6 +67,7 @@ static void cut(ja_concurrency_limit *l, ja_limit_cut cause, double to, uint64_t
     l->last_good = 0; /* judged afresh at the new limit */
     l->good_here = 0;
     l->stepped = false;
+    l->probe_step = 0;
     if (l->in_outage)
         return; /* the outage's failures say nothing of the capacity to return to */
     l->slow_start = false;
@@ -76,10 +78,11 @@ static void grow(ja_concurrency_limit *l, uint64_t now_ms)
 {
     if (l->cut_at > 0 && (int)l->limit >= l->cut_at && ++l->good_at_cut >= 3) {
         /* Windows at the level of the last cut without another: the knee moved, maybe far
-         * (Jube scaled out). Slow start finds it; its first cut comes back here. */
+         * (Jube scaled out). Steps that double from one find it (BIC's probing past its old
+         * maximum): a knee that only seemed to move costs one step of one. */
         l->cut_at = 0;
         l->hold_ms = 0;
-        l->slow_start = true;
+        l->probe_step = 1;
     }
     if (l->slow_start) {
         double doubled = l->limit * 2;
@@ -90,8 +93,14 @@ static void grow(ja_concurrency_limit *l, uint64_t now_ms)
             l->recovery_target = 0;
         }
         set_limit(l, doubled);
+    } else if (l->probe_step > 0) {
+        set_limit(l, (int)l->limit + l->probe_step);
+        l->probe_step *= 2;
     } else {
         double next = l->limit + 1;
+        int gap = l->cut_at - 1 - (int)l->limit;
+        if (l->cut_at > 0 && gap > 1)
+            next = (int)l->limit + gap / 2; /* halfway back to the level cut (BIC's binary step) */
         if (l->cut_at > 0 && now_ms < l->hold_until_ms && next >= l->cut_at)
             next = l->cut_at - 1 > l->limit ? l->cut_at - 1 : l->limit;
         else if (l->cut_at > 0 && next >= l->cut_at + 1)
@@ -131,13 +140,16 @@ bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
     if (!l->adaptive)
         return false;
     /* A window judges answers to calls made at the limit it judges (older ones are not sampled):
-     * at least two unloaded round trips and WINDOW_MIN_MS long, and an answer for every call the
-     * limit allows. The first answers after a change are the fast ones; the calls that queue
-     * inside Jube come later, and a window of the fast ones alone would see no queue. Overload is
-     * acted on at once. */
+     * at least WINDOW_MIN_MS and two unloaded round trips long (one in slow start, which a wrong
+     * step costs little), and an answer for every call the limit allows. The first answers after
+     * a change are the fast ones; the calls that queue inside Jube come later, and a window of the
+     * fast ones alone would see no queue. Overload is acted on at once. */
     uint64_t length = JA_LIMIT_WINDOW_MIN_MS;
-    if (l->have_baseline && 2 * l->baseline_ms > (double)length)
-        length = (uint64_t)(2 * l->baseline_ms);
+    double round_trips = l->slow_start ? 1 : 2;
+    if (l->have_baseline && round_trips * l->baseline_ms > (double)length)
+        length = (uint64_t)(round_trips * l->baseline_ms);
+    if (l->have_baseline && l->cut_at > 0 && (int)l->limit >= l->cut_at)
+        length = (uint64_t)(2 * l->baseline_ms); /* a probe of a level cut before costs Jube */
     unsigned least = JA_LIMIT_MIN_SAMPLES;
     if ((unsigned)l->limit > least)
         least = (unsigned)l->limit;
@@ -167,8 +179,15 @@ bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
     double excess = mean - l->baseline_ms;
     double queued = excess > 0 ? l->most_in_flight * excess / mean : 0;
     double too_many = l->limit * QUEUE_SHARE > QUEUE_MIN ? l->limit * QUEUE_SHARE : QUEUE_MIN;
-    bool queueing = excess > JA_LIMIT_LATENCY_SLACK_MS && queued > too_many;
-    bool room = excess <= JA_LIMIT_LATENCY_SLACK_MS || queued < too_many / 2;
+    /* Round trips a little above the baseline are noise whatever the ratio: the service's own
+     * wake-ups on a busy machine add up to a millisecond or two. A fifth of the baseline between
+     * those bounds, so that a 5 ms Jube's knee shows. */
+    double slack = SLACK_SHARE * l->baseline_ms;
+    slack = slack < JA_LIMIT_SLACK_MIN_MS   ? JA_LIMIT_SLACK_MIN_MS
+            : slack > JA_LIMIT_SLACK_MAX_MS ? JA_LIMIT_SLACK_MAX_MS
+                                            : slack;
+    bool queueing = excess > slack && queued > too_many;
+    bool room = excess <= slack || queued < too_many / 2;
     if (mean < l->baseline_ms) {
         l->baseline_ms = mean;
     } else if (!queueing) {
@@ -179,15 +198,18 @@ bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
         l->baseline_ms = mean;
         queueing = false;
     }
-    bool settling = l->settling;
-    l->settling = false;
-    if (queueing && settling && mean < 2 * l->baseline_ms) {
-        /* The window after a step up was undone: the calls the step slowed may still weigh on
-         * Jube. Judged again in the next window. */
+    bool undo = l->last_good > 0 && (int)l->limit > l->last_good;
+    bool doubted = l->doubted;
+    l->doubted = false;
+    if (queueing && (!undo || l->slow_start) && !doubted && mean < 2 * l->baseline_ms) {
+        /* One window queued, by less than the round trip again, at a level not just stepped to
+         * by one (or in slow start, whose first steps come with the start's own burst): the
+         * machine's own bursts (the broker, the service and Jube may share a few cores) look the
+         * same as Jube slowing for a window, and the calls a step just undone slowed may still
+         * weigh on Jube. The next window says which. A knee a doubling passed shows at once. */
+        l->doubted = true;
     } else if (queueing) {
-        bool undo = l->last_good > 0 && (int)l->limit > l->last_good;
         cut(l, JA_LIMIT_CUT_LATENCY, latency_cut_to(l, mean), now_ms);
-        l->settling = undo;
         l->stepped = undo;
     } else if (room && l->most_in_flight >= (int)l->limit) {
         l->last_good = (int)l->limit;

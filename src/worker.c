@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "oom.h"
 #include "outcome.h"
+#include "run_delay.h"
 #include "text.h"
 #include "validate.h"
 
@@ -36,6 +37,7 @@ typedef struct {
     uint64_t due_ms;
     bool probe;             /* the one call testing whether an unavailable Jube is back */
     int in_flight_at_start; /* calls under way in the service when it started, itself included */
+    uint64_t started_us;
 } call_slot;
 
 struct ja_worker {
@@ -47,7 +49,35 @@ struct ja_worker {
     int slot_count;
     uint64_t rng;
     ja_jube_gate gate; /* may a call start now (jube_gate.h) */
+    /* Jobs for the publisher, handed on once the calls this pass starts are sent: waking the
+     * publisher first would let it take the core before the next request to Jube is out. */
+    ja_inbox_node *for_publisher, **for_publisher_tail;
+    /* The round trips the adaptive limit hears: from a call's start to the pass that found its
+     * answer, less the time the thread waited to run after the wake-up before that pass. */
+    ja_run_delay run_delay;
+    uint64_t pass_us;         /* when this pass began looking for answers */
+    uint64_t noticed_late_us; /* the wait to run after the wake-up this pass follows; or 0 */
 };
+
+/* Queues a job for the publisher (for_publisher_flush hands them on). */
+static void to_publisher(ja_worker *w, ja_job *job)
+{
+    job->node.next = NULL;
+    *w->for_publisher_tail = &job->node;
+    w->for_publisher_tail = &job->node.next;
+}
+
+static void for_publisher_flush(ja_worker *w)
+{
+    ja_inbox_node *node = w->for_publisher;
+    w->for_publisher = NULL;
+    w->for_publisher_tail = &w->for_publisher;
+    while (node) {
+        ja_inbox_node *next = node->next;
+        ja_inbox_push(&w->svc->to_publisher, node);
+        node = next;
+    }
+}
 
 /* The log fields of an event about job. */
 static ja_log_fields fields_of(const ja_job *job)
@@ -101,7 +131,7 @@ static void free_slot(call_slot *slot)
 static void dead_letter_job(ja_worker *w, ja_job *job)
 {
     job->state = JA_JOB_DEAD_LETTER;
-    ja_service_to_publisher(w->svc, job);
+    to_publisher(w, job);
 }
 
 static void dead_letter(ja_worker *w, call_slot *slot)
@@ -253,6 +283,7 @@ static void start_call(ja_worker *w, call_slot *slot)
      * like any call, and their answers do not move it. */
     slot->probe = ja_jube_gate_started(&w->gate, !callback);
     slot->in_flight_at_start = ja_jube_limit_call_started(&w->svc->jube);
+    slot->started_us = ja_clock_us();
 }
 
 /* A call is over, answered or not. */
@@ -279,7 +310,7 @@ static bool accept_job(ja_worker *w, ja_job *job, uint64_t now)
         ja_log_fields fields = fields_of(job);
         ja_log_debug_about(&fields, "dead-lettered: %s", job->failure.detail);
         job->state = JA_JOB_DEAD_LETTER;
-        ja_service_to_publisher(svc, job);
+        to_publisher(w, job);
         return false;
     }
     if (job->order_key_status != JA_KEY_FOUND && w->cfg->order_key_missing) {
@@ -412,7 +443,7 @@ static void handle_callback_answer(ja_worker *w, call_slot *slot, const ja_http_
     case JA_POLL_PUBLISH:
         ja_metrics_count(&ja_stats.callbacks[JA_CALLBACK_ANSWERED]);
         job->state = JA_JOB_RESPOND;
-        ja_service_to_publisher(w->svc, job);
+        to_publisher(w, job);
         free_slot(slot);
         return;
     case JA_POLL_GONE:
@@ -439,14 +470,17 @@ static void handle_callback_answer(ja_worker *w, call_slot *slot, const ja_http_
     wait_or_give_back(w, slot, now, step.next_poll_ms);
 }
 
-/* Tells the shared concurrency limit what one invoke's answer says of Jube's load. */
+/* Tells the shared concurrency limit what one invoke's answer says of Jube's load: how long
+ * Jube took, as near as the thread can tell (not how long the thread took to notice). */
 static void sample_for_limit(ja_worker *w, const call_slot *slot, const ja_http_result *result)
 {
     long status = result->status;
     bool overload = !result->transport_ok || status == 408 || status == 429 || status == 502 ||
                     status == 503 || status == 504;
-    if (ja_jube_limit_sample(&w->svc->jube, result->duration_us, overload,
-                             slot->in_flight_at_start))
+    uint64_t round_trip_us = w->pass_us > slot->started_us ? w->pass_us - slot->started_us : 0;
+    if (w->noticed_late_us < round_trip_us)
+        round_trip_us -= w->noticed_late_us;
+    if (ja_jube_limit_sample(&w->svc->jube, round_trip_us, overload, slot->in_flight_at_start))
         ja_worker_bells_ring_all(&w->svc->bells); /* every thread's share grew */
 }
 
@@ -493,7 +527,7 @@ static void handle_answer(ja_worker *w, call_slot *slot, const ja_http_result *r
         if (awaits_callback(w, slot, now))
             return;
         job->state = JA_JOB_RESPOND;
-        ja_service_to_publisher(w->svc, job);
+        to_publisher(w, job);
         free_slot(slot);
         return;
     case JA_OUTCOME_MESSAGE_FAULT:
@@ -596,7 +630,9 @@ static void wait_for_something(ja_worker *w, uint64_t now)
     }
     struct curl_waitfd bell = {.fd = ja_worker_bells_fd(bells, w->index),
                                .events = CURL_WAIT_POLLIN};
+    uint64_t waited_before = ja_run_delay_us(&w->run_delay);
     curl_multi_poll(w->multi, &bell, 1, wait_timeout_ms(w, now), NULL);
+    w->noticed_late_us = ja_run_delay_us(&w->run_delay) - waited_before;
     ja_worker_bells_woke(bells);
     if (hungry)
         ja_worker_bells_disarm(bells, w->index);
@@ -626,6 +662,7 @@ static bool worker_init(ja_worker *w, ja_service *svc, int index, int calls)
     w->svc = svc;
     w->cfg = svc->cfg;
     w->index = index;
+    w->for_publisher_tail = &w->for_publisher;
     w->rng = ((uint64_t)time(NULL) << 16) ^ (uint64_t)(index + 1) * 0x9E3779B97F4A7C15ull;
     if (w->rng == 0)
         w->rng = 1;
@@ -682,16 +719,26 @@ void *ja_worker_run(void *arg)
     char name[24];
     snprintf(name, sizeof name, "worker-%d", w->index);
     ja_log_set_thread_name(name);
+    /* Only the adaptive limit needs the wait (a read of /proc per sleep). */
+    w->run_delay.fd = -1;
+    if (w->cfg->concurrency == JA_CONCURRENCY_ADAPTIVE)
+        ja_run_delay_open(&w->run_delay);
     while (!atomic_load(&w->svc->threads_exit)) {
         release_waiting(w);
         start_calls(w, ja_clock_ms());
+        w->pass_us = ja_clock_us();
         int running;
         curl_multi_perform(w->multi, &running);
+        for_publisher_flush(w);
+        bool answered = collect_answers(w);
+        w->noticed_late_us = 0; /* the next pass follows no wake-up */
         /* Answers free slots: fill them before sleeping. */
-        if (collect_answers(w))
+        if (answered)
             continue;
         wait_for_something(w, ja_clock_ms());
     }
     abandon_all(w);
+    for_publisher_flush(w);
+    ja_run_delay_close(&w->run_delay);
     return NULL;
 }

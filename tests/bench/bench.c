@@ -2,6 +2,7 @@
  * RabbitMQ node and the stand-in Jube on this machine. Each noisy figure is the median of 3 runs.
  * Prints one table and writes it as JSON to the path given as the first argument. */
 
+#include "capacity.h"
 #include "harness.h"
 #include "test.h"
 
@@ -518,20 +519,25 @@ static latency_result latency_at(double rate, int seconds, const char *stub_late
 
 typedef struct {
     double rate, calls_per_message, refused_per_message;
-    double limit; /* the adaptive limit at the end; the bound with fixed */
+    double limit;   /* the adaptive limit at the end; the bound with fixed */
+    double at_jube; /* calls under way inside Jube, on average over the run */
+    double jube_ms; /* the time Jube took per call, on average */
 } knee_result;
 
 static const char *const knee_stub[] = {
     "--latency-ms", "5", "--knee", "10", "--knee-step-ms", "5", "--overload-above", "40", NULL};
 
-/* The same knee for every setting; the fixed ones beyond it are slow, so fewer messages. */
+/* The same knee for every setting: exactly the knee, fixed ones beyond it (slow, so fewer
+ * messages), and adaptive with a bound far beyond it. */
+enum { KNEE_SETTINGS = 5, KNEE_ADAPTIVE = 4 };
 static const struct {
     const char *workers, *mode;
     long count;
-} knee_settings[4] = {{"16", "fixed", 5000},
-                      {"64", "fixed", 3000},
-                      {"256", "fixed", 3000},
-                      {"256", "adaptive", 10000}};
+} knee_settings[KNEE_SETTINGS] = {{"10", "fixed", 10000},
+                                  {"16", "fixed", 5000},
+                                  {"64", "fixed", 3000},
+                                  {"256", "fixed", 3000},
+                                  {"256", "adaptive", 10000}};
 
 static knee_result knee_run(const char *workers, const char *mode, long count)
 {
@@ -549,19 +555,24 @@ static knee_result knee_run(const char *workers, const char *mode, long count)
     long long start = now_ms();
     service_process svc = service_start("bench_knee", &t, &stub, args);
     wait_for_depth(conn, t.outbound_queue, count, 600000);
-    knee_result r = {.rate = (double)count / ((double)(now_ms() - start) / 1000.0)};
+    long long elapsed_ms = now_ms() - start;
+    knee_result r = {.rate = (double)count / ((double)elapsed_ms / 1000.0)};
     r.limit = scrape_metric(port, "jube_amqp_jube_concurrency_limit");
     ASSERT_EQ(service_stop(&svc, SIGTERM), 0);
-    r.calls_per_message = (double)stub_stat(&stub, "requests") / (double)count;
+    long calls = stub_stat(&stub, "requests"), serving_ms = stub_stat(&stub, "serving_ms");
+    r.calls_per_message = (double)calls / (double)count;
     r.refused_per_message = (double)stub_stat(&stub, "overloaded") / (double)count;
+    r.at_jube = (double)serving_ms / (double)elapsed_ms;
+    r.jube_ms = (double)serving_ms / (double)calls;
     check_all_ids(conn, t.outbound_queue, "k", count);
     test_disconnect(conn);
     stub_stop(&stub);
     delete_topology(&t);
     fprintf(stderr,
             "knee, %s %s workers: %.0f msg/s, %.2f calls and %.2f 503s per message, "
-            "limit %.0f\n",
-            mode, workers, r.rate, r.calls_per_message, r.refused_per_message, r.limit);
+            "limit %.0f; %.2f calls inside Jube on average, %.2f ms each\n",
+            mode, workers, r.rate, r.calls_per_message, r.refused_per_message, r.limit, r.at_jube,
+            r.jube_ms);
     return r;
 }
 
@@ -596,7 +607,9 @@ static void ring_rates(double rates[4])
 }
 
 /* JA_BENCH_ONLY=limit,drain (for instance) runs only those sections while tuning; the table
- * for docs/BENCHMARKS.md comes from a full run. "knee" runs only the knee section. */
+ * for docs/BENCHMARKS.md comes from a full run. "knee" runs only the knee section, "capacity"
+ * only Jube's capacity moving and its outage, once each, "bound" a flat 20 ms Jube at 64 calls,
+ * fixed and adaptive, once each. */
 static bool wanted(const char *section)
 {
     const char *only = getenv("JA_BENCH_ONLY");
@@ -639,8 +652,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "stand-in Jube: %.0f requests/s\n", stub);
     }
     if (getenv("JA_BENCH_ONLY") && wanted("knee")) {
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < KNEE_SETTINGS; k++)
             knee_run(knee_settings[k].workers, knee_settings[k].mode, knee_settings[k].count);
+        return 0;
+    }
+    if (getenv("JA_BENCH_ONLY") && wanted("capacity")) {
+        capacity_change_run("bench_capacity");
+        capacity_outage_run("bench_outage");
+        return 0;
+    }
+    if (getenv("JA_BENCH_ONLY") && wanted("bound")) {
+        /* A flat 20 ms Jube, fixed 64 calls against adaptive with a bound of 64, once each. */
+        for (int adaptive = 0; adaptive < 2; adaptive++) {
+            const char *args[] = {"--workers",
+                                  "64",
+                                  "--prefetch",
+                                  "128",
+                                  "--concurrency",
+                                  adaptive ? "adaptive" : "fixed",
+                                  NULL};
+            fprintf(stderr, "Jube at 20 ms, %s 64: %.0f messages/s\n",
+                    adaptive ? "adaptive" : "fixed", drain(args, "20", 16000).rate);
+        }
         return 0;
     }
     if (!wanted("drain") && !wanted("cpu"))
@@ -700,6 +733,24 @@ int main(int argc, char **argv)
     }
     double drain_rate = median(samples, RUNS);
     double cpu_per_message = median(cpu, RUNS);
+    /* The same drain with 16 calls, and adaptive with 64 as its bound: adaptive must carry 95% of
+     * the better fixed one. */
+    const char *drain16_args[] = {"--workers", "16", "--prefetch", "256", NULL};
+    const char *drain_adaptive_args[] = {
+        "--workers", "64", "--concurrency", "adaptive", "--prefetch", "256", NULL};
+    double drain16_rate, drain_adaptive_rate;
+    {
+        double runs16[RUNS], runs_adaptive[RUNS];
+        for (int i = 0; i < RUNS; i++) {
+            runs16[i] = drain(drain16_args, "0", DRAIN_COUNT).rate;
+            runs_adaptive[i] = drain(drain_adaptive_args, "0", DRAIN_COUNT).rate;
+            fprintf(stderr, "drain run %d: 16 workers %.0f, adaptive (64) %.0f messages/s\n", i + 1,
+                    runs16[i], runs_adaptive[i]);
+        }
+        drain16_rate = median(runs16, RUNS);
+        drain_adaptive_rate = median(runs_adaptive, RUNS);
+    }
+    double best_fixed_drain = drain16_rate > drain_rate ? drain16_rate : drain_rate;
     double peak_rss = median(rss, RUNS);
     double drain_broker_cpu = median(broker_cpu, RUNS), drain_stub_cpu = median(stub_cpu, RUNS);
     if (getenv("JA_BENCH_ONLY") && !wanted("latency"))
@@ -739,25 +790,29 @@ int main(int argc, char **argv)
         }
     }
 
-    const int worker_counts[3] = {16, 64, 256};
-    double bound_rate[3], bound_ideal[3];
-    for (int w = 0; w < 3; w++) {
+    /* A flat 20 ms Jube: fixed 16, 64 and 256 calls, and adaptive with a bound of 64 (the last
+     * row), which must carry 95% of what fixed 64 does. */
+    const int worker_counts[4] = {16, 64, 256, 64};
+    double bound_rate[4], bound_ideal[4];
+    for (int w = 0; w < 4; w++) {
         char workers[16], prefetch[16];
         snprintf(workers, sizeof workers, "%d", worker_counts[w]);
         snprintf(prefetch, sizeof prefetch, "%d", worker_counts[w] * 2);
-        const char *args[] = {"--workers", workers, "--prefetch", prefetch, NULL};
+        const char *args[] = {"--workers", workers,         "--prefetch",
+                              prefetch,    "--concurrency", w == 3 ? "adaptive" : "fixed",
+                              NULL};
         double ideal = worker_counts[w] / 0.020;
         bound_ideal[w] = ideal < limit ? ideal : limit;
         long count = (long)(bound_ideal[w] * 5);
         for (int i = 0; i < RUNS; i++)
             samples[i] = drain(args, "20", count).rate;
         bound_rate[w] = median(samples, RUNS);
-        fprintf(stderr, "latency-bound, %d workers: %.0f messages/s of %.0f ideal\n",
-                worker_counts[w], bound_rate[w], bound_ideal[w]);
+        fprintf(stderr, "latency-bound, %s %d workers: %.0f messages/s of %.0f ideal\n",
+                w == 3 ? "adaptive" : "fixed", worker_counts[w], bound_rate[w], bound_ideal[w]);
     }
 
-    knee_result knee[4];
-    for (int k = 0; k < 4; k++) {
+    knee_result knee[KNEE_SETTINGS];
+    for (int k = 0; k < KNEE_SETTINGS; k++) {
         knee_result runs[RUNS];
         for (int i = 0; i < RUNS; i++) {
             runs[i] =
@@ -769,6 +824,18 @@ int main(int argc, char **argv)
             if (runs[i].rate == rate)
                 knee[k] = runs[i];
     }
+
+    /* Jube's capacity moving (5 calls, 40, 5) and Jube gone for 2 s: medians of the times the
+     * limit took to follow. */
+    double up[RUNS], down[RUNS], back[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        capacity_change c = capacity_change_run("bench_capacity");
+        capacity_outage o = capacity_outage_run("bench_outage");
+        up[i] = c.up_ms < 0 ? INFINITY : (double)c.up_ms;
+        down[i] = c.down_ms < 0 ? INFINITY : (double)c.down_ms;
+        back[i] = o.back_ms < 0 ? INFINITY : (double)o.back_ms;
+    }
+    double up_ms = median(up, RUNS), down_ms = median(down, RUNS), back_ms = median(back, RUNS);
 
     double idle = idle_cpu_percent(30);
     fprintf(stderr, "idle: %.3f%% of a core\n", idle);
@@ -784,6 +851,11 @@ int main(int argc, char **argv)
            DRAIN_COUNT, drain_rate, 100 * drain_rate / limit,
            drain_rate >= 0.85 * limit ? "yes" : "no");
     double floor_us = floor_amqp + floor_http;
+    printf("| drain, 16 workers / adaptive with a bound of 64 | %.0f / %.0f msg/s = %.0f%% of the "
+           "best "
+           "fixed | adaptive >= 95%% | %s |\n",
+           drain16_rate, drain_adaptive_rate, 100 * drain_adaptive_rate / best_fixed_drain,
+           drain_adaptive_rate >= 0.95 * best_fixed_drain ? "yes" : "no");
     printf("| floor: the passthrough's own CPU (AMQP) + a libcurl multi client's (HTTP) | %.1f + "
            "%.1f = %.1f us/msg | - | - |\n",
            floor_amqp, floor_http, floor_us);
@@ -819,16 +891,33 @@ int main(int argc, char **argv)
         printf("| Jube at 20 ms, %d workers | %.0f msg/s = %.0f%% of %.0f ideal | >= 90%% | %s |\n",
                worker_counts[w], bound_rate[w], 100 * bound_rate[w] / bound_ideal[w],
                bound_ideal[w], bound_rate[w] >= 0.9 * bound_ideal[w] ? "yes" : "no");
-    for (int k = 0; k < 4; k++) {
-        bool adaptive = strcmp(knee_settings[k].mode, "adaptive") == 0;
+    printf("| Jube at 20 ms, adaptive with a bound of 64 | %.0f msg/s = %.0f%% of fixed 64 | >= "
+           "95%% of fixed 64 | %s |\n",
+           bound_rate[3], 100 * bound_rate[3] / bound_rate[1],
+           bound_rate[3] >= 0.95 * bound_rate[1] ? "yes" : "no");
+    for (int k = 0; k < KNEE_SETTINGS; k++) {
+        bool adaptive = k == KNEE_ADAPTIVE;
+        const knee_result *r = &knee[k];
+        bool met = r->rate >= 0.9 * 2000 && r->refused_per_message < 0.01 * r->calls_per_message;
         printf("| Jube with a knee (5 ms to 10 calls, +5 ms each beyond, 503 above 40), %s %s "
-               "workers | %.0f msg/s = %.0f%% of the knee's 2000; %.2f calls, %.2f 503s per "
-               "message; limit %.0f | %s | %s |\n",
-               knee_settings[k].mode, knee_settings[k].workers, knee[k].rate,
-               100 * knee[k].rate / 2000, knee[k].calls_per_message, knee[k].refused_per_message,
-               knee[k].limit, adaptive ? ">= 80% of the knee" : "-",
-               adaptive ? (knee[k].rate >= 1600 ? "yes" : "no") : "-");
+               "workers | %.0f msg/s = %.0f%% of the knee's 2000; %.2f calls inside Jube on "
+               "average (%.2f ms each); %.2f calls, %.3f 503s per message; limit %.0f | %s | %s "
+               "|\n",
+               knee_settings[k].mode, knee_settings[k].workers, r->rate, 100 * r->rate / 2000,
+               r->at_jube, r->jube_ms, r->calls_per_message, r->refused_per_message, r->limit,
+               adaptive ? ">= 90% of the knee, 503s < 1% of calls" : "-",
+               adaptive ? (met ? "yes" : "no") : "-");
     }
+    printf(
+        "| Jube's capacity 5 -> 40 calls (20 ms a call, +5 ms each beyond): the adaptive limit at "
+        "32 or more after | %.0f ms | <= 2000 ms | %s |\n",
+        up_ms, up_ms <= 2000 ? "yes" : "no");
+    printf("| ... and back 40 -> 5: the limit back near 5 after | %.0f ms | <= 2000 ms | %s |\n",
+           down_ms, down_ms <= 2000 ? "yes" : "no");
+    printf(
+        "| Jube gone for 2 s (knee 40): the limit at 80%% of before, after Jube's return | %.0f ms "
+        "| <= 2000 ms | %s |\n",
+        back_ms, back_ms <= 2000 ? "yes" : "no");
     printf("| idle CPU over 30 s | %.3f%% of a core | < 0.5%% | %s |\n", idle,
            idle < 0.5 ? "yes" : "no");
     printf("| ring 1 -> 64 (vs mutex + condvar) | %.2f M/s (%.2f M/s) | ring faster | %s |\n",
@@ -859,18 +948,26 @@ int main(int argc, char **argv)
                     latency[m][f].max, latency[m][f].cpu_us_per_message,
                     latency[m][f].wake_ups_per_message);
     fprintf(json, "],\"latency_bound\":[");
-    for (int w = 0; w < 3; w++)
-        fprintf(json, "%s{\"workers\":%d,\"msgs_per_s\":%.0f,\"ideal\":%.0f}", w ? "," : "",
-                worker_counts[w], bound_rate[w], bound_ideal[w]);
+    for (int w = 0; w < 4; w++)
+        fprintf(json, "%s{\"mode\":\"%s\",\"workers\":%d,\"msgs_per_s\":%.0f,\"ideal\":%.0f}",
+                w ? "," : "", w == 3 ? "adaptive" : "fixed", worker_counts[w], bound_rate[w],
+                bound_ideal[w]);
     fprintf(json, "],\"knee\":[");
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < KNEE_SETTINGS; k++)
         fprintf(json,
                 "%s{\"mode\":\"%s\",\"workers\":%s,\"msgs_per_s\":%.0f,"
-                "\"calls_per_msg\":%.3f,\"refused_per_msg\":%.3f,\"limit\":%.0f}",
+                "\"calls_per_msg\":%.3f,\"refused_per_msg\":%.4f,\"limit\":%.0f,"
+                "\"calls_inside_jube\":%.2f,\"jube_ms\":%.3f}",
                 k ? "," : "", knee_settings[k].mode, knee_settings[k].workers, knee[k].rate,
-                knee[k].calls_per_message, knee[k].refused_per_message, knee[k].limit);
+                knee[k].calls_per_message, knee[k].refused_per_message, knee[k].limit,
+                knee[k].at_jube, knee[k].jube_ms);
     fprintf(json,
-            "],\"idle_cpu_percent\":%.4f,\"ring_1_to_64\":%.0f,\"mutex_1_to_64\":%.0f,"
+            "],\"drain_16_msgs_per_s\":%.0f,\"drain_adaptive_msgs_per_s\":%.0f,"
+            "\"capacity_up_ms\":%.0f,\"capacity_down_ms\":%.0f,\"outage_back_ms\":%.0f,",
+            drain16_rate, drain_adaptive_rate, isfinite(up_ms) ? up_ms : -1,
+            isfinite(down_ms) ? down_ms : -1, isfinite(back_ms) ? back_ms : -1);
+    fprintf(json,
+            "\"idle_cpu_percent\":%.4f,\"ring_1_to_64\":%.0f,\"mutex_1_to_64\":%.0f,"
             "\"ring_64_to_1\":%.0f,\"mutex_64_to_1\":%.0f}\n",
             idle, ring[0], ring[1], ring[2], ring[3]);
     fclose(json);

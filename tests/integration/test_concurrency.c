@@ -1,8 +1,10 @@
 /* --concurrency adaptive against stand-ins of Jube: one with a knee (5 ms up to 10 calls at once,
- * 5 ms more per extra call, 503 above 40), where adaptive must carry most of the knee's capacity
- * with few 503s while a fixed setting beyond the knee does not; and a fast one, where adaptive
- * must stay within 10% of the best fixed setting. */
+ * 5 ms more per extra call, 503 above 40), where adaptive must carry 90% of what exactly the knee
+ * carries on this machine, with few 503s, while a fixed setting beyond the knee does not; a fast
+ * one, where adaptive must stay within 10% of the best fixed setting; one whose capacity moves
+ * (5 calls, 40, 5), which the limit must follow within 2 s; and one that is gone for 2 s. */
 
+#include "capacity.h"
 #include "harness.h"
 #include "test.h"
 
@@ -82,113 +84,32 @@ TEST(adaptive_finds_the_knee)
     run_result adaptive = run("conc_knee_adaptive", 10000, knee, "256", "adaptive");
     fprintf(stderr, "  adaptive carries %.0f%% of the knee's capacity on this machine\n",
             100.0 * adaptive.rate / at_knee.rate);
-    /* At least 80% of the knee's capacity, with few 503s. */
-    ASSERT(adaptive.rate >= 0.8 * at_knee.rate);
-    ASSERT_LE(adaptive.refused, 10000 / 50);
+    /* 90% of what the knee itself carries here (the benchmark holds it to 90% of the knee's
+     * 2,000 a second, alone on the machine), holding Jube near the knee, under 1% of calls 503. */
+    ASSERT(adaptive.rate >= 0.9 * at_knee.rate);
+    ASSERT(adaptive.at_jube >= 0.9 * at_knee.at_jube);
+    ASSERT_LT(adaptive.refused * 100, adaptive.calls);
     ASSERT_GT(adaptive.rate, 2 * fixed.rate);
 }
 
-/* Reads the service's limit every 20 ms until it is within [low, high]; returns the milliseconds
- * that took, or -1 when it did not within timeout_ms. */
-static long ms_until_limit_within(int port, int low, int high, long timeout_ms)
-{
-    long long start = now_ms();
-    while (now_ms() - start <= timeout_ms) {
-        double limit = scrape_metric(port, "jube_amqp_jube_concurrency_limit");
-        if (limit >= low && limit <= high)
-            return (long)(now_ms() - start);
-        pause_ms(20);
-    }
-    return -1;
-}
-
-/* A service with a backlog against a Jube answering in 20 ms and 5 ms slower per call past its
- * knee, started adaptive with a bound of 256. Returns the port of its metrics. */
-static int start_with_backlog(fixture *f, const char *name, const char *knee, long backlog)
-{
-    const char *stub_args[] = {"--latency-ms",     "20",  "--knee", knee, "--knee-step-ms", "5",
-                               "--overload-above", "200", NULL};
-    f->t = test_begin(name);
-    amqp_connection_state_t conn = test_connect();
-    declare_queue(conn, f->t.inbound, true);
-    test_disconnect(conn);
-    publish_range(f->t.inbound, name, 0, backlog);
-    f->stub = stub_start(stub_args);
-    int port = free_port();
-    char listen[32];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    const char *args[] = {"--workers", "256", "--concurrency", "adaptive", "--metrics-listen",
-                          listen,      NULL};
-    f->svc = service_start(name, &f->t, &f->stub, args);
-    return port;
-}
-
-static void stop_with_backlog(fixture *f)
-{
-    ASSERT_EQ(service_stop(&f->svc, SIGTERM), 0);
-    ASSERT_EQ(stub_stat(&f->stub, "overloaded"), 0);
-    stub_stop(&f->stub);
-    amqp_connection_state_t conn = test_connect();
-    ASSERT_EQ(queue_depth(conn, f->t.dead_letter_queue), 0);
-    test_disconnect(conn);
-    delete_topology(&f->t);
-}
-
-/* Jube scales out from 5 calls to 40 and back (PUT /knee on the stand-in) under a backlog: the
- * limit is near each new knee within 2 s. */
+/* Jube scales out from 5 calls to 40 and back under a backlog: the limit is near each new knee
+ * within 2 s, without a 503. */
 TEST(adaptive_follows_jube_capacity)
 {
-    fixture f;
-    int port = start_with_backlog(&f, "conc_capacity", "5", 20000);
-    /* At the knee of 5 (about 250 transactions a second) for a while. */
-    wait_depth_at_least(f.t.outbound_queue, 600, 30000);
-    int at_5 = (int)scrape_metric(port, "jube_amqp_jube_concurrency_limit");
-    ASSERT(at_5 >= 3 && at_5 <= 12);
-
-    stub_set_knee(&f.stub, 40);
-    long up = ms_until_limit_within(port, 32, 256, 10000);
-    long answered = stub_stat(&f.stub, "invocations");
-    wait_depth_at_least(f.t.outbound_queue, answered + 4000, 30000); /* 2 s at the knee */
-    int at_40 = (int)scrape_metric(port, "jube_amqp_jube_concurrency_limit");
-
-    stub_set_knee(&f.stub, 5);
-    long down = ms_until_limit_within(port, 1, at_5 * 5 / 4 + 1, 10000);
-    fprintf(stderr,
-            "  limit %d at a knee of 5; knee 5 -> 40: limit >= 32 after %ld ms (%d 2 s later); "
-            "40 -> 5: limit <= %d after %ld ms\n",
-            at_5, up, at_40, at_5 * 5 / 4 + 1, down);
-    ASSERT(up >= 0 && up <= 2000);
-    ASSERT(at_40 >= 32 && at_40 <= 48);
-    ASSERT(down >= 0 && down <= 2000);
-    stop_with_backlog(&f);
+    capacity_change r = capacity_change_run("conc_capacity");
+    ASSERT(r.at_5 >= 3 && r.at_5 <= 12);
+    ASSERT(r.up_ms >= 0 && r.up_ms <= 2000);
+    ASSERT(r.at_40 >= 32 && r.at_40 <= 48);
+    ASSERT(r.down_ms >= 0 && r.down_ms <= 2000);
+    ASSERT_EQ(r.refused, 0);
 }
 
 /* Jube is gone for 2 s under a backlog and comes back: the limit does not stay at its floor but
  * is back near where it was within 2 s of Jube's return. */
 TEST(adaptive_returns_after_an_outage)
 {
-    fixture f;
-    int port = start_with_backlog(&f, "conc_outage", "40", 20000);
-    ASSERT_GE(ms_until_limit_within(port, 32, 256, 10000), 0);
-    long answered = stub_stat(&f.stub, "invocations");
-    wait_depth_at_least(f.t.outbound_queue, answered + 2000, 30000);
-    int before = (int)scrape_metric(port, "jube_amqp_jube_concurrency_limit");
-
-    char stub_port[16];
-    snprintf(stub_port, sizeof stub_port, "%d", f.stub.port);
-    stub_stop(&f.stub);
-    /* The service finds it gone (connection refused). */
-    ASSERT(wait_metric_at_least(port, "jube_amqp_jube_responses_total{class=\"error\"}", 1, 10000));
-    pause_ms(2000); /* the outage itself */
-    const char *again[] = {"--latency-ms",     "20",  "--knee", "40",
-                           "--knee-step-ms",   "5",   "--port", stub_port,
-                           "--overload-above", "200", NULL};
-    f.stub = stub_start(again);
-    long back = ms_until_limit_within(port, before * 8 / 10, 256, 10000);
-    fprintf(stderr, "  limit %d before a 2 s outage; back to %d or more %ld ms after Jube was\n",
-            before, before * 8 / 10, back);
-    ASSERT(back >= 0 && back <= 2000);
-    stop_with_backlog(&f);
+    capacity_outage r = capacity_outage_run("conc_outage");
+    ASSERT(r.back_ms >= 0 && r.back_ms <= 2000);
 }
 
 /* The best of several runs: on a machine whose two cores the broker, the stand-in and the service
