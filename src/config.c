@@ -90,15 +90,15 @@ static const option options[] = {
             "Longest time one call to Jube may take, connecting included."),
     INT_OPT("http-connect-timeout-ms", "JUBE_AMQP_HTTP_CONNECT_TIMEOUT_MS", http_connect_timeout_ms,
             "2000", 10, 600000, "Longest time to open a connection to Jube."),
-    INT_OPT("workers", "JUBE_AMQP_WORKERS", workers, "16", 1, 4096,
+    INT_OPT("workers", "JUBE_AMQP_WORKERS", workers, "64", 1, 4096,
             "The most calls to Jube under way at once, each on its own keep-alive connection: "
             "the most messages Jube works on for this service at a time (with --concurrency "
             "fixed, always that many while there is work)."),
-    CHOICE_OPT("concurrency", "JUBE_AMQP_CONCURRENCY", concurrency, "fixed", concurrency_choices,
-               "'fixed': --workers calls to Jube are under way whenever there is work. "
+    CHOICE_OPT("concurrency", "JUBE_AMQP_CONCURRENCY", concurrency, "adaptive", concurrency_choices,
                "'adaptive': --workers is the upper bound, and the service keeps the calls under "
-               "way near the point where more stop bringing more throughput, found from Jube's "
-               "round trips and its 429, 503 and time-outs."),
+               "way near the point where more stop bringing more throughput, found from how long "
+               "Jube takes and its 429, 503 and time-outs. 'fixed': --workers calls to Jube are "
+               "under way whenever there is work."),
     INT_OPT("worker-threads", "JUBE_AMQP_WORKER_THREADS", worker_threads, "0", 0, 4096,
             "Threads that carry those calls, each running its share of them together; 0 means "
             "one per CPU (never more than --workers)."),

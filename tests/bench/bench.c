@@ -681,9 +681,10 @@ int main(int argc, char **argv)
 
     const char *drain_workers = getenv("JA_BENCH_WORKERS") ? getenv("JA_BENCH_WORKERS") : "64";
     /* JA_BENCH_DRAIN_FLAGS="--worker-threads 1" (for instance) adds flags while tuning. */
-    const char *drain_args[16] = {"--workers", drain_workers, "--prefetch", "256"};
+    const char *drain_args[16] = {"--workers", drain_workers,   "--prefetch",
+                                  "256",       "--concurrency", "fixed"};
     char *extra = strdup(getenv("JA_BENCH_DRAIN_FLAGS") ? getenv("JA_BENCH_DRAIN_FLAGS") : "");
-    int argn = 4;
+    int argn = 6;
     for (char *save = NULL, *word = strtok_r(extra, " ", &save); word && argn < 15;
          word = strtok_r(NULL, " ", &save))
         drain_args[argn++] = word;
@@ -735,7 +736,8 @@ int main(int argc, char **argv)
     double cpu_per_message = median(cpu, RUNS);
     /* The same drain with 16 calls, and adaptive with 64 as its bound: adaptive must carry 95% of
      * the better fixed one. */
-    const char *drain16_args[] = {"--workers", "16", "--prefetch", "256", NULL};
+    const char *drain16_args[] = {"--workers",     "16",    "--prefetch", "256",
+                                  "--concurrency", "fixed", NULL};
     const char *drain_adaptive_args[] = {
         "--workers", "64", "--concurrency", "adaptive", "--prefetch", "256", NULL};
     double drain16_rate, drain_adaptive_rate;

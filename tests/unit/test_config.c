@@ -54,8 +54,8 @@ TEST(defaults)
     ASSERT_STR_EQ(p.cfg.outbound_queue, "");
     ASSERT_EQ(p.cfg.heartbeat_s, 30);
     ASSERT_EQ(p.cfg.prefetch, 256);
-    ASSERT_EQ(p.cfg.workers, 16);
-    ASSERT_EQ(p.cfg.concurrency, JA_CONCURRENCY_FIXED);
+    ASSERT_EQ(p.cfg.workers, 64);
+    ASSERT_EQ(p.cfg.concurrency, JA_CONCURRENCY_ADAPTIVE);
     ASSERT_EQ(p.cfg.queue_type, JA_QUEUE_CLASSIC);
     ASSERT_EQ(p.cfg.ring_capacity, 256);
     ASSERT_EQ(p.cfg.silent_broker_ms, 60000); /* two heartbeats of 30 s */
@@ -90,7 +90,7 @@ static const struct {
     {"http-timeout-ms", "2500", "2500", NULL, NULL},
     {"http-connect-timeout-ms", "500", "500", NULL, NULL},
     {"workers", "64", "64", NULL, NULL},
-    {"concurrency", "adaptive", "adaptive", NULL, NULL},
+    {"concurrency", "fixed", "fixed", NULL, NULL},
     {"worker-threads", "4", "4", NULL, NULL},
     {"prefetch", "300", "300", NULL, NULL},
     {"ack-linger-ms", "7", "7", NULL, NULL},
