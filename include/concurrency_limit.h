@@ -4,22 +4,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* How many calls to Jube may be under way at once (--concurrency adaptive): the point where more
- * calls stop bringing more throughput, found from Jube's answers.
+/* How many calls to Jube may be under way at once (--concurrency adaptive, the default): the point
+ * where more calls stop bringing more throughput, found from Jube's answers.
  *
- * Pure bookkeeping, driven by a clock the caller passes in. Each answer is one sample: its
- * round-trip time, whether it was a sign of overload (429, 503, 502, 504, 408, no answer), and
- * how many calls were under way. Only answers to calls made since the limit last changed are
- * samples, judged a window at a time (at least WINDOW_MIN_MS, and two baseline round trips):
- * - overload in the window: the limit shrinks by the decrease ratio (0.9);
+ * Pure bookkeeping, driven by a clock the caller passes in. Each answer is one sample: how long
+ * Jube took (the caller takes its own waits out), whether it was a sign of overload (429, 503,
+ * 502, 504, 408, no answer), and how many calls were under way. Only answers to calls made since
+ * the limit last changed are samples, judged a window at a time (at least WINDOW_MIN_MS and two
+ * baseline round trips, and an answer per call the limit allows):
+ * - overload in the window: the limit shrinks by the decrease ratio (0.9) at once;
  * - calls queueing inside Jube: calls x (mean round trip - baseline) / mean round trip of them
  *   were waiting rather than served (Little's law); more than 2, or 10% of the limit, with the
- *   round trip over a fifth of the baseline (1 to 2 ms) above it, shrinks the limit: back to the
- *   last level that did not queue when the limit had just grown past it (the step did it), else
- *   by the decrease ratio, or by half when the round trip doubled. The baseline is the lowest
- *   recent window mean, what Jube answers in unloaded;
- * - otherwise, if the calls under way reached the limit, it grows: doubling (slow start) until the
- *   first decrease (which halves it), then by one per window (additive increase).
+ *   round trip over a fifth of the baseline (1 to 2 ms) above it. Right after a step up: back to
+ *   the last level that did not queue. At a level a step reached and judged fine once or twice:
+ *   one down. Otherwise in proportion to the round trip (by half at most), and only once a second
+ *   window says the same when the first queued by less than the round trip again. The baseline
+ *   is the lowest recent window mean, what Jube answers in unloaded;
+ * - otherwise, if the calls under way reached the limit, it grows: doubling (slow start) until
+ *   the first cut, then back under the level cut in halving steps, that level itself probed after
+ *   a hold, and steps that double from one once it held three windows (the knee moved).
  * After an outage, slow start climbs straight back to the limit before it; a floor and a least
  * number of samples per judgement keep a few slow answers from starving the service. Where the
  * rules come from, and why, is in docs/DESIGN.md ("Adaptive concurrency").
@@ -46,10 +49,10 @@ typedef struct {
     bool doubted;            /* the last window queued, not enough to cut on its own */
     uint64_t last_change_ms; /* calls made before it say nothing of the limit now */
 
-    /* After a cut at limit C the limit grows back to C - 1 but stays below C for hold_ms; a cut
-     * near C again doubles the hold (up to JA_LIMIT_HOLD_MAX_MS), windows at C without one end
-     * it and start steps that double (the knee moved, maybe far). So a steep knee is probed
-     * rarely instead of once per sawtooth. */
+    /* After a cut at limit C the limit grows back under C in halving steps but stays below C
+     * for hold_ms; a cut near C again doubles the hold (up to JA_LIMIT_HOLD_MAX_MS), windows at C
+     * without one end it and start steps that double (the knee moved, maybe far). So a steep knee
+     * is probed rarely instead of once per sawtooth. */
     int cut_at;
     int good_at_cut; /* windows at or above cut_at without a cut */
     int probe_step;  /* past a knee that moved: the next step up (doubling); 0 otherwise */
@@ -66,7 +69,6 @@ typedef struct {
     /* What earlier windows said. */
     bool have_baseline;
     double baseline_ms; /* the lowest recent window mean, rising slowly when not renewed */
-    double rtt_mean_ms; /* moving average of window means (EWMA, alpha 0.4) */
     double last_rtt_ms; /* the last window's mean */
     unsigned long cuts[JA_LIMIT_CUT_CAUSES];
 } ja_concurrency_limit;

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #define DECREASE_RATIO 0.9  /* Vector's default */
-#define EWMA_ALPHA     0.4  /* Vector's default */
 #define QUEUE_SHARE    0.1  /* calls queued inside Jube tolerated, as a share of the limit */
 #define QUEUE_MIN      2.0  /* ... and at least this many */
 #define BASELINE_RISE  0.02 /* how fast an unrenewed baseline drifts towards the window mean */
@@ -135,26 +134,43 @@ static void start_window(ja_concurrency_limit *l, uint64_t now_ms)
     l->most_in_flight = 0;
 }
 
-bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
+/* A window judges answers to calls made at the limit it judges (older ones are not sampled):
+ * at least WINDOW_MIN_MS and two unloaded round trips long (one in slow start, which a wrong step
+ * costs little; two exactly for a probe of a level cut before, which costs Jube), and an answer
+ * for every call the limit allows. The first answers after a change are the fast ones; the calls
+ * that queue inside Jube come later, and a window of the fast ones alone would see no queue. */
+static bool window_complete(const ja_concurrency_limit *l, uint64_t now_ms)
 {
-    if (!l->adaptive)
-        return false;
-    /* A window judges answers to calls made at the limit it judges (older ones are not sampled):
-     * at least WINDOW_MIN_MS and two unloaded round trips long (one in slow start, which a wrong
-     * step costs little), and an answer for every call the limit allows. The first answers after
-     * a change are the fast ones; the calls that queue inside Jube come later, and a window of the
-     * fast ones alone would see no queue. Overload is acted on at once. */
     uint64_t length = JA_LIMIT_WINDOW_MIN_MS;
     double round_trips = l->slow_start ? 1 : 2;
     if (l->have_baseline && round_trips * l->baseline_ms > (double)length)
         length = (uint64_t)(round_trips * l->baseline_ms);
     if (l->have_baseline && l->cut_at > 0 && (int)l->limit >= l->cut_at)
-        length = (uint64_t)(2 * l->baseline_ms); /* a probe of a level cut before costs Jube */
+        length = (uint64_t)(2 * l->baseline_ms);
     unsigned least = JA_LIMIT_MIN_SAMPLES;
     if ((unsigned)l->limit > least)
         least = (unsigned)l->limit;
+    return now_ms >= l->window_start_ms + length && l->samples >= least;
+}
+
+/* Round trips a little above the baseline are noise whatever the ratio: the service's own
+ * wake-ups on a busy machine add up to a millisecond or two. A fifth of the baseline between
+ * those bounds, so that a 5 ms Jube's knee shows. */
+static double noise_ms(const ja_concurrency_limit *l)
+{
+    double slack = SLACK_SHARE * l->baseline_ms;
+    return slack < JA_LIMIT_SLACK_MIN_MS   ? JA_LIMIT_SLACK_MIN_MS
+           : slack > JA_LIMIT_SLACK_MAX_MS ? JA_LIMIT_SLACK_MAX_MS
+                                           : slack;
+}
+
+bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
+{
+    if (!l->adaptive)
+        return false;
+    /* Overload is acted on at once. */
     bool overloaded = l->overloaded && l->samples > 0;
-    if (!overloaded && (now_ms < l->window_start_ms + length || l->samples < least))
+    if (!overloaded && !window_complete(l, now_ms))
         return false;
     double before = l->limit;
     if (overloaded) {
@@ -169,9 +185,6 @@ bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
     if (!l->have_baseline) {
         l->have_baseline = true;
         l->baseline_ms = mean;
-        l->rtt_mean_ms = mean;
-    } else {
-        l->rtt_mean_ms += EWMA_ALPHA * (mean - l->rtt_mean_ms);
     }
     /* Little's law, as Netflix's Vegas limit reads it: of the calls under way, this many were
      * waiting inside Jube rather than being served. A few are noise; more mean the extra calls
@@ -179,13 +192,7 @@ bool ja_concurrency_limit_update(ja_concurrency_limit *l, uint64_t now_ms)
     double excess = mean - l->baseline_ms;
     double queued = excess > 0 ? l->most_in_flight * excess / mean : 0;
     double too_many = l->limit * QUEUE_SHARE > QUEUE_MIN ? l->limit * QUEUE_SHARE : QUEUE_MIN;
-    /* Round trips a little above the baseline are noise whatever the ratio: the service's own
-     * wake-ups on a busy machine add up to a millisecond or two. A fifth of the baseline between
-     * those bounds, so that a 5 ms Jube's knee shows. */
-    double slack = SLACK_SHARE * l->baseline_ms;
-    slack = slack < JA_LIMIT_SLACK_MIN_MS   ? JA_LIMIT_SLACK_MIN_MS
-            : slack > JA_LIMIT_SLACK_MAX_MS ? JA_LIMIT_SLACK_MAX_MS
-                                            : slack;
+    double slack = noise_ms(l);
     bool queueing = excess > slack && queued > too_many;
     bool room = excess <= slack || queued < too_many / 2;
     if (mean < l->baseline_ms) {
