@@ -54,6 +54,7 @@ TEST(waits_while_another_thread_holds_the_cpu)
     pthread_attr_init(&attr);
     pthread_attr_setaffinity_np(&attr, sizeof one, &one);
     ASSERT_EQ(pthread_create(&other, &attr, spinner, NULL), 0);
+    pthread_attr_destroy(&attr);
     uint64_t before = ja_run_delay_us(&d);
     spin_us(300000);
     uint64_t waited = ja_run_delay_us(&d) - before;
