@@ -94,7 +94,7 @@ static void grow(ja_concurrency_limit *l, uint64_t now_ms)
         set_limit(l, doubled);
     } else if (l->probe_step > 0) {
         set_limit(l, (int)l->limit + l->probe_step);
-        l->probe_step *= 2;
+        l->probe_step = (int)l->limit >= l->ceiling ? 0 : 2 * l->probe_step;
     } else {
         double next = l->limit + 1;
         int gap = l->cut_at - 1 - (int)l->limit;

@@ -43,6 +43,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,6 +217,7 @@ typedef struct conn {
 
 struct event_loop {
     int epoll_fd;
+    int timer_fd;   /* wakes the loop when the next answer is due (its epoll data is NULL) */
     conn *due_head; /* answers in the order they are due */
     /* How much earlier than due the loop sends: a thread wakes some tens of microseconds after
      * its timer on a busy machine, so answers are sent that much early, learnt from how late they
@@ -865,20 +867,18 @@ static long long send_due_answers(event_loop *loop)
 
 /* Waits for events at most timeout_ns (forever when negative), to the microsecond: epoll_wait's
  * whole milliseconds would make a 5 ms answer take up to 6, and the next one due a moment later
- * wait a millisecond more. Kernels before 5.11 have no epoll_pwait2: there, whole milliseconds. */
-static int wait_events(int epoll_fd, struct epoll_event *events, int max, long long timeout_ns)
+ * wait a millisecond more. So the loop's timerfd, in its epoll set, ends the wait. */
+static int wait_events(event_loop *loop, struct epoll_event *events, int max, long long timeout_ns)
 {
-    static atomic_bool no_pwait2;
-    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-        struct timespec t = {.tv_sec = timeout_ns / 1000000000LL,
-                             .tv_nsec = timeout_ns % 1000000000LL};
-        int n = epoll_pwait2(epoll_fd, events, max, timeout_ns < 0 ? NULL : &t, NULL);
-        if (n >= 0 || errno != ENOSYS)
-            return n;
-        atomic_store(&no_pwait2, true);
+    if (timeout_ns == 0)
+        return epoll_wait(loop->epoll_fd, events, max, 0);
+    struct itimerspec when = {0};
+    if (timeout_ns > 0) {
+        when.it_value.tv_sec = timeout_ns / 1000000000LL;
+        when.it_value.tv_nsec = timeout_ns % 1000000000LL;
     }
-    return epoll_wait(epoll_fd, events, max,
-                      timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000));
+    timerfd_settime(loop->timer_fd, 0, &when, NULL); /* all zero: disarmed */
+    return epoll_wait(loop->epoll_fd, events, max, -1);
 }
 
 static void *run_loop(void *arg)
@@ -889,9 +889,16 @@ static void *run_loop(void *arg)
     prctl(PR_SET_TIMERSLACK, 1000UL);
     for (;;) {
         long long timeout_ns = send_due_answers(loop);
-        int n = wait_events(loop->epoll_fd, events, 64, timeout_ns);
+        int n = wait_events(loop, events, 64, timeout_ns);
         for (int i = 0; i < n; i++) {
             conn *c = events[i].data.ptr;
+            if (!c) {
+                uint64_t expirations;
+                if (read(loop->timer_fd, &expirations, sizeof expirations) < 0) {
+                    /* nothing to clear: the timer was re-armed since */
+                }
+                continue;
+            }
             if (c->closed)
                 continue;
             if (!c->answer)
@@ -927,8 +934,12 @@ int main(int argc, char **argv)
     event_loop *loops = calloc((size_t)opt.threads, sizeof *loops);
     for (int i = 0; i < opt.threads; i++) {
         loops[i].epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        loops[i].timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        struct epoll_event timer = {.events = EPOLLIN, .data.ptr = NULL};
         pthread_t thread;
-        if (loops[i].epoll_fd < 0 || pthread_create(&thread, NULL, run_loop, &loops[i]) != 0) {
+        if (loops[i].epoll_fd < 0 || loops[i].timer_fd < 0 ||
+            epoll_ctl(loops[i].epoll_fd, EPOLL_CTL_ADD, loops[i].timer_fd, &timer) != 0 ||
+            pthread_create(&thread, NULL, run_loop, &loops[i]) != 0) {
             perror("jube-stub: cannot start its event loops");
             return 1;
         }

@@ -296,6 +296,23 @@ TEST(capacity_5_to_40_and_back_is_followed_within_2_s)
     }
 }
 
+/* The knee moves far past the bound: the limit stays at the bound, window after window, and
+ * its steps stop growing there. */
+TEST(a_knee_past_the_bound_is_held_at_the_bound)
+{
+    sim s;
+    sim_init(
+        &s,
+        (jube_model){
+            .base_ms = 5, .knee = 5, .slope_ms = 5, .overload_above = 200, .notice_ms = NOTICE_MS},
+        16);
+    run(&s, 5000, false);
+    s.jube.knee = 1000;
+    run(&s, 60000, false);
+    ASSERT_EQ(ja_concurrency_limit_current(&s.limit), 16);
+    ASSERT_LE(s.limit.probe_step, 16);
+}
+
 TEST(flat_fast_jube_grows_to_the_bound)
 {
     sim s;
@@ -390,6 +407,7 @@ static const test_case tests[] = {
     TEST_ENTRY(overload_above_5),
     TEST_ENTRY(capacity_rising_from_5_to_40),
     TEST_ENTRY(capacity_5_to_40_and_back_is_followed_within_2_s),
+    TEST_ENTRY(a_knee_past_the_bound_is_held_at_the_bound),
     TEST_ENTRY(flat_fast_jube_grows_to_the_bound),
     TEST_ENTRY(quick_return_after_an_outage),
     TEST_ENTRY(a_slower_jube_is_learnt),
