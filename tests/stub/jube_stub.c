@@ -41,7 +41,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -885,8 +884,6 @@ static void *run_loop(void *arg)
 {
     event_loop *loop = arg;
     struct epoll_event events[64];
-    /* Answers go out when due, not up to the default 50 us later. */
-    prctl(PR_SET_TIMERSLACK, 1000UL);
     for (;;) {
         long long timeout_ns = send_due_answers(loop);
         int n = wait_events(loop, events, 64, timeout_ns);
