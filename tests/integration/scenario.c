@@ -104,8 +104,13 @@ void run_scenario_with(const char *name, const scenario_options *o, fault_fn fau
         waiting = queue_depth_now(s.t.inbound);
     if (waiting <= 0 && !o->fault_may_outlast_stream)
         FAIL("the stream was over before the fault ended (%ld waiting): slow it down", waiting);
-    /* Consuming again: answers beyond whatever was in flight (at most the prefetch) arrive. */
-    wait_depth_at_least(s.t.outbound_queue, depth_at_fault + PREFETCH + 50, 180000);
+    /* Consuming again: answers beyond whatever was in flight (at most the prefetch) arrive; if
+     * the stream was nearly over when the fault struck (allowed by fault_may_outlast_stream),
+     * the rest of it. */
+    long resumed_depth = depth_at_fault + PREFETCH + 50;
+    if (o->fault_may_outlast_stream && resumed_depth > STREAM)
+        resumed_depth = STREAM;
+    wait_depth_at_least(s.t.outbound_queue, resumed_depth, 180000);
     long long resumed = now_ms();
 
     wait_depth_zero(s.t.inbound, 180000);
