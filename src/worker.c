@@ -74,7 +74,7 @@ static void for_publisher_flush(ja_worker *w)
     w->for_publisher_tail = &w->for_publisher;
     while (node) {
         ja_inbox_node *next = node->next;
-        ja_inbox_push(&w->svc->to_publisher, node);
+        ja_service_to_publisher(w->svc, ja_job_of(node));
         node = next;
     }
 }
